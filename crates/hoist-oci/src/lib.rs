@@ -3,5 +3,6 @@
 //! (Crate essay written below as modules land.)
 
 pub mod digest;
+pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestError, DigestReader, DigestWriter, Digester};
