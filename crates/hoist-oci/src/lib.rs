@@ -2,7 +2,14 @@
 //!
 //! (Crate essay written below as modules land.)
 
+pub mod blob;
+pub mod config;
 pub mod digest;
+pub mod manifest;
+pub mod media_type;
 pub mod reference;
 
+pub use blob::{BlobError, BlobStore, BlobWriter};
+pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, DigestError, DigestReader, DigestWriter, Digester};
+pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestError, Platform};

@@ -1,0 +1,384 @@
+//! The content-addressed blob store: `blobs/<algorithm>/<hex>` under the store root.
+//!
+//! Invariants:
+//! - a file at a blob path always holds exactly the bytes of its digest: writes go to a
+//!   temp file in the same file system, are verified against the digest, fsynced, then
+//!   renamed into place (and the directory fsynced), so a crash leaves either nothing
+//!   or the whole blob;
+//! - concurrent writers of one blob are safe: each writes its own temp file, and the
+//!   rename of identical content over identical content changes nothing for readers;
+//! - reads check the size (cheap) always, and the digest where the caller asks for it
+//!   (manifests and configs, which are small and are parsed).
+//!
+//! The store knows nothing of images or names; see [`crate::store`] for that.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Algorithm, Digest, Digester};
+
+/// What went wrong in the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// An I/O error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The content does not hash to the expected digest.
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What the caller said the content hashes to.
+        expected: Digest,
+        /// What it actually hashes to.
+        actual: Digest,
+    },
+    /// The content has the wrong size.
+    #[error("blob {digest}: size mismatch: expected {expected} bytes, found {actual}")]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The size the caller expected.
+        expected: u64,
+        /// The size found.
+        actual: u64,
+    },
+    /// No such blob.
+    #[error("blob {0} is not in the store")]
+    NotFound(Digest),
+    /// A blob too large to be read into memory through [`BlobStore::read`].
+    #[error("blob {digest} is {size} bytes, more than the {limit} bytes allowed for a document")]
+    TooLarge {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Shorthand.
+pub type Result<T, E = BlobError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Largest document (manifest, config, index) read whole into memory: 16 MiB.
+pub const MAX_DOCUMENT_SIZE: u64 = 16 << 20;
+
+/// A directory of blobs named by digest.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    /// Open (creating if needed) a blob store whose blobs live under `root/blobs` and
+    /// whose temp files live under `root/tmp` (same file system, so renames are atomic).
+    pub fn open(root: &Path) -> Result<BlobStore> {
+        let blobs = root.join("blobs");
+        let tmp = root.join("tmp");
+        for dir in [
+            blobs.join(Algorithm::Sha256.as_str()),
+            blobs.join(Algorithm::Sha512.as_str()),
+            tmp.clone(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(BlobStore { root: blobs, tmp })
+    }
+
+    /// Where the blob with `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    /// The directory for temp files (same file system as the blobs).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Whether the blob exists.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// The blob's size, or `None` when absent.
+    pub fn size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.path(digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Open a blob for reading, checking its size when `expected_size` is given.
+    pub fn open_blob(&self, digest: &Digest, expected_size: Option<u64>) -> Result<File> {
+        let path = self.path(digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(digest.clone()))
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        if let Some(expected) = expected_size {
+            let actual = file.metadata().map_err(io_err(&path))?.len();
+            if actual != expected {
+                return Err(BlobError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    /// Read a small blob (a manifest or config) whole, verifying its digest.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.path(digest);
+        let mut file = self.open_blob(digest, None)?;
+        let size = file.metadata().map_err(io_err(&path))?.len();
+        if size > MAX_DOCUMENT_SIZE {
+            return Err(BlobError::TooLarge {
+                digest: digest.clone(),
+                size,
+                limit: MAX_DOCUMENT_SIZE,
+            });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).map_err(io_err(&path))?;
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if &actual != digest {
+            return Err(BlobError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Start writing a blob; the digest is computed as bytes arrive.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        self.writer_with(Algorithm::Sha256)
+    }
+
+    /// Start writing a blob hashed with `algorithm`.
+    pub fn writer_with(&self, algorithm: Algorithm) -> Result<BlobWriter> {
+        let temp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.tmp)
+            .map_err(io_err(&self.tmp))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            out: BufWriter::with_capacity(1 << 20, temp),
+            digester: Digester::new(algorithm),
+        })
+    }
+
+    /// Store `bytes`, returning their digest and size.
+    pub fn put(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let digest = Digest::sha256_of(bytes);
+        if self.size(&digest)? == Some(bytes.len() as u64) {
+            return Ok((digest, bytes.len() as u64));
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes).map_err(io_err(&self.tmp))?;
+        w.commit(Some(&digest))
+    }
+
+    /// Store everything `reader` yields. With `expected`, the content must hash to it
+    /// (and is hashed with its algorithm); otherwise sha256 is used.
+    pub fn put_reader(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
+        let mut w = self.writer_with(expected.map_or(Algorithm::Sha256, Digest::algorithm))?;
+        io::copy(reader, &mut w).map_err(io_err(&self.tmp))?;
+        w.commit(expected)
+    }
+
+    /// Remove a blob; absent blobs are not an error.
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Every blob in the store. Files whose names are not digests are skipped.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self.root.join(alg.as_str());
+            let entries = fs::read_dir(&dir).map_err(io_err(&dir))?;
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name();
+                if let Some(name) = name.to_str() {
+                    if let Ok(d) = format!("{}:{name}", alg.as_str()).parse() {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A blob being written. Nothing is visible in the store until [`BlobWriter::commit`];
+/// dropping the writer discards the temp file.
+pub struct BlobWriter {
+    store: BlobStore,
+    out: BufWriter<tempfile::NamedTempFile>,
+    digester: Digester,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.digester.len()
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.digester.is_empty()
+    }
+
+    /// Verify, fsync and move the blob into place. With `expected`, a mismatch is an
+    /// error and nothing is stored.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let BlobWriter {
+            store,
+            out,
+            digester,
+        } = self;
+        let size = digester.len();
+        let digest = digester.finish();
+        if let Some(expected) = expected {
+            if expected != &digest {
+                return Err(BlobError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let temp = out
+            .into_inner()
+            .map_err(|e| io_err(store.tmp_dir())(e.into_error()))?;
+        temp.as_file().sync_all().map_err(io_err(temp.path()))?;
+        let dest = store.path(&digest);
+        temp.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.digester.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// fsync a directory so a rename into it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (d, n) = store.put(b"hello").unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(store.read(&d).unwrap(), b"hello");
+        assert_eq!(store.list().unwrap(), vec![d.clone()]);
+        // Same content again is a no-op.
+        assert_eq!(store.put(b"hello").unwrap().0, d);
+        // Corruption on disk is detected on read.
+        fs::write(store.path(&d), b"hellO").unwrap();
+        assert!(matches!(
+            store.read(&d),
+            Err(BlobError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            store.open_blob(&d, Some(6)),
+            Err(BlobError::SizeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_expected_digest_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let wrong = Digest::sha256_of(b"other");
+        let err = store
+            .put_reader(&mut &b"content"[..], Some(&wrong))
+            .unwrap_err();
+        assert!(matches!(err, BlobError::DigestMismatch { .. }));
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(store.tmp_dir()).unwrap().count(),
+            0,
+            "temp file left behind"
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let expected = Digest::sha256_of(&data);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let mut w = store.writer().unwrap();
+                    for chunk in data.chunks(65536) {
+                        w.write_all(chunk).unwrap();
+                    }
+                    assert_eq!(w.commit(Some(&expected)).unwrap().0, expected);
+                });
+                s.spawn(|| {
+                    // Readers never see a partial blob: it is absent or whole.
+                    if let Ok(bytes) = fs::read(store.path(&expected)) {
+                        assert_eq!(bytes.len(), data.len());
+                    }
+                });
+            }
+        });
+        assert_eq!(fs::read(store.path(&expected)).unwrap(), data);
+    }
+}

@@ -1,0 +1,90 @@
+//! Media type strings of the OCI image-spec and of Docker's v2 schema 2.
+//!
+//! Media types stay plain strings in descriptors (a registry must carry ones it does
+//! not know); this module names the ones hoist acts on and classifies them.
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image config.
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI uncompressed layer.
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+/// OCI gzip layer.
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// OCI zstd layer.
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// OCI empty JSON descriptor (`{}`), used by artifacts.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// OCI image layout header file.
+pub const OCI_LAYOUT_HEADER: &str = "application/vnd.oci.layout.header.v1+json";
+
+/// Docker v2 schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker gzip layer.
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker uncompressed layer (rare, produced by some tools).
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Docker foreign (non-distributable) layer.
+pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// Docker schema 1 signed manifest (refused).
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// Docker schema 1 manifest (refused).
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+
+/// Compression of a layer blob, from its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain tar.
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+/// Whether `mt` is a single-image manifest (OCI or Docker).
+pub fn is_image_manifest(mt: &str) -> bool {
+    mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
+}
+
+/// Whether `mt` is an index or manifest list (OCI or Docker).
+pub fn is_index(mt: &str) -> bool {
+    mt == OCI_INDEX || mt == DOCKER_MANIFEST_LIST
+}
+
+/// Whether `mt` is any manifest type hoist understands.
+pub fn is_manifest(mt: &str) -> bool {
+    is_image_manifest(mt) || is_index(mt)
+}
+
+/// The compression of a layer media type, or `None` when `mt` is not a layer type.
+pub fn layer_compression(mt: &str) -> Option<Compression> {
+    match mt {
+        OCI_LAYER | DOCKER_LAYER | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
+            Some(Compression::None)
+        }
+        OCI_LAYER_GZIP
+        | DOCKER_LAYER_GZIP
+        | DOCKER_LAYER_FOREIGN
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => Some(Compression::Gzip),
+        OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+            Some(Compression::Zstd)
+        }
+        _ => None,
+    }
+}
+
+/// The OCI layer media type for a compression.
+pub fn oci_layer(c: Compression) -> &'static str {
+    match c {
+        Compression::None => OCI_LAYER,
+        Compression::Gzip => OCI_LAYER_GZIP,
+        Compression::Zstd => OCI_LAYER_ZSTD,
+    }
+}
