@@ -5,3 +5,6 @@ pub mod expand;
 pub mod ignore;
 pub mod instruction;
 pub mod parser;
+
+pub use expand::{ExpandError, ExpandErrorKind, Lexer, VarLookup};
+pub use ignore::{DockerIgnore, IgnoreError, IgnoreErrorKind, Matcher};
