@@ -8,6 +8,8 @@ pub mod digest;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
+pub mod store;
+pub mod transfer;
 
 pub use blob::{BlobError, BlobStore, BlobWriter};
 pub use config::ImageConfig;

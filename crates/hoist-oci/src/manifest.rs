@@ -197,6 +197,8 @@ pub enum ManifestError {
 }
 
 /// A parsed manifest of either kind.
+// Short-lived and never stored in bulk: boxing would only add noise at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
     /// A single-image manifest.

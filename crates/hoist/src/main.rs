@@ -1,1 +1,47 @@
-fn main() {}
+//! The `hoist` binary: parses the command line, resolves settings, runs one command
+//! and maps its outcome to an exit code (0 success, 1 failure, 2 usage error).
+//!
+//! This crate holds no logic of its own beyond rendering: every command is a thin
+//! handler over the library crates, which the pipeline and the server call too.
+
+mod cli;
+mod commands;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.global.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("HOIST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        Command::Image(cmd) => commands::image::run(&settings, cmd),
+        Command::Lint(args) => commands::lint::run(&settings, args),
+    }
+}

@@ -1,0 +1,152 @@
+//! The command line, as data: clap definitions only. Handlers live in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hoist: from git push to a running, zero-downtime container deployment.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where hoist keeps its data [default: $XDG_DATA_HOME/hoist].
+    #[arg(long, global = true, env = "HOIST_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage images in the local store.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Check a Dockerfile: parse it and report every problem with file:line:column.
+    Lint(LintArgs),
+}
+
+/// `hoist image ...`
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Make a one-layer image from a root file system (a directory or a tarball).
+    Import(ImportArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls,
+    /// Show an image's manifest, config and names as JSON.
+    Inspect {
+        /// Image name, ID or digest.
+        reference: String,
+    },
+    /// Remove an image name, or an image by ID, and free unreferenced blobs.
+    #[command(alias = "remove")]
+    Rm {
+        /// Image names, IDs or digests.
+        #[arg(required = true)]
+        references: Vec<String>,
+        /// Remove an image by ID even when several names point at it.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Export an image as an OCI layout directory or a docker-archive tarball.
+    Export(ExportArgs),
+    /// Load images from an OCI layout directory or a docker-archive tarball.
+    Load(LoadArgs),
+    /// Add a name to an image.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new name.
+        target: String,
+    },
+    /// Delete blobs that no image references and temp files of killed writers.
+    Prune,
+}
+
+/// `hoist image import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A root file system: a directory or a tar (optionally gzip/zstd compressed).
+    pub source: PathBuf,
+    /// The name to give the image (`NAME[:TAG]`).
+    pub name: String,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Clamp file times and set the creation time to this Unix time (for reproducible
+    /// images).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "UNIX_SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV,
+    /// WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL), as `docker import --change`.
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+    /// Commit message recorded in the history.
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+/// Layer compression choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// Uncompressed tar.
+    None,
+    /// gzip (what every registry and runtime reads).
+    Gzip,
+    /// zstd (smaller and faster; needs a recent runtime).
+    Zstd,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// An OCI image layout directory.
+    Oci,
+    /// A `docker save` tarball.
+    DockerArchive,
+}
+
+/// `hoist image export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Image name, ID or digest.
+    pub reference: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
+    pub format: ExportFormat,
+    /// Where to write it (a directory for oci, a file for docker-archive).
+    pub path: PathBuf,
+}
+
+/// `hoist image load`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// An OCI layout directory or a docker-archive tarball.
+    pub path: PathBuf,
+    /// Name the loaded image (when the input holds one image).
+    #[arg(short, long)]
+    pub tag: Option<String>,
+}
+
+/// `hoist lint`
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The Dockerfile.
+    #[arg(default_value = "Dockerfile")]
+    pub file: PathBuf,
+}

@@ -1,0 +1,215 @@
+//! `hoist image ...` end to end, against the real binary and real skopeo.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::fs;
+
+use util::{busybox_rootfs, skopeo, Env};
+
+fn digest(v: &serde_json::Value) -> String {
+    v["Digest"].as_str().expect("Digest").to_owned()
+}
+
+#[test]
+fn import_gives_a_named_runnable_image() {
+    let env = Env::new();
+    let img = env.import_busybox("busybox");
+    assert_eq!(img["RepoTags"][0], "busybox:latest");
+    assert_eq!(img["Os"], "linux");
+    assert_eq!(img["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    let ls = env.ok(&["image", "ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("busybox") && l.contains("latest")),
+        "{ls}"
+    );
+    // Resolve by ID prefix and by full name.
+    let id = img["Id"].as_str().unwrap().trim_start_matches("sha256:")[..12].to_owned();
+    assert_eq!(digest(&env.inspect(&id)), digest(&img));
+    assert_eq!(
+        digest(&env.inspect("docker.io/library/busybox:latest")),
+        digest(&img)
+    );
+}
+
+#[test]
+fn round_trip_through_skopeo_oci_keeps_the_manifest_digest() {
+    let env = Env::new();
+    let img = env.import_busybox("busybox:1");
+    let a = env.path("A");
+    let b = env.path("B");
+    env.ok(&[
+        "image",
+        "export",
+        "busybox:1",
+        "--format",
+        "oci",
+        a.to_str().unwrap(),
+    ]);
+    skopeo(&[
+        "copy",
+        &format!("oci:{}", a.display()),
+        &format!("oci:{}", b.display()),
+    ]);
+    let other = Env::new();
+    let out = other.ok(&["image", "load", b.to_str().unwrap()]);
+    assert!(out.contains(&digest(&img)), "load printed {out}");
+    assert_eq!(digest(&other.inspect(&digest(&img))), digest(&img));
+}
+
+#[test]
+fn docker_archive_round_trips_through_skopeo() {
+    let env = Env::new();
+    let img = env.import_busybox("example.com/team/bb:v1");
+    let tar = env.path("bb.tar");
+    env.ok(&[
+        "image",
+        "export",
+        "example.com/team/bb:v1",
+        "--format",
+        "docker-archive",
+        tar.to_str().unwrap(),
+    ]);
+    // skopeo reads our docker-archive and sees the same config (image ID).
+    let raw = skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("docker-archive:{}", tar.display()),
+    ]);
+    let config_digest = hoist_oci::Digest::sha256_of(raw.as_bytes()).to_string();
+    assert_eq!(config_digest, img["Id"].as_str().unwrap());
+    // And a docker-archive written by skopeo loads back with the same image ID.
+    let oci = env.path("oci");
+    env.ok(&[
+        "image",
+        "export",
+        "example.com/team/bb:v1",
+        oci.to_str().unwrap(),
+    ]);
+    let tar2 = env.path("skopeo.tar");
+    skopeo(&[
+        "copy",
+        &format!("oci:{}", oci.display()),
+        &format!("docker-archive:{}:other/name:tag", tar2.display()),
+    ]);
+    let other = Env::new();
+    other.ok(&["image", "load", tar2.to_str().unwrap()]);
+    let loaded = other.inspect("other/name:tag");
+    assert_eq!(loaded["Id"], img["Id"]);
+    assert_eq!(loaded["RootFS"], img["RootFS"]);
+}
+
+#[test]
+fn same_source_date_epoch_gives_the_same_digest_despite_new_mtimes() {
+    let env = Env::new();
+    let rootfs = env.path("rootfs");
+    let out = std::process::Command::new("cp")
+        .args([
+            "-a",
+            busybox_rootfs().to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    util::assert_success(&out, "cp -a");
+    let import = |name: &str| {
+        let out = env
+            .hoist()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["image", "import", rootfs.to_str().unwrap(), name])
+            .output()
+            .unwrap();
+        util::assert_success(&out, "import");
+        env.inspect(name)
+    };
+    let first = import("repro:1");
+    // Touch every file to a new time, after the epoch.
+    let out = std::process::Command::new("find")
+        .args([
+            rootfs.to_str().unwrap(),
+            "-exec",
+            "touch",
+            "-h",
+            "-d",
+            "2030-01-01",
+            "{}",
+            "+",
+        ])
+        .output()
+        .unwrap();
+    util::assert_success(&out, "touch");
+    let second = import("repro:2");
+    assert_eq!(digest(&first), digest(&second));
+    let a = env.path("a");
+    let b = env.path("b");
+    env.ok(&["image", "export", "repro:1", a.to_str().unwrap()]);
+    env.ok(&["image", "export", "repro:2", b.to_str().unwrap()]);
+    let index = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(p.join("index.json")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        index(&a)["manifests"][0]["digest"],
+        index(&b)["manifests"][0]["digest"]
+    );
+    // Without the epoch the new mtimes show: a different layer.
+    let third = {
+        env.ok(&["image", "import", rootfs.to_str().unwrap(), "repro:3"]);
+        env.inspect("repro:3")
+    };
+    assert_ne!(third["RootFS"], first["RootFS"]);
+}
+
+#[test]
+fn rm_untags_then_deletes_and_frees_blobs() {
+    let env = Env::new();
+    let img = env.import_busybox("busybox:a");
+    env.ok(&["image", "tag", "busybox:a", "busybox:b"]);
+    let blobs = || {
+        fs::read_dir(env.home().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(blobs(), 3, "manifest, config, one layer");
+    // By ID with two names: refused without --force.
+    let id = img["Id"].as_str().unwrap().to_owned();
+    let err = env.fails(&["image", "rm", &id]);
+    assert!(err.contains("several names"), "{err}");
+    env.ok(&["image", "rm", "busybox:a"]);
+    assert_eq!(blobs(), 3, "the image still has a name");
+    env.ok(&["image", "rm", "busybox:b"]);
+    assert_eq!(blobs(), 0);
+    let err = env.fails(&["image", "inspect", "busybox:b"]);
+    assert!(err.contains("no such image"), "{err}");
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing() {
+    let env = Env::new();
+    let err = env.fails(&["image", "import", "/nonexistent/rootfs", "x"]);
+    assert!(err.contains("/nonexistent/rootfs"), "{err}");
+    let err = env.fails(&[
+        "image",
+        "import",
+        busybox_rootfs().to_str().unwrap(),
+        "Bad/UPPER",
+    ]);
+    assert!(err.to_lowercase().contains("lowercase"), "{err}");
+    let junk = env.path("junk.tar");
+    fs::write(&junk, b"this is not a tar file at all").unwrap();
+    env.fails(&["image", "load", junk.to_str().unwrap()]);
+    let not_layout = env.path("dir");
+    fs::create_dir(&not_layout).unwrap();
+    let err = env.fails(&["image", "load", not_layout.to_str().unwrap()]);
+    assert!(err.contains("OCI image layout"), "{err}");
+    // Nothing was recorded, no temp files remain.
+    assert!(env.ok(&["image", "ls", "--json"]).trim() == "[]");
+    let tmp = env.home().join("tmp");
+    assert_eq!(fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0), 0);
+    // Export to an existing non-layout path is refused and leaves it alone.
+    env.import_busybox("busybox");
+    let err = env.fails(&["image", "export", "busybox", not_layout.to_str().unwrap()]);
+    assert!(err.contains("not an OCI image layout"), "{err}");
+    assert_eq!(fs::read_dir(&not_layout).unwrap().count(), 0);
+}
