@@ -48,6 +48,20 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The compression a stream starting with `prefix` uses, by magic bytes: gzip
+    /// `1f 8b`, a zstd frame `28 b5 2f fd` or skippable frame `5? 2a 4d 18`; anything
+    /// else is taken as plain (a tar parser rejects garbage on its own).
+    pub fn detect(prefix: &[u8]) -> Compression {
+        match prefix {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            [b0, 0x2a, 0x4d, 0x18, ..] if b0 & 0xf0 == 0x50 => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
 /// Whether `mt` is a single-image manifest (OCI or Docker).
 pub fn is_image_manifest(mt: &str) -> bool {
     mt == OCI_MANIFEST || mt == DOCKER_MANIFEST

@@ -554,18 +554,7 @@ pub fn sniff_compression(store: &Store, digest: &Digest) -> Result<Compression> 
         }
         n += r;
     }
-    Ok(compression_of(&magic[..n]))
-}
-
-/// The compression a stream's first bytes announce.
-pub fn compression_of(magic: &[u8]) -> Compression {
-    if magic.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    }
+    Ok(Compression::detect(&magic[..n]))
 }
 
 /// Open a layer blob as its uncompressed tar stream.

@@ -213,3 +213,60 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
     assert!(err.contains("not an OCI image layout"), "{err}");
     assert_eq!(fs::read_dir(&not_layout).unwrap().count(), 0);
 }
+
+#[test]
+fn import_killed_mid_write_leaves_the_store_consistent() {
+    let env = Env::new();
+    // 48 MiB of incompressible data: long enough to be killed while writing.
+    let rootfs = env.path("big");
+    fs::create_dir_all(&rootfs).unwrap();
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut data = vec![0u8; 48 << 20];
+    for chunk in data.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    fs::write(rootfs.join("blob.bin"), &data).unwrap();
+    let tmp = env.home().join("tmp");
+    let mut child = env
+        .hoist()
+        .args(["image", "import", rootfs.to_str().unwrap(), "big:1"])
+        .spawn()
+        .unwrap();
+    // Kill as soon as a blob is being written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let writing = fs::read_dir(&tmp)
+            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)))
+            .unwrap_or(false);
+        if writing || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "import finished before it could be killed");
+    // Nothing is recorded and every blob present is whole.
+    assert_eq!(env.ok(&["image", "ls", "--json"]).trim(), "[]");
+    let verify_blobs = || {
+        for e in fs::read_dir(env.home().join("blobs/sha256")).unwrap() {
+            let e = e.unwrap();
+            let bytes = fs::read(e.path()).unwrap();
+            let name = e.file_name().into_string().unwrap();
+            assert_eq!(hoist_oci::Digest::sha256_of(&bytes).hex(), name, "corrupt blob");
+        }
+    };
+    verify_blobs();
+    // The next import succeeds, and prune clears what the killed one left.
+    env.ok(&["image", "import", rootfs.to_str().unwrap(), "big:1"]);
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("temp files"), "{out}");
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    verify_blobs();
+    let img = env.inspect("big:1");
+    assert_eq!(img["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(fs::read_dir(env.home().join("blobs/sha256")).unwrap().count(), 3);
+}
