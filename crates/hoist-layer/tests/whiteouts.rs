@@ -32,6 +32,7 @@ fn whiteout_and_opaque_from_change_list() {
     common::write(&u.join("opq/new1"), b"new", 0o644);
     common::write(&u.join("opq/shared/upper-only"), b"new", 0o644);
     common::write(&u.join("a/added"), b"added", 0o644);
+    common::set_mtime(&u.join("opq"), 1_000_000_000);
     let changes = vec![
         Change::Deleted("a/file".into()),
         Change::Added("a/added".into()),
@@ -75,6 +76,18 @@ fn whiteout_and_opaque_from_change_list() {
         "markers are not files"
     );
     assert_eq!(report.opaque_dirs, vec![PathBuf::from("opq")]);
+    // Pruning happened before directory metadata: opq has the upper's mtime.
+    let mut layer = hoist_layer::LayerReader::new(&upper[..]).unwrap();
+    let opq_mtime = layer
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().info().clone())
+        .find(|i| i.path == PathBuf::from("opq"))
+        .unwrap()
+        .mtime;
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(opq_mtime, 1_000_000_000);
+    assert_eq!(fs::metadata(d.join("opq")).unwrap().mtime(), opq_mtime);
     let mut wh = report.whiteouts.clone();
     wh.sort();
     assert_eq!(wh, vec![PathBuf::from("a/file"), "tree".into(), "x".into()]);
