@@ -82,7 +82,7 @@ fn whiteout_and_opaque_from_change_list() {
         .entries()
         .unwrap()
         .map(|e| e.unwrap().info().clone())
-        .find(|i| i.path == "opq")
+        .find(|i| i.path.as_os_str() == "opq")
         .unwrap()
         .mtime;
     use std::os::unix::fs::MetadataExt;
