@@ -12,18 +12,11 @@ pub use hoist_oci::media_type::Compression;
 /// Bytes needed to tell the formats apart.
 const MAGIC_LEN: usize = 4;
 
-/// The compression a stream starting with `prefix` uses, by magic bytes.
-///
-/// gzip starts `1f 8b`; a zstd frame `28 b5 2f fd`, a zstd skippable frame
-/// `5? 2a 4d 18`; anything else is taken as a plain tar (whose parser rejects
-/// garbage on its own).
+/// The compression a stream starting with `prefix` uses, by magic bytes (see
+/// [`Compression::detect`]; anything unrecognized is taken as a plain tar, whose
+/// parser rejects garbage on its own).
 pub fn detect(prefix: &[u8]) -> Compression {
-    match prefix {
-        [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
-        [b0, 0x2a, 0x4d, 0x18, ..] if b0 & 0xf0 == 0x50 => Compression::Zstd,
-        _ => Compression::None,
-    }
+    Compression::detect(prefix)
 }
 
 type Peeked<R> = Chain<Cursor<Vec<u8>>, R>;
