@@ -270,3 +270,28 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
     assert_eq!(img["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
     assert_eq!(fs::read_dir(env.home().join("blobs/sha256")).unwrap().count(), 3);
 }
+
+#[test]
+fn a_rootfs_tarball_imports_to_the_same_layer_as_its_directory() {
+    let env = Env::new();
+    let tarball = env.path("rootfs.tar.gz");
+    let out = std::process::Command::new("tar")
+        .args(["-C", busybox_rootfs().to_str().unwrap(), "-czf", tarball.to_str().unwrap(), "."])
+        .output()
+        .unwrap();
+    util::assert_success(&out, "tar");
+    let import = |src: &std::path::Path, name: &str| {
+        let out = env
+            .hoist()
+            .env("SOURCE_DATE_EPOCH", "1600000000")
+            .args(["image", "import", src.to_str().unwrap(), name])
+            .output()
+            .unwrap();
+        util::assert_success(&out, "import");
+        env.inspect(name)
+    };
+    let from_dir = import(&busybox_rootfs(), "dir:1");
+    let from_tar = import(&tarball, "tar:1");
+    assert_eq!(from_dir["RootFS"], from_tar["RootFS"]);
+    assert_eq!(digest(&from_dir), digest(&from_tar));
+}
