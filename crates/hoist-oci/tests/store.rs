@@ -202,3 +202,55 @@ fn an_image_with_missing_blobs_is_never_recorded() {
     assert!(err.contains("missing"), "{err}");
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn docker_schema2_manifest_lists_are_recorded_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("home")).unwrap();
+    let layer = layer_tar();
+    let (layer_digest, layer_size) = store.blobs().put(&layer).unwrap();
+    let config = config_for(&layer_digest);
+    let (config_digest, config_size) = store.blobs().put(&config).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": mt::DOCKER_MANIFEST,
+        "config": {"mediaType": mt::DOCKER_CONFIG, "size": config_size, "digest": config_digest},
+        "layers": [{"mediaType": mt::DOCKER_LAYER, "size": layer_size, "digest": layer_digest}]
+    }))
+    .unwrap();
+    let (m_digest, m_size) = store.blobs().put(&manifest).unwrap();
+    let host = hoist_oci::Platform::host();
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": mt::DOCKER_MANIFEST_LIST,
+        "manifests": [
+            {"mediaType": mt::DOCKER_MANIFEST, "size": 999, "digest": Digest::sha256_of(b"absent"),
+             "platform": {"architecture": "s390x", "os": "linux"}},
+            {"mediaType": mt::DOCKER_MANIFEST, "size": m_size, "digest": m_digest,
+             "platform": {"architecture": host.architecture, "os": "linux"}}
+        ]
+    }))
+    .unwrap();
+    let (l_digest, l_size) = store.blobs().put(&list).unwrap();
+    let rec = store
+        .add_image(
+            &Descriptor::new(mt::DOCKER_MANIFEST_LIST, l_digest.clone(), l_size),
+            &[name("multi:1")],
+        )
+        .unwrap();
+    // An index's ID is its own digest; the absent platform is tolerated.
+    assert_eq!(rec.id, l_digest);
+    assert_eq!(store.reachable(&rec.descriptor()).unwrap().len(), 4);
+    let chosen = hoist_oci::transfer::platform_manifest(&store, &rec).unwrap();
+    assert_eq!(chosen.config.digest, Digest::sha256_of(&config));
+    // docker-archive export goes through the host platform's manifest.
+    let out = dir.path().join("multi.tar");
+    hoist_oci::transfer::export_docker_archive(&store, &rec, &[name("multi:1")], &out).unwrap();
+    let other = Store::open(&dir.path().join("other")).unwrap();
+    let loaded = import_docker_archive(&other, &out, None).unwrap();
+    assert_eq!(loaded[0].record.id, Digest::sha256_of(&config));
+    assert_eq!(
+        loaded[0].record.names,
+        vec!["docker.io/library/multi:1".to_owned()]
+    );
+}

@@ -239,7 +239,10 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let writing = fs::read_dir(&tmp)
-            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
             .unwrap_or(false);
         if writing || std::time::Instant::now() > deadline {
             break;
@@ -248,7 +251,10 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
     }
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(!status.success(), "import finished before it could be killed");
+    assert!(
+        !status.success(),
+        "import finished before it could be killed"
+    );
     // Nothing is recorded and every blob present is whole.
     assert_eq!(env.ok(&["image", "ls", "--json"]).trim(), "[]");
     let verify_blobs = || {
@@ -256,7 +262,11 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
             let e = e.unwrap();
             let bytes = fs::read(e.path()).unwrap();
             let name = e.file_name().into_string().unwrap();
-            assert_eq!(hoist_oci::Digest::sha256_of(&bytes).hex(), name, "corrupt blob");
+            assert_eq!(
+                hoist_oci::Digest::sha256_of(&bytes).hex(),
+                name,
+                "corrupt blob"
+            );
         }
     };
     verify_blobs();
@@ -268,7 +278,12 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
     verify_blobs();
     let img = env.inspect("big:1");
     assert_eq!(img["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
-    assert_eq!(fs::read_dir(env.home().join("blobs/sha256")).unwrap().count(), 3);
+    assert_eq!(
+        fs::read_dir(env.home().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -276,7 +291,13 @@ fn a_rootfs_tarball_imports_to_the_same_layer_as_its_directory() {
     let env = Env::new();
     let tarball = env.path("rootfs.tar.gz");
     let out = std::process::Command::new("tar")
-        .args(["-C", busybox_rootfs().to_str().unwrap(), "-czf", tarball.to_str().unwrap(), "."])
+        .args([
+            "-C",
+            busybox_rootfs().to_str().unwrap(),
+            "-czf",
+            tarball.to_str().unwrap(),
+            ".",
+        ])
         .output()
         .unwrap();
     util::assert_success(&out, "tar");
