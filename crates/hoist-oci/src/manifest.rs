@@ -124,6 +124,21 @@ pub struct ImageManifest {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl ImageManifest {
+    /// An OCI image manifest over `config` and `layers`.
+    pub fn new(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(mt::OCI_MANIFEST.to_owned()),
+            artifact_type: None,
+            config,
+            layers,
+            subject: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// An image index (or Docker manifest list): manifests per platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

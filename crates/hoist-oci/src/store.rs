@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::{io_err, sync_dir, BlobError, BlobStore};
 use crate::config::ImageConfig;
-use crate::manifest::{Descriptor, Manifest, ManifestError};
+use crate::manifest::{Descriptor, ImageManifest, Manifest, ManifestError};
 use crate::media_type as mt;
 use crate::reference::{Reference, ReferenceError};
 use crate::Digest;
@@ -370,19 +370,18 @@ impl Store {
     /// Write `config` and an OCI manifest over `layers` (already in the blob store) and
     /// return the manifest's descriptor. Nothing is recorded: call [`Store::add_image`].
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Descriptor> {
-        let config_bytes = crate::manifest::to_canonical_json(config);
-        let (config_digest, config_size) = self.blobs.put(&config_bytes)?;
-        let manifest = crate::manifest::ImageManifest {
-            schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.to_owned()),
-            artifact_type: None,
-            config: Descriptor::new(mt::OCI_CONFIG, config_digest, config_size),
-            layers,
-            subject: None,
-            annotations: BTreeMap::new(),
-        };
-        let bytes = crate::manifest::to_canonical_json(&manifest);
-        let (digest, size) = self.blobs.put(&bytes)?;
+        let (digest, size) = self
+            .blobs
+            .put(&crate::manifest::to_canonical_json(config))?;
+        let config = Descriptor::new(mt::OCI_CONFIG, digest, size);
+        self.put_manifest(&ImageManifest::new(config, layers))
+    }
+
+    /// Write an image manifest to the blob store and return its descriptor.
+    pub fn put_manifest(&self, manifest: &ImageManifest) -> Result<Descriptor> {
+        let (digest, size) = self
+            .blobs
+            .put(&crate::manifest::to_canonical_json(manifest))?;
         Ok(Descriptor::new(mt::OCI_MANIFEST, digest, size))
     }
 

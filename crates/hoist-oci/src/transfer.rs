@@ -495,17 +495,8 @@ pub fn import_docker_archive(
                 *size,
             ));
         }
-        let manifest = crate::ImageManifest {
-            schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.to_owned()),
-            artifact_type: None,
-            config: Descriptor::new(mt::OCI_CONFIG, config_digest, config_size),
-            layers,
-            subject: None,
-            annotations: BTreeMap::new(),
-        };
-        let bytes = to_canonical_json(&manifest);
-        let (digest, size) = store.blobs().put(&bytes)?;
+        let config = Descriptor::new(mt::OCI_CONFIG, config_digest, config_size);
+        let manifest = store.put_manifest(&crate::ImageManifest::new(config, layers))?;
         let mut names = Vec::new();
         match name {
             Some(n) => names.push(n.clone()),
@@ -518,7 +509,7 @@ pub fn import_docker_archive(
                 }
             }
         }
-        let record = store.add_image(&Descriptor::new(mt::OCI_MANIFEST, digest, size), &names)?;
+        let record = store.add_image(&manifest, &names)?;
         loaded.push(Loaded { record });
     }
     Ok(loaded)
