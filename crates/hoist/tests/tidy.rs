@@ -35,7 +35,11 @@ fn every_crate_opens_with_a_doc_essay() {
             .unwrap_or_else(|| panic!("{name}: no lib.rs or main.rs"));
         let text = fs::read_to_string(&root).expect("read crate root");
         let doc_lines = text.lines().take_while(|l| l.starts_with("//!")).count();
-        assert!(doc_lines >= 3, "{}: must open with a //! essay (what it owns, what it must not do)", root.display());
+        assert!(
+            doc_lines >= 3,
+            "{}: must open with a //! essay (what it owns, what it must not do)",
+            root.display()
+        );
     }
 }
 

@@ -14,7 +14,11 @@ pub fn run(settings: &Settings, args: LintArgs) -> Result<()> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("{display}: cannot read"))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+        let line = e.as_bytes()[..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
         anyhow::anyhow!("{display}:{line}: the file is not valid UTF-8")
     })?;
     let (errors, warnings) = match parser::parse(&text) {
@@ -33,7 +37,10 @@ pub fn run(settings: &Settings, args: LintArgs) -> Result<()> {
             .iter()
             .map(|w| json!({"file": display, "line": w.line, "message": w.message}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({"errors": errors, "warnings": warnings}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"errors": errors, "warnings": warnings}))?
+        );
     } else {
         for w in &warnings {
             eprintln!("warning: {display}:{}: {}", w.line, w.message);
