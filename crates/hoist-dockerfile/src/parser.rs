@@ -279,9 +279,19 @@ pub struct Ast {
     pub nodes: Vec<Node>,
     /// Non-fatal findings (empty continuation lines).
     pub warnings: Vec<Warning>,
+    /// The source text (byte order mark removed), for quoting lines in errors.
+    pub source: String,
 }
 
 impl Ast {
+    /// The text of physical line `line` (1-based) without its line ending.
+    pub fn line_text(&self, line: usize) -> Option<&str> {
+        self.source
+            .split_inclusive('\n')
+            .nth(line.checked_sub(1)?)
+            .map(trim_newline)
+    }
+
     /// BuildKit's conformance dump: one `(keyword ...)` line per instruction,
     /// without a trailing newline.
     pub fn dump(&self) -> String {
@@ -368,11 +378,7 @@ impl ParseErrors {
     /// Prefixes every location with a file name.
     pub fn with_file(self, file: &str) -> Self {
         ParseErrors {
-            errors: self
-                .errors
-                .into_iter()
-                .map(|e| e.with_file(file))
-                .collect(),
+            errors: self.errors.into_iter().map(|e| e.with_file(file)).collect(),
         }
     }
 
@@ -406,6 +412,18 @@ impl From<ParseError> for ParseErrors {
 /// directive is invalid, a heredoc is not terminated, or the file holds no
 /// instruction at all.
 pub fn parse(src: &str) -> Result<Ast, ParseErrors> {
+    let (ast, errors) = parse_recovering(src);
+    if errors.is_empty() {
+        Ok(ast)
+    } else {
+        Err(ParseErrors { errors })
+    }
+}
+
+/// Parses as much as possible: the tree of every instruction that parsed, plus
+/// every problem found (empty when the file is fine). Instructions with errors
+/// are left out of the tree.
+pub fn parse_recovering(src: &str) -> (Ast, Vec<ParseError>) {
     Parser::new(src).run()
 }
 
@@ -519,6 +537,7 @@ impl LineError {
 }
 
 struct Parser<'a> {
+    src: &'a str,
     lines: Vec<&'a str>,
     escape: char,
     directives: Directives,
@@ -531,6 +550,7 @@ impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Self {
         let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         Parser {
+            src,
             lines: src.split_inclusive('\n').collect(),
             escape: DEFAULT_ESCAPE,
             directives: Directives::default(),
@@ -610,7 +630,7 @@ impl<'a> Parser<'a> {
         Ok(true)
     }
 
-    fn run(mut self) -> Result<Ast, ParseErrors> {
+    fn run(mut self) -> (Ast, Vec<ParseError>) {
         let mut nodes = Vec::new();
         let mut comments: Vec<String> = Vec::new();
         let mut i = 0;
@@ -675,8 +695,7 @@ impl<'a> Parser<'a> {
                 });
             }
 
-            let mut node = match node_from_line(&logical, 0, logical.text.len(), self.escape, 0)
-            {
+            let mut node = match node_from_line(&logical, 0, logical.text.len(), self.escape, 0) {
                 Ok(node) => node,
                 Err(e) => {
                     let pos = logical.position(e.offset);
@@ -743,18 +762,15 @@ impl<'a> Parser<'a> {
                 Some("at least one instruction such as FROM".to_string()),
             );
         }
-        if !self.errors.is_empty() {
-            self.errors.sort_by_key(|e| (e.line, e.column));
-            return Err(ParseErrors {
-                errors: self.errors,
-            });
-        }
-        Ok(Ast {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        let ast = Ast {
             directives: self.directives,
             escape: self.escape,
             nodes,
             warnings: self.warnings,
-        })
+            source: self.src.to_string(),
+        };
+        (ast, self.errors)
     }
 }
 
@@ -864,7 +880,8 @@ fn node_from_line(
 
     match keyword.as_str() {
         "add" | "copy" | "volume" => {
-            let (a, json) = parse_maybe_json_to_list(args).map_err(|m| LineError::new(args_off, m))?;
+            let (a, json) =
+                parse_maybe_json_to_list(args).map_err(|m| LineError::new(args_off, m))?;
             node.args = a;
             node.json = json;
         }
@@ -874,23 +891,27 @@ fn node_from_line(
             node.json = json;
         }
         "arg" => {
-            node.args = parse_words(args, escape).into_iter().map(|(w, _)| w).collect();
+            node.args = parse_words(args, escape)
+                .into_iter()
+                .map(|(w, _)| w)
+                .collect();
         }
         "env" | "label" => {
             node.args = parse_name_val(args, &keyword.to_uppercase(), escape)
                 .map_err(|(off, m)| LineError::new(args_off + off, m))?;
         }
         "expose" | "from" => node.args = split_whitespace_delimited(args),
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !args.is_empty() {
-                node.args = vec![args.to_string()];
-            }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !args.is_empty() => {
+            node.args = vec![args.to_string()];
         }
         "healthcheck" => {
             let sep = args.find(is_space).unwrap_or(args.len());
             if sep > 0 {
                 let typ = args.get(..sep).unwrap_or_default();
-                let cmd = args.get(sep..).unwrap_or_default().trim_start_matches(is_space);
+                let cmd = args
+                    .get(sep..)
+                    .unwrap_or_default()
+                    .trim_start_matches(is_space);
                 let cmd_off = offset_in(full, cmd);
                 let (cmd_args, json) =
                     parse_maybe_json(cmd).map_err(|m| LineError::new(cmd_off, m))?;
@@ -914,15 +935,13 @@ fn node_from_line(
                 }));
             }
         }
-        "onbuild" => {
-            if !args.is_empty() {
-                if depth >= MAX_SUBCOMMAND_DEPTH {
-                    return Err(LineError::new(args_off, "ONBUILD nested too deeply")
-                        .expected("a single ONBUILD followed by an instruction"));
-                }
-                let child = node_from_line(lg, args_off, args_off + args.len(), escape, depth + 1)?;
-                node.next = Some(Box::new(child));
+        "onbuild" if !args.is_empty() => {
+            if depth >= MAX_SUBCOMMAND_DEPTH {
+                return Err(LineError::new(args_off, "ONBUILD nested too deeply")
+                    .expected("a single ONBUILD followed by an instruction"));
             }
+            let child = node_from_line(lg, args_off, args_off + args.len(), escape, depth + 1)?;
+            node.next = Some(Box::new(child));
         }
         _ => {}
     }
@@ -1124,7 +1143,10 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, (u
             return Err((0, format!("{key} must have two arguments")));
         };
         let name = rest.get(..p).unwrap_or_default();
-        let value = rest.get(p..).unwrap_or_default().trim_start_matches(is_re_ws);
+        let value = rest
+            .get(p..)
+            .unwrap_or_default()
+            .trim_start_matches(is_re_ws);
         return Ok(vec![name.to_string(), value.to_string(), String::new()]);
     }
     let mut out = Vec::with_capacity(words.len() * 3);
@@ -1320,7 +1342,11 @@ fn parse_json_array(s: &str) -> Json {
         p = skip_json_ws(b, p);
         match state {
             State::ValueOrEnd | State::KeyOrEnd => {
-                let close = if state == State::ValueOrEnd { b']' } else { b'}' };
+                let close = if state == State::ValueOrEnd {
+                    b']'
+                } else {
+                    b'}'
+                };
                 if b.get(p) == Some(&close) {
                     stack.pop();
                     p += 1;
@@ -1415,7 +1441,11 @@ fn parse_json_array(s: &str) -> Json {
                 match b.get(p) {
                     Some(b',') => {
                         p += 1;
-                        state = if top == b'[' { State::Value } else { State::Key };
+                        state = if top == b'[' {
+                            State::Value
+                        } else {
+                            State::Key
+                        };
                     }
                     Some(b']') if top == b'[' => {
                         stack.pop();
@@ -1540,7 +1570,10 @@ impl HeredocLexer {
         r
     }
 
-    fn stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<(String, usize)>), String> {
+    fn stop_on_inner(
+        &mut self,
+        stop: Option<char>,
+    ) -> Result<(String, Vec<(String, usize)>), String> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
@@ -1910,13 +1943,23 @@ mod tests {
     #[test]
     fn json_arrays() {
         assert!(matches!(parse_json_array("[]"), Json::Strings(v) if v.is_empty()));
-        assert!(matches!(parse_json_array(r#"["a", "\u00e9\ud83d\ude00"]"#), Json::Strings(v) if v == ["a", "é😀"]));
-        assert!(matches!(parse_json_array(r#"["a", 1]"#), Json::NotStringArray));
-        assert!(matches!(parse_json_array(r#"["a", {"k": [1, {"z": null}]}]"#), Json::NotStringArray));
+        assert!(
+            matches!(parse_json_array(r#"["a", "\u00e9\ud83d\ude00"]"#), Json::Strings(v) if v == ["a", "é😀"])
+        );
+        assert!(matches!(
+            parse_json_array(r#"["a", 1]"#),
+            Json::NotStringArray
+        ));
+        assert!(matches!(
+            parse_json_array(r#"["a", {"k": [1, {"z": null}]}]"#),
+            Json::NotStringArray
+        ));
         assert!(matches!(parse_json_array(r#"["a", ]"#), Json::Invalid));
         assert!(matches!(parse_json_array(r#"["a"] x"#), Json::Invalid));
         assert!(matches!(parse_json_array("[\"a\tb\"]"), Json::Invalid));
-        assert!(matches!(parse_json_array(r#"["\ud800x"]"#), Json::Strings(v) if v == ["\u{fffd}x"]));
+        assert!(
+            matches!(parse_json_array(r#"["\ud800x"]"#), Json::Strings(v) if v == ["\u{fffd}x"])
+        );
         let deep = "[".repeat(20_000);
         assert!(matches!(parse_json_array(&deep), Json::Invalid));
         let ok_deep = format!("[{}{}]", "[".repeat(100), "]".repeat(100));
