@@ -1,0 +1,74 @@
+//! `hoist_dockerfile::parser`: `parse` and `parse_recovering` on arbitrary UTF-8
+//! (invalid UTF-8 is skipped), the conformance dump, error rendering, and the
+//! positions the nodes record. Must never panic or hang.
+#![no_main]
+
+use hoist_dockerfile::parser::{self, Node};
+use libfuzzer_sys::fuzz_target;
+
+fn check_node(ast: &parser::Ast, node: &Node, depth: usize) {
+    assert!(depth < 64, "node nesting too deep");
+    assert!(node.start_line >= 1, "start_line 0: {node:?}");
+    assert!(
+        node.start_line <= node.end_line,
+        "start_line > end_line: {node:?}"
+    );
+    assert!(
+        ast.line_text(node.start_line).is_some(),
+        "start_line {} past the end of the source",
+        node.start_line
+    );
+    for pos in [node.keyword_pos, node.args_pos] {
+        if pos.line == 0 {
+            continue;
+        }
+        let text = ast
+            .line_text(pos.line)
+            .unwrap_or_else(|| panic!("position {pos:?} past the end of the source"));
+        assert!(
+            pos.column >= 1 && pos.column - 1 <= text.chars().count(),
+            "position {pos:?} outside line {text:?}"
+        );
+    }
+    let _ = node.dump();
+    for h in &node.heredocs {
+        let _ = h.chomped_content();
+    }
+    if let Some(next) = &node.next {
+        check_node(ast, next, depth + 1);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (ast, errors) = parser::parse_recovering(src);
+    let strict = parser::parse(src);
+    assert_eq!(
+        strict.is_ok(),
+        errors.is_empty(),
+        "parse and parse_recovering disagree"
+    );
+    if let Ok(strict_ast) = &strict {
+        assert_eq!(strict_ast, &ast, "parse and parse_recovering trees differ");
+    }
+    assert!(ast.escape == '\\' || ast.escape == '`', "escape {:?}", ast.escape);
+    let lines = ast.source.split_inclusive('\n').count();
+    for e in &errors {
+        assert!(e.line <= lines.max(1), "error line {} of {lines}: {e:?}", e.line);
+        assert!(e.end_line >= e.line, "error end_line before line: {e:?}");
+        let _ = e.to_string();
+        let _ = e.clone().with_file("Dockerfile").to_string();
+    }
+    if let Err(e) = &strict {
+        let _ = e.to_string();
+    }
+    let _ = ast.dump();
+    for node in &ast.nodes {
+        check_node(&ast, node, 0);
+    }
+    for w in &ast.warnings {
+        assert!(w.line >= 1 && w.line <= lines, "warning {w:?} of {lines} lines");
+    }
+});
