@@ -1931,11 +1931,20 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
 }
 
-fn fix_source_line(ast: &Ast, mut e: ParseError) -> ParseError {
-    if let Some(text) = ast.line_text(e.line) {
-        e.source_line = text.to_string();
+/// The physical lines of a tree's source, for quoting them in errors.
+struct SourceLines<'a>(Vec<&'a str>);
+
+impl<'a> SourceLines<'a> {
+    fn new(ast: &'a Ast) -> Self {
+        SourceLines(ast.source.split_inclusive('\n').collect())
     }
-    e
+
+    fn fix(&self, mut e: ParseError) -> ParseError {
+        if let Some(text) = e.line.checked_sub(1).and_then(|i| self.0.get(i)) {
+            e.source_line = text.trim_end_matches(['\r', '\n']).to_string();
+        }
+        e
+    }
 }
 
 impl Dockerfile {
@@ -1960,6 +1969,7 @@ impl Dockerfile {
 
     /// Builds the typed model from a syntax tree, reporting every bad instruction.
     pub fn from_ast(ast: &Ast) -> Result<Dockerfile, ParseErrors> {
+        let lines = SourceLines::new(ast);
         let mut errors = Vec::new();
         let mut warnings = ast.warnings.clone();
         let mut meta_args = Vec::new();
@@ -1968,7 +1978,7 @@ impl Dockerfile {
             let ins = match Instruction::from_node(node, ast.escape) {
                 Ok(i) => i,
                 Err(e) => {
-                    errors.push(fix_source_line(ast, e));
+                    errors.push(lines.fix(e));
                     continue;
                 }
             };
@@ -2008,26 +2018,22 @@ impl Dockerfile {
                                 "FROM (only ARG may come before the first FROM)".to_string(),
                             ),
                         };
-                        errors.push(fix_source_line(ast, e));
+                        errors.push(lines.fix(e));
                     }
                 },
             }
         }
         if stages.is_empty() && errors.is_empty() {
             let line = ast.nodes.last().map_or(0, |n| n.end_line);
-            errors.push(fix_source_line(
-                ast,
-                ParseError {
-                    file: None,
-                    line,
-                    column: 0,
-                    end_line: line,
-                    source_line: String::new(),
-                    message: "no FROM instruction: the Dockerfile defines no build stage"
-                        .to_string(),
-                    expected: Some("FROM image [AS name]".to_string()),
-                },
-            ));
+            errors.push(lines.fix(ParseError {
+                file: None,
+                line,
+                column: 0,
+                end_line: line,
+                source_line: String::new(),
+                message: "no FROM instruction: the Dockerfile defines no build stage".to_string(),
+                expected: Some("FROM image [AS name]".to_string()),
+            }));
         }
         if !errors.is_empty() {
             return Err(ParseErrors { errors });

@@ -482,6 +482,9 @@ struct Segment {
 struct Logical {
     text: String,
     segments: Vec<Segment>,
+    /// Last lookup `(segment, byte offset, characters from segment start)`, so
+    /// increasing lookups (flags left to right) cost linear time overall.
+    cursor: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl Logical {
@@ -502,10 +505,14 @@ impl Logical {
         let Some(seg) = self.segments.get(idx) else {
             return Position { line: 0, column: 0 };
         };
-        let chars = self
-            .text
-            .get(seg.offset..offset)
-            .map_or(0, |s| s.chars().count());
+        let (c_idx, c_off, c_chars) = self.cursor.get();
+        let (from, base) = if c_idx == idx && c_off <= offset {
+            (c_off, c_chars)
+        } else {
+            (seg.offset, 0)
+        };
+        let chars = base + self.text.get(from..offset).map_or(0, |s| s.chars().count());
+        self.cursor.set((idx, offset, chars));
         Position {
             line: seg.line,
             column: seg.column + chars + 1,
@@ -1472,7 +1479,12 @@ struct HeredocLexer {
     pos: usize,
     raw_quotes: bool,
     raw_escapes: bool,
+    depth: usize,
 }
+
+/// Bound on `${a:-${b:-...}}` nesting while looking for heredoc markers; deeper
+/// input is treated like a lexing error (no heredocs), never a stack overflow.
+const MAX_LEX_DEPTH: usize = 64;
 
 /// BuildKit always lexes heredoc markers with `\`, whatever `# escape=` says.
 const HEREDOC_ESCAPE: char = '\\';
@@ -1534,6 +1546,7 @@ impl HeredocLexer {
             pos: 0,
             raw_quotes,
             raw_escapes,
+            depth: 0,
         }
     }
 
@@ -1563,9 +1576,14 @@ impl HeredocLexer {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Result<(String, Vec<(String, usize)>), String> {
+        if self.depth >= MAX_LEX_DEPTH {
+            return Err("substitution nested too deeply".to_string());
+        }
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
+        self.depth += 1;
         let r = self.stop_on_inner(stop);
+        self.depth -= 1;
         self.raw_escapes = saved;
         r
     }
