@@ -78,7 +78,11 @@ fn parse_negative_cases_are_rejected() {
     assert!(!all.is_empty(), "no negative cases found");
     let mut failures = Vec::new();
     for case in &all {
-        let name = case.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let src = fs::read_to_string(case.join("Dockerfile")).expect("read Dockerfile");
         match parser::parse(&src) {
             Ok(ast) => failures.push(format!("{name}: accepted: {}", ast.dump())),
