@@ -316,3 +316,35 @@ fn a_rootfs_tarball_imports_to_the_same_layer_as_its_directory() {
     assert_eq!(from_dir["RootFS"], from_tar["RootFS"]);
     assert_eq!(digest(&from_dir), digest(&from_tar));
 }
+
+#[test]
+fn import_change_sets_the_config() {
+    let env = Env::new();
+    let rootfs = busybox_rootfs();
+    env.ok(&[
+        "image",
+        "import",
+        rootfs.to_str().unwrap(),
+        "bb:cfg",
+        "--change",
+        "CMD [\"sh\"]",
+        "--change",
+        "ENV PATH=/bin",
+        "--change",
+        "EXPOSE 8080",
+    ]);
+    let img = env.inspect("bb:cfg");
+    assert_eq!(img["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(img["Config"]["Env"], serde_json::json!(["PATH=/bin"]));
+    assert!(img["Config"]["ExposedPorts"]["8080/tcp"].is_object());
+    let err = env.fails(&[
+        "image",
+        "import",
+        rootfs.to_str().unwrap(),
+        "bb:bad",
+        "--change",
+        "RUN rm -rf /",
+    ]);
+    assert!(err.contains("RUN cannot be applied"), "{err}");
+    env.fails(&["image", "inspect", "bb:bad"]);
+}

@@ -1,7 +1,7 @@
 //! `hoist lint`: parse a Dockerfile and report every problem with `file:line:column`.
 
 use anyhow::{bail, Context, Result};
-use hoist_dockerfile::parser;
+use hoist_dockerfile::instruction::Dockerfile;
 use serde_json::json;
 
 use crate::cli::LintArgs;
@@ -21,8 +21,8 @@ pub fn run(settings: &Settings, args: LintArgs) -> Result<()> {
             + 1;
         anyhow::anyhow!("{display}:{line}: the file is not valid UTF-8")
     })?;
-    let (errors, warnings) = match parser::parse(&text) {
-        Ok(ast) => (Vec::new(), ast.warnings),
+    let (errors, warnings) = match Dockerfile::parse(&text) {
+        Ok(df) => (Vec::new(), df.warnings),
         Err(e) => (e.with_file(&display).errors, Vec::new()),
     };
     if settings.json {

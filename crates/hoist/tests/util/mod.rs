@@ -1,4 +1,5 @@
 //! Test harness: a temporary HOIST_HOME and the real `hoist` binary.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
