@@ -25,3 +25,5 @@ pub mod parser;
 
 pub use expand::{ExpandError, ExpandErrorKind, Lexer, VarLookup};
 pub use ignore::{DockerIgnore, IgnoreError, IgnoreErrorKind, Matcher};
+pub use instruction::{Dockerfile, Instruction, Stage};
+pub use parser::{parse, Ast, Node, ParseError, ParseErrors, Position};
