@@ -156,7 +156,10 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .done(),
     ));
     out.push(("dotdot-path", t.file("../escaped", "x").done()));
-    out.push(("dotdot-inner", t.dir("a").file("a/../../escaped", "x").done()));
+    out.push((
+        "dotdot-inner",
+        t.dir("a").file("a/../../escaped", "x").done(),
+    ));
     out.push(("absolute-path", t.file(&host, "pwned\n").done()));
     out.push((
         "symlink-host-dir",
@@ -176,7 +179,9 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ));
     out.push((
         "hardlink-dotdot",
-        t.hardlink("hl", "../target").hardlink("hl2", "../../etc/passwd").done(),
+        t.hardlink("hl", "../target")
+            .hardlink("hl2", "../../etc/passwd")
+            .done(),
     ));
     out.push((
         "hardlink-to-symlink",
@@ -207,7 +212,10 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ));
     out.push((
         "replace-root",
-        t.symlink(".", "/").file("x", "x").symlink("./", "..").done(),
+        t.symlink(".", "/")
+            .file("x", "x")
+            .symlink("./", "..")
+            .done(),
     ));
     out.push((
         "dir-then-symlink",
@@ -219,7 +227,10 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ));
     out.push((
         "symlink-loop",
-        t.symlink("a", "b").symlink("b", "a").file("a/x", "x").done(),
+        t.symlink("a", "b")
+            .symlink("b", "a")
+            .file("a/x", "x")
+            .done(),
     ));
     out.push((
         "devices",
@@ -238,10 +249,7 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .done(),
     ));
     // PAX path with `..` behind an innocent ustar name, and xattrs.
-    t.pax(&[
-        ("path", b"../pax-escaped"),
-        ("SCHILY.xattr.user.k", b"v"),
-    ]);
+    t.pax(&[("path", b"../pax-escaped"), ("SCHILY.xattr.user.k", b"v")]);
     t.file("innocent", "x");
     t.pax(&[
         ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
@@ -272,15 +280,12 @@ fn layer_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .hardlink("c", "a/b")
             .done(),
     ));
-    out.push((
-        "modes",
-        {
-            t.raw(EntryType::Directory, b"ro", b"", 0o000, b"");
-            t.raw(EntryType::Regular, b"ro/f", b"", 0o4755, b"x");
-            t.raw(EntryType::Directory, b"sticky", b"", 0o1777, b"");
-            t.done()
-        },
-    ));
+    out.push(("modes", {
+        t.raw(EntryType::Directory, b"ro", b"", 0o000, b"");
+        t.raw(EntryType::Regular, b"ro/f", b"", 0o4755, b"x");
+        t.raw(EntryType::Directory, b"sticky", b"", 0o1777, b"");
+        t.done()
+    }));
 
     let mut compressed = Vec::new();
     for (name, data) in &out {
@@ -378,20 +383,36 @@ fn main() {
             let sel = if line.starts_with('W') { 1u8 } else { 0u8 };
             let mut data = vec![sel];
             data.extend_from_slice(word.as_bytes());
-            write(&corpus.join("dockerfile_expand"), &format!("{file}-{n}"), &data);
+            write(
+                &corpus.join("dockerfile_expand"),
+                &format!("{file}-{n}"),
+                &data,
+            );
             n += 1;
         }
     }
     for (i, w) in [
-        "${A:-x}", "${A:+$SPACES}", "${UNI}\"$QUOTES\"", "${A", "$", "${:-}", "`$A`", "${A?err}",
-        "'${A}'", "\"${EMPTY:-a b}\"",
+        "${A:-x}",
+        "${A:+$SPACES}",
+        "${UNI}\"$QUOTES\"",
+        "${A",
+        "$",
+        "${:-}",
+        "`$A`",
+        "${A?err}",
+        "'${A}'",
+        "\"${EMPTY:-a b}\"",
     ]
     .iter()
     .enumerate()
     {
         let mut data = vec![(i % 2) as u8];
         data.extend_from_slice(w.as_bytes());
-        write(&corpus.join("dockerfile_expand"), &format!("own-{i}"), &data);
+        write(
+            &corpus.join("dockerfile_expand"),
+            &format!("own-{i}"),
+            &data,
+        );
     }
     println!("dockerfile_expand: {} conformance + 10 own seeds", n);
 
@@ -411,7 +432,11 @@ fn main() {
     .iter()
     .enumerate()
     {
-        write(&corpus.join("dockerignore"), &format!("own-{i}"), s.as_bytes());
+        write(
+            &corpus.join("dockerignore"),
+            &format!("own-{i}"),
+            s.as_bytes(),
+        );
     }
 
     for (i, s) in [
@@ -437,15 +462,29 @@ fn main() {
 
     let d = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
     let manifests = [
-        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":10,"annotations":{{"a":"b"}}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":1}}}}"#),
-        format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":5,"platform":{{"architecture":"amd64","os":"linux","variant":"v8","os.version":"1","os.features":["x"]}}}}]}}"#),
-        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":7,"digest":"{d}"}},"layers":[]}}"#),
-        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}}"#),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":10,"annotations":{{"a":"b"}}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":1}}}}"#
+        ),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":5,"platform":{{"architecture":"amd64","os":"linux","variant":"v8","os.version":"1","os.features":["x"]}}}}]}}"#
+        ),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":7,"digest":"{d}"}},"layers":[]}}"#
+        ),
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#
+            .to_owned(),
         r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#.to_owned(),
-        format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha512:{}","size":1}},"layers":[],"artifactType":"a"}}"#, "ab".repeat(64)),
+        format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha512:{}","size":1}},"layers":[],"artifactType":"a"}}"#,
+            "ab".repeat(64)
+        ),
     ];
     for (i, m) in manifests.iter().enumerate() {
-        write(&corpus.join("manifest_parse"), &format!("own-{i}"), m.as_bytes());
+        write(
+            &corpus.join("manifest_parse"),
+            &format!("own-{i}"),
+            m.as_bytes(),
+        );
     }
     println!("dockerignore, reference_parse, manifest_parse: hand-written seeds");
 }

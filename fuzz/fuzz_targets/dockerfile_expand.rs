@@ -55,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok((_, used)) = &tracked {
         for name in used {
-            assert!(!name.is_empty(), "empty variable name recorded for {word:?}");
+            assert!(
+                !name.is_empty(),
+                "empty variable name recorded for {word:?}"
+            );
         }
     }
 });

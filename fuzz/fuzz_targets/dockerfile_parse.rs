@@ -1,8 +1,11 @@
 //! `hoist_dockerfile::parser`: `parse` and `parse_recovering` on arbitrary UTF-8
 //! (invalid UTF-8 is skipped), the conformance dump, error rendering, and the
-//! positions the nodes record. Must never panic or hang.
+//! positions the nodes record; then the typed model (`instruction::Instruction`
+//! per node, `Dockerfile` stages, ARG scoping, stage dependencies). Must never
+//! panic or hang.
 #![no_main]
 
+use hoist_dockerfile::instruction::{DependencyTarget, Dockerfile, Instruction};
 use hoist_dockerfile::parser::{self, Node};
 use libfuzzer_sys::fuzz_target;
 
@@ -53,10 +56,18 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(strict_ast) = &strict {
         assert_eq!(strict_ast, &ast, "parse and parse_recovering trees differ");
     }
-    assert!(ast.escape == '\\' || ast.escape == '`', "escape {:?}", ast.escape);
+    assert!(
+        ast.escape == '\\' || ast.escape == '`',
+        "escape {:?}",
+        ast.escape
+    );
     let lines = ast.source.split_inclusive('\n').count();
     for e in &errors {
-        assert!(e.line <= lines.max(1), "error line {} of {lines}: {e:?}", e.line);
+        assert!(
+            e.line <= lines.max(1),
+            "error line {} of {lines}: {e:?}",
+            e.line
+        );
         assert!(e.end_line >= e.line, "error end_line before line: {e:?}");
         let _ = e.to_string();
         let _ = e.clone().with_file("Dockerfile").to_string();
@@ -69,6 +80,65 @@ fuzz_target!(|data: &[u8]| {
         check_node(&ast, node, 0);
     }
     for w in &ast.warnings {
-        assert!(w.line >= 1 && w.line <= lines, "warning {w:?} of {lines} lines");
+        assert!(
+            w.line >= 1 && w.line <= lines,
+            "warning {w:?} of {lines} lines"
+        );
+    }
+
+    // The typed model.
+    for node in &ast.nodes {
+        if let Ok(ins) = Instruction::from_node(node, ast.escape) {
+            let _ = (ins.keyword(), ins.location());
+        }
+    }
+    let typed = Dockerfile::from_ast(&ast);
+    let whole = Dockerfile::parse(src);
+    if errors.is_empty() {
+        assert_eq!(
+            typed.as_ref().ok(),
+            whole.as_ref().ok(),
+            "Dockerfile::parse vs parse + from_ast"
+        );
+    } else {
+        assert!(
+            whole.is_err(),
+            "Dockerfile::parse accepted a file parse rejected"
+        );
+    }
+    if let Err(e) = &whole {
+        assert!(!e.errors.is_empty(), "ParseErrors without errors");
+        let _ = e.to_string();
+    }
+    let Ok(df) = typed else {
+        return;
+    };
+    let build_args: Vec<(String, String)> = vec![("V".to_owned(), "1".to_owned())];
+    let predefined = vec![("TARGETOS".to_owned(), "linux".to_owned())];
+    let scope = df.global_args(&build_args, &predefined).unwrap_or_default();
+    let _ = df.lexer();
+    for stage in &df.stages {
+        let i = stage.index;
+        if let Some(name) = stage.name() {
+            let found = df.stage(name).map(|s| s.index);
+            assert!(found.is_some(), "stage {name:?} not found by name");
+        }
+        assert!(
+            df.stage(&i.to_string()).is_some(),
+            "stage {i} not found by index"
+        );
+        let _ = df.resolve_base(i, &scope);
+        let _ = df.resolve_platform(i, &scope);
+        if let Ok(deps) = df.dependencies(i, &scope) {
+            for d in &deps {
+                if let DependencyTarget::Stage(j) = d.target {
+                    assert!(j < i, "stage {i} depends on later stage {j}");
+                }
+            }
+        }
+        let _ = df.stage_dependencies(i, &scope);
+        for ins in &stage.instructions {
+            let _ = (ins.keyword(), ins.location());
+        }
     }
 });

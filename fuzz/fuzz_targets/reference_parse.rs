@@ -21,7 +21,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Accessors must not panic and must be consistent with the full name.
-    let _ = (r.domain(), r.repository(), r.tag(), r.digest(), r.familiar_name());
+    let _ = (
+        r.domain(),
+        r.repository(),
+        r.tag(),
+        r.digest(),
+        r.familiar_name(),
+    );
     assert_eq!(
         r.name(),
         format!("{}/{}", r.domain(), r.repository()),
