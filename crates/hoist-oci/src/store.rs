@@ -514,15 +514,11 @@ fn find<'a>(records: &'a Records, input: &str) -> Result<&'a ImageRecord> {
     }
     let reference: Reference = input.parse()?;
     if let Some(d) = reference.digest() {
-        let repo = reference.name().to_string();
+        // Content is named by its digest whatever repository it was stored under.
         return records
             .images
             .values()
-            .find(|r| {
-                &r.digest == d
-                    && (r.names.is_empty() || r.names.iter().any(|n| same_repo(n, &repo)))
-            })
-            .or_else(|| records.images.values().find(|r| &r.digest == d))
+            .find(|r| &r.digest == d)
             .ok_or_else(not_found);
     }
     let full = reference.to_string();
@@ -531,12 +527,6 @@ fn find<'a>(records: &'a Records, input: &str) -> Result<&'a ImageRecord> {
         .values()
         .find(|r| r.names.iter().any(|n| n == &full))
         .ok_or_else(not_found)
-}
-
-fn same_repo(name_with_tag: &str, repo: &str) -> bool {
-    name_with_tag
-        .strip_prefix(repo)
-        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// The current time as RFC 3339 with seconds, UTC.

@@ -1,7 +1,8 @@
 //! Moving images in and out of the store: OCI image layout directories (what
 //! `skopeo copy oci:DIR`, `podman save --format oci-dir` and `docker buildx --output
 //! type=oci` use) and `docker save` tarballs (`docker-archive`), both the classic
-//! layout (`manifest.json` + `<id>/layer.tar`) and Docker 25's OCI-layout-in-a-tar.
+//! layout (`manifest.json` + `<id>/layer.tar`) and Docker 25's OCI-layout-in-a-tar (which is also skopeo's and podman's
+//! `oci-archive`).
 //!
 //! Every blob that comes in is verified against its digest as it streams into the
 //! blob store; an image is only recorded once all of its blobs are in. Exports are
@@ -43,6 +44,14 @@ pub enum TransferError {
         path: PathBuf,
         /// What is wrong with it.
         message: String,
+    },
+    /// An index with no manifest for this host's platform.
+    #[error("image index {index} has no manifest for {platform} in the store")]
+    NoPlatform {
+        /// The index.
+        index: Digest,
+        /// `os/architecture`.
+        platform: String,
     },
     /// An I/O error.
     #[error("{path}: {source}")]
@@ -122,49 +131,75 @@ pub fn import_oci_layout(
     name: Option<&Reference>,
 ) -> Result<Vec<Loaded>> {
     let header_path = dir.join("oci-layout");
-    let header: LayoutHeader =
-        serde_json::from_slice(&fs::read(&header_path).map_err(io_at(&header_path))?)
-            .map_err(|e| format_err(&header_path, format!("not an OCI layout header: {e}")))?;
+    let header = fs::read(&header_path).map_err(io_at(&header_path))?;
+    let index_path = dir.join("index.json");
+    let index = parse_layout(
+        &header_path,
+        &header,
+        &index_path,
+        &read_limited(&index_path)?,
+        name,
+    )?;
+    let _session = store.write_session()?;
+    for desc in &index.manifests {
+        copy_tree_from_dir(store, dir, desc, true)?;
+    }
+    record_layout(store, &index, name)
+}
+
+/// Check an OCI layout's header and parse its index (`where_*` name them in errors).
+fn parse_layout(
+    header_at: &Path,
+    header: &[u8],
+    index_at: &Path,
+    index: &[u8],
+    name: Option<&Reference>,
+) -> Result<ImageIndex> {
+    let header: LayoutHeader = serde_json::from_slice(header)
+        .map_err(|e| format_err(header_at, format!("not an OCI layout header: {e}")))?;
     if !header.image_layout_version.starts_with("1.") {
         return Err(format_err(
-            &header_path,
+            header_at,
             format!(
                 "unsupported imageLayoutVersion {:?}",
                 header.image_layout_version
             ),
         ));
     }
-    let index_path = dir.join("index.json");
-    let index_bytes = read_limited(&index_path)?;
-    let (index, _) = Manifest::parse(&index_bytes, Some(mt::OCI_INDEX))
-        .map_err(|e| format_err(&index_path, e.to_string()))?;
+    let (index, _) = Manifest::parse(index, Some(mt::OCI_INDEX))
+        .map_err(|e| format_err(index_at, e.to_string()))?;
     let Manifest::Index(index) = index else {
-        return Err(format_err(&index_path, "index.json is not an image index"));
+        return Err(format_err(index_at, "index.json is not an image index"));
     };
     if index.manifests.is_empty() {
-        return Err(format_err(&index_path, "the layout holds no images"));
+        return Err(format_err(index_at, "the layout holds no images"));
     }
     if name.is_some() && index.manifests.len() > 1 {
         return Err(format_err(
-            &index_path,
+            index_at,
             format!(
                 "a name was given but the layout holds {} images",
                 index.manifests.len()
             ),
         ));
     }
-    let _session = store.write_session()?;
+    Ok(index)
+}
+
+/// Record every image of a layout index whose blobs are now in the store.
+fn record_layout(
+    store: &Store,
+    index: &ImageIndex,
+    name: Option<&Reference>,
+) -> Result<Vec<Loaded>> {
     let mut loaded = Vec::new();
     for desc in &index.manifests {
-        copy_tree_from_dir(store, dir, desc, true)?;
         let names = match name {
             Some(n) => vec![n.clone()],
             None => names_from_annotations(desc),
         };
-        let record = store.add_image(
-            &Descriptor::new(desc.media_type.clone(), desc.digest.clone(), desc.size),
-            &names,
-        )?;
+        let manifest = Descriptor::new(desc.media_type.clone(), desc.digest.clone(), desc.size);
+        let record = store.add_image(&manifest, &names)?;
         loaded.push(Loaded { record });
     }
     Ok(loaded)
@@ -415,16 +450,19 @@ pub fn import_docker_archive(
         }
         None
     };
+    // An OCI layout in a tar (skopeo's oci-archive, Docker 25's `docker save`): its
+    // manifests keep their original digests, so it wins over manifest.json.
+    if let (Some(Seen::Bytes(header)), Some(Seen::Bytes(index))) =
+        (lookup("oci-layout"), lookup("index.json"))
+    {
+        let at = |f: &str| path.join(f);
+        let index = parse_layout(&at("oci-layout"), header, &at("index.json"), index, name)?;
+        return record_layout(store, &index, name);
+    }
     let Some(Seen::Bytes(manifest_json)) = lookup("manifest.json") else {
-        if let Some(Seen::Bytes(_)) = lookup("index.json") {
-            return Err(format_err(
-                path,
-                "OCI archives without manifest.json: extract it and use the directory",
-            ));
-        }
         return Err(format_err(
             path,
-            "not a docker archive: manifest.json is missing",
+            "not a docker-archive or OCI archive: neither manifest.json nor index.json is in it",
         ));
     };
     let entries: Vec<ArchiveEntry> = serde_json::from_slice(manifest_json)
@@ -590,20 +628,14 @@ pub fn platform_manifest(store: &Store, record: &ImageRecord) -> Result<crate::I
                     .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
                     && store.blobs().contains(&d.digest)
             });
-            let Some(d) = pick else {
-                return Err(format_err(
-                    Path::new(&record.digest.to_string()),
-                    format!(
-                        "the index has no manifest for {}/{} in the store",
-                        host.os, host.architecture
-                    ),
-                ));
+            let no_platform = || TransferError::NoPlatform {
+                index: record.digest.clone(),
+                platform: format!("{}/{}", host.os, host.architecture),
             };
+            let d = pick.ok_or_else(no_platform)?;
             match store.manifest(d)? {
                 Manifest::Image(m) => Ok(m),
-                Manifest::Index(_) => {
-                    Err(format_err(Path::new(&d.digest.to_string()), "nested index"))
-                }
+                Manifest::Index(_) => Err(no_platform()),
             }
         }
     }
@@ -696,7 +728,7 @@ pub fn export_docker_archive(
     Ok(())
 }
 
-fn header(path: &str, size: u64) -> tar::Header {
+fn header(size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
     h.set_mode(0o644);
@@ -704,12 +736,11 @@ fn header(path: &str, size: u64) -> tar::Header {
     h.set_uid(0);
     h.set_gid(0);
     h.set_entry_type(tar::EntryType::Regular);
-    let _ = path;
     h
 }
 
 fn append_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut h = header(path, bytes.len() as u64);
+    let mut h = header(bytes.len() as u64);
     b.append_data(&mut h, path, bytes)
 }
 
@@ -719,7 +750,7 @@ fn append_reader<W: Write>(
     size: u64,
     r: &mut dyn Read,
 ) -> io::Result<()> {
-    let mut h = header(path, size);
+    let mut h = header(size);
     b.append_data(&mut h, path, r)
 }
 

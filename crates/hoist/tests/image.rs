@@ -348,3 +348,26 @@ fn import_change_sets_the_config() {
     assert!(err.contains("RUN cannot be applied"), "{err}");
     env.fails(&["image", "inspect", "bb:bad"]);
 }
+
+#[test]
+fn an_oci_archive_from_skopeo_loads_with_its_digest() {
+    let env = Env::new();
+    let img = env.import_busybox("busybox:arch");
+    let dir = env.path("layout");
+    env.ok(&["image", "export", "busybox:arch", dir.to_str().unwrap()]);
+    let tar = env.path("bb-oci.tar");
+    skopeo(&[
+        "copy",
+        &format!("oci:{}", dir.display()),
+        &format!("oci-archive:{}:busybox:arch", tar.display()),
+    ]);
+    let other = Env::new();
+    other.ok(&[
+        "image",
+        "load",
+        tar.to_str().unwrap(),
+        "--tag",
+        "mirror/bb:1",
+    ]);
+    assert_eq!(digest(&other.inspect("mirror/bb:1")), digest(&img));
+}
