@@ -425,7 +425,14 @@ pub fn import_docker_archive(
             continue;
         }
         let size = entry.size();
-        let is_doc = key.ends_with(".json") || key == "oci-layout" || key == "repositories";
+        // Documents stay in memory; layers and OCI blobs stream into the store. The
+        // legacy per-layer `<id>/json` and `<id>/VERSION` files are documents too, so
+        // they do not become orphan blobs.
+        let is_doc = key.ends_with(".json")
+            || key.ends_with("/json")
+            || key.ends_with("/VERSION")
+            || key == "oci-layout"
+            || key == "repositories";
         if is_doc && size <= MAX_DOCUMENT_SIZE {
             let mut bytes = Vec::with_capacity(size as usize);
             entry.read_to_end(&mut bytes).map_err(io_at(path))?;
