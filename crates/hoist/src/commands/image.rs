@@ -93,7 +93,7 @@ fn list(settings: &Settings, store: &Store) -> Result<()> {
     ]];
     for s in &images {
         let id = s.record.id.hex()[..12].to_owned();
-        let created = s.created.clone().unwrap_or_else(|| "-".to_owned());
+        let created = s.created.as_deref().map_or_else(|| "-".to_owned(), ago);
         let size = human_size(s.size);
         let names: Vec<String> = if s.record.names.is_empty() {
             vec!["<none>:<none>".to_owned()]
@@ -132,6 +132,31 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
             }
         }
         println!("{}", line.trim_end());
+    }
+}
+
+/// `3 minutes ago`-style ages, as `docker images` prints them.
+fn ago(rfc3339: &str) -> String {
+    let Ok(then) = humantime::parse_rfc3339_weak(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let Ok(elapsed) = std::time::SystemTime::now().duration_since(then) else {
+        return rfc3339.to_owned(); // in the future: show it as it is
+    };
+    let secs = elapsed.as_secs();
+    let (n, unit) = match secs {
+        0..=59 => return "Less than a minute ago".to_owned(),
+        60..=3599 => (secs / 60, "minute"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        86_400..=1_209_599 => (secs / 86_400, "day"),
+        1_209_600..=5_183_999 => (secs / 604_800, "week"),
+        5_184_000..=63_071_999 => (secs / 2_592_000, "month"),
+        _ => (secs / 31_536_000, "year"),
+    };
+    if n == 1 {
+        format!("1 {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
     }
 }
 
@@ -316,4 +341,23 @@ fn prune(settings: &Settings, store: &Store) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_like_docker() {
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_037_000), "1.037MB");
+        assert_eq!(human_size(2_000_000_000), "2GB");
+        assert_eq!(ago("1970-01-01T00:00:00Z").split(' ').nth(1), Some("years"));
+        let hour_ago = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3700),
+        )
+        .to_string();
+        assert_eq!(ago(&hour_ago), "1 hour ago");
+        assert_eq!(ago("not a time"), "not a time");
+    }
 }
