@@ -65,7 +65,7 @@ pub enum ImageCommand {
     },
     /// Export an image as an OCI layout directory or a docker-archive tarball.
     Export(ExportArgs),
-    /// Load images from an OCI layout directory or a docker-archive tarball.
+    /// Load images from an OCI layout directory, an OCI archive or a docker-archive tarball.
     Load(LoadArgs),
     /// Add a name to an image.
     Tag {
@@ -136,7 +136,7 @@ pub struct ExportArgs {
 /// `hoist image load`
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// An OCI layout directory or a docker-archive tarball.
+    /// An OCI layout directory, an OCI archive tarball or a docker-archive tarball.
     pub path: PathBuf,
     /// Name the loaded image (when the input holds one image).
     #[arg(short, long)]
