@@ -20,6 +20,16 @@ pub enum ReadError {
         /// What is wrong.
         reason: String,
     },
+    /// An entry of a kind layers must not carry. GNU sparse entries are refused:
+    /// their declared size is unbounded by the bytes in the stream, so a tiny layer
+    /// could fill the disk (Docker's and containerd's writers never produce them).
+    #[error("layer entry {path:?}: {reason}")]
+    Unsupported {
+        /// The entry path as written in the tar.
+        path: String,
+        /// What is not supported.
+        reason: String,
+    },
     /// An entry with an impossible header field (uid beyond 32 bits, bad PAX
     /// number, unreadable device numbers).
     #[error("layer entry {path:?}: invalid header: {reason}")]

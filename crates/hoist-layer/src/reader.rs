@@ -276,7 +276,13 @@ pub(crate) fn entry_info<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Entry
     let kind = match typeflag {
         // Old tars mark directories only by the trailing slash.
         EntryType::Regular if raw.ends_with(b"/") => EntryKind::Dir,
-        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => EntryKind::File,
+        EntryType::Regular | EntryType::Continuous => EntryKind::File,
+        EntryType::GNUSparse => return Err(ReadError::Unsupported {
+            path: String::from_utf8_lossy(&raw).into_owned(),
+            reason:
+                "GNU sparse files are not supported in layers (re-create the tar without --sparse)"
+                    .to_owned(),
+        }),
         EntryType::Directory => EntryKind::Dir,
         EntryType::Symlink => EntryKind::Symlink,
         EntryType::Link => EntryKind::Hardlink,
