@@ -6,8 +6,9 @@
 //! * [`write_dir`] and [`write_changes`] produce a layer into any `Write`. The
 //!   builder hands over either a whole root (a one-layer image) or a root plus a list
 //!   of [`Change`]s (`Added`/`Modified`, `Deleted` as `.wh.<name>`, `OpaqueDir` as
-//!   `.wh..wh..opq`). [`WriteOptions`] carries the [`Compression`], its level and an
-//!   optional `SOURCE_DATE_EPOCH` (passed in, never read from the environment). The
+//!   `.wh..wh..opq`). [`WriteOptions`] carries the [`Compression`], its level, an
+//!   optional `SOURCE_DATE_EPOCH` (passed in, never read from the environment) and
+//!   the gzip thread count, which never changes a byte of the output. The
 //!   result, [`LayerInfo`], has the blob digest and size *and* the diff_id, computed
 //!   in one pass by two `hoist_oci::DigestWriter`s on either side of the compressor,
 //!   plus the OCI media type.

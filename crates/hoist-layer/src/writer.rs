@@ -35,6 +35,9 @@ pub struct WriteOptions {
     /// `SOURCE_DATE_EPOCH`: every mtime becomes `min(mtime, epoch)`. The library
     /// never reads the environment; the caller passes it here.
     pub source_date_epoch: Option<i64>,
+    /// Threads compressing gzip (default: `std::thread::available_parallelism`).
+    /// Never changes a byte of the output; zstd ignores it.
+    pub threads: Option<usize>,
 }
 
 impl Default for WriteOptions {
@@ -43,6 +46,7 @@ impl Default for WriteOptions {
             compression: Compression::Gzip,
             level: None,
             source_date_epoch: None,
+            threads: None,
         }
     }
 }
@@ -229,8 +233,16 @@ fn write_items<W: Write>(
 ) -> Result<LayerInfo, WriteError> {
     items.sort_by(|a, b| cmp_components(a.path(), b.path()));
     items.dedup();
-    let encoder = Encoder::new(DigestWriter::new(out), opts.compression, opts.level)
-        .map_err(WriteError::Output)?;
+    let threads = opts.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let encoder = Encoder::new(
+        DigestWriter::new(out),
+        opts.compression,
+        opts.level,
+        threads,
+    )
+    .map_err(WriteError::Output)?;
     let mut w = TarWriter {
         root,
         out: BufWriter::with_capacity(1 << 16, DigestWriter::new(encoder)),

@@ -12,6 +12,7 @@ fn opts(c: Compression, epoch: Option<i64>) -> WriteOptions {
         compression: c,
         level: None,
         source_date_epoch: epoch,
+        threads: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn run(settings: &Settings, store: &Store, args: ImportArgs) -> Result<()> {
         source_date_epoch: args
             .source_date_epoch
             .map(|e| e.min(i64::MAX as u64) as i64),
+        ..WriteOptions::default()
     };
 
     let session = store.write_session()?;
