@@ -114,17 +114,7 @@ fn same_source_date_epoch_gives_the_same_digest_despite_new_mtimes() {
         .output()
         .unwrap();
     util::assert_success(&out, "cp -a");
-    let import = |name: &str| {
-        let out = env
-            .hoist()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["image", "import", rootfs.to_str().unwrap(), name])
-            .output()
-            .unwrap();
-        util::assert_success(&out, "import");
-        env.inspect(name)
-    };
-    let first = import("repro:1");
+    let first = env.import_at_epoch(&rootfs, "repro:1", 1_700_000_000);
     // Touch every file to a new time, after the epoch.
     let out = std::process::Command::new("find")
         .args([
@@ -140,7 +130,7 @@ fn same_source_date_epoch_gives_the_same_digest_despite_new_mtimes() {
         .output()
         .unwrap();
     util::assert_success(&out, "touch");
-    let second = import("repro:2");
+    let second = env.import_at_epoch(&rootfs, "repro:2", 1_700_000_000);
     assert_eq!(digest(&first), digest(&second));
     let a = env.path("a");
     let b = env.path("b");
@@ -301,18 +291,8 @@ fn a_rootfs_tarball_imports_to_the_same_layer_as_its_directory() {
         .output()
         .unwrap();
     util::assert_success(&out, "tar");
-    let import = |src: &std::path::Path, name: &str| {
-        let out = env
-            .hoist()
-            .env("SOURCE_DATE_EPOCH", "1600000000")
-            .args(["image", "import", src.to_str().unwrap(), name])
-            .output()
-            .unwrap();
-        util::assert_success(&out, "import");
-        env.inspect(name)
-    };
-    let from_dir = import(&busybox_rootfs(), "dir:1");
-    let from_tar = import(&tarball, "tar:1");
+    let from_dir = env.import_at_epoch(&busybox_rootfs(), "dir:1", 1_600_000_000);
+    let from_tar = env.import_at_epoch(&tarball, "tar:1", 1_600_000_000);
     assert_eq!(from_dir["RootFS"], from_tar["RootFS"]);
     assert_eq!(digest(&from_dir), digest(&from_tar));
 }

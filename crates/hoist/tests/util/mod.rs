@@ -57,6 +57,21 @@ impl Env {
         serde_json::from_str(&self.ok(&["image", "inspect", reference])).expect("inspect JSON")
     }
 
+    /// Import `src` as `name` with `SOURCE_DATE_EPOCH` set, returning its inspect JSON.
+    pub fn import_at_epoch(&self, src: &Path, name: &str, epoch: u64) -> serde_json::Value {
+        let out = self
+            .hoist()
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .args(["image", "import", src.to_str().expect("utf-8"), name])
+            .output()
+            .expect("run hoist");
+        assert_success(
+            &out,
+            &format!("hoist image import {} {name}", src.display()),
+        );
+        self.inspect(name)
+    }
+
     /// Import the busybox rootfs as `name`.
     pub fn import_busybox(&self, name: &str) -> serde_json::Value {
         let rootfs = busybox_rootfs();
