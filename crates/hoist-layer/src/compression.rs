@@ -4,17 +4,13 @@
 //! format this crate writes or detects are the same value.
 
 use std::collections::VecDeque;
-use std::io::{self, BufReader, Chain, Cursor, Read, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::read::MultiGzDecoder;
 use flate2::{Compress, FlushCompress, Status};
 pub use hoist_oci::media_type::Compression;
-
-/// Bytes needed to tell the formats apart.
-const MAGIC_LEN: usize = 4;
 
 /// The compression a stream starting with `prefix` uses, by magic bytes (see
 /// [`Compression::detect`]; anything unrecognized is taken as a plain tar, whose
@@ -23,60 +19,7 @@ pub fn detect(prefix: &[u8]) -> Compression {
     Compression::detect(prefix)
 }
 
-type Peeked<R> = Chain<Cursor<Vec<u8>>, R>;
-
-/// A reader that undoes whatever compression its input has.
-pub struct Decompressor<R: Read> {
-    compression: Compression,
-    inner: DecoderKind<R>,
-}
-
-enum DecoderKind<R: Read> {
-    Plain(Peeked<R>),
-    Gzip(Box<MultiGzDecoder<Peeked<R>>>),
-    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Peeked<R>>>>),
-}
-
-impl<R: Read> Decompressor<R> {
-    /// Peek at the first bytes of `reader` and set up the matching decoder.
-    pub fn new(mut reader: R) -> io::Result<Self> {
-        let mut prefix = Vec::with_capacity(MAGIC_LEN);
-        let mut buf = [0u8; MAGIC_LEN];
-        while prefix.len() < MAGIC_LEN {
-            match reader.read(&mut buf[..MAGIC_LEN - prefix.len()]) {
-                Ok(0) => break,
-                Ok(n) => prefix.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let compression = detect(&prefix);
-        let peeked = Cursor::new(prefix).chain(reader);
-        let inner = match compression {
-            Compression::None => DecoderKind::Plain(peeked),
-            Compression::Gzip => DecoderKind::Gzip(Box::new(MultiGzDecoder::new(peeked))),
-            Compression::Zstd => {
-                DecoderKind::Zstd(Box::new(zstd::stream::read::Decoder::new(peeked)?))
-            }
-        };
-        Ok(Decompressor { compression, inner })
-    }
-
-    /// The detected compression.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-}
-
-impl<R: Read> Read for Decompressor<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.inner {
-            DecoderKind::Plain(r) => r.read(buf),
-            DecoderKind::Gzip(r) => r.read(buf),
-            DecoderKind::Zstd(r) => r.read(buf),
-        }
-    }
-}
+pub use hoist_oci::media_type::Decompressor;
 
 /// A writer that compresses into `W`.
 pub(crate) enum Encoder<W: Write> {
@@ -448,6 +391,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn detects_by_magic() {

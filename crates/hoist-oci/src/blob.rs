@@ -306,6 +306,26 @@ impl Write for BlobWriter {
     }
 }
 
+/// Write `path` whole or not at all: `fill` writes a temp file beside it, which is
+/// fsynced and renamed over `path`, and the directory is fsynced.
+pub(crate) fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    fill(tmp.as_file_mut()).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    sync_dir(dir)
+}
+
 /// fsync a directory so a rename into it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -1,7 +1,9 @@
 //! Media type strings of the OCI image-spec and of Docker's v2 schema 2.
 //!
 //! Media types stay plain strings in descriptors (a registry must carry ones it does
-//! not know); this module names the ones hoist acts on and classifies them.
+//! not know); this module names the ones hoist acts on and classifies them. It also
+//! holds the one decoder that undoes a blob's compression by its magic bytes
+//! ([`Decompressor`]), shared by the image transfers and the layer reader.
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -37,6 +39,10 @@ pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.man
 /// Docker schema 1 manifest (refused).
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 
+use std::io::{self, BufReader, Chain, Cursor, Read};
+
+use flate2::read::MultiGzDecoder;
+
 /// Compression of a layer blob, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -58,6 +64,64 @@ impl Compression {
             [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
             [b0, 0x2a, 0x4d, 0x18, ..] if b0 & 0xf0 == 0x50 => Compression::Zstd,
             _ => Compression::None,
+        }
+    }
+}
+
+/// Bytes needed to tell the formats apart.
+const MAGIC_LEN: usize = 4;
+
+type Peeked<R> = Chain<Cursor<Vec<u8>>, R>;
+
+/// A reader that undoes whatever compression its input has.
+pub struct Decompressor<R: Read> {
+    compression: Compression,
+    inner: DecoderKind<R>,
+}
+
+enum DecoderKind<R: Read> {
+    Plain(Peeked<R>),
+    Gzip(Box<MultiGzDecoder<Peeked<R>>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Peeked<R>>>>),
+}
+
+impl<R: Read> Decompressor<R> {
+    /// Peek at the first bytes of `reader` and set up the matching decoder.
+    pub fn new(mut reader: R) -> io::Result<Self> {
+        let mut prefix = Vec::with_capacity(MAGIC_LEN);
+        let mut buf = [0u8; MAGIC_LEN];
+        while prefix.len() < MAGIC_LEN {
+            match reader.read(&mut buf[..MAGIC_LEN - prefix.len()]) {
+                Ok(0) => break,
+                Ok(n) => prefix.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let compression = Compression::detect(&prefix);
+        let peeked = Cursor::new(prefix).chain(reader);
+        let inner = match compression {
+            Compression::None => DecoderKind::Plain(peeked),
+            Compression::Gzip => DecoderKind::Gzip(Box::new(MultiGzDecoder::new(peeked))),
+            Compression::Zstd => {
+                DecoderKind::Zstd(Box::new(zstd::stream::read::Decoder::new(peeked)?))
+            }
+        };
+        Ok(Decompressor { compression, inner })
+    }
+
+    /// The detected compression.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+}
+
+impl<R: Read> Read for Decompressor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            DecoderKind::Plain(r) => r.read(buf),
+            DecoderKind::Gzip(r) => r.read(buf),
+            DecoderKind::Zstd(r) => r.read(buf),
         }
     }
 }

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::blob::{io_err, sync_dir, BlobError, BlobStore};
+use crate::blob::{io_err, write_atomic, BlobError, BlobStore};
 use crate::config::ImageConfig;
 use crate::manifest::{Descriptor, ImageManifest, Manifest, ManifestError};
 use crate::media_type as mt;
@@ -228,16 +228,8 @@ impl Store {
     }
 
     fn save_records(&self, records: &Records) -> Result<()> {
-        let path = self.records_path();
-        let mut tmp = tempfile::Builder::new()
-            .prefix("images-")
-            .tempfile_in(&self.home)
-            .map_err(io_err(&self.home))?;
         let bytes = serde_json::to_vec_pretty(records).unwrap_or_default();
-        tmp.write_all(&bytes).map_err(io_err(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-        tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
-        sync_dir(&self.home)?;
+        write_atomic(&self.records_path(), |f| f.write_all(&bytes))?;
         Ok(())
     }
 

@@ -16,12 +16,12 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::blob::{BlobError, MAX_DOCUMENT_SIZE};
+use crate::blob::{write_atomic, BlobError, MAX_DOCUMENT_SIZE};
 use crate::manifest::{to_canonical_json, Descriptor, ImageIndex, Manifest, Platform};
-use crate::media_type::{self as mt, Compression};
+use crate::media_type::{self as mt, Compression, Decompressor};
 use crate::reference::Reference;
 use crate::store::{ImageRecord, Store, StoreError};
-use crate::{Digest, Digester};
+use crate::{Digest, DigestReader};
 
 /// Annotation naming a manifest's tag (or full reference) in an OCI layout index.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -343,26 +343,12 @@ fn copy_blob_out(store: &Store, digest: &Digest, dest: &Path) -> Result<()> {
     let dir = parent_dir(dest);
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let mut src = store.blobs().open_blob(digest, None)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".blob-")
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    io::copy(&mut src, tmp.as_file_mut()).map_err(io_at(dest))?;
-    tmp.as_file().sync_all().map_err(io_at(dest))?;
-    tmp.persist(dest).map_err(|e| io_at(dest)(e.error))?;
+    write_atomic(dest, |f| io::copy(&mut src, f).map(drop))?;
     Ok(())
 }
 
-/// Write a file by temp file and rename.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(path))?;
-    tmp.as_file().sync_all().map_err(io_at(path))?;
-    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |f| f.write_all(bytes))?;
     Ok(())
 }
 
@@ -523,10 +509,14 @@ pub fn import_docker_archive(
                     format!("manifest.json[{i}].Layers[{j}]: {layer_path} is not in the archive"),
                 ));
             };
-            let compression = sniff_compression(store, digest)?;
-            let diff_id = match compression {
-                Compression::None => digest.clone(),
-                c => uncompressed_digest(store, digest, c)?,
+            let layer = open_layer(store, digest)?;
+            let compression = layer.compression();
+            let diff_id = if compression == Compression::None {
+                digest.clone()
+            } else {
+                let mut r = DigestReader::new(layer, crate::Algorithm::Sha256);
+                io::copy(&mut r, &mut io::sink()).map_err(io_at(&store.blobs().path(digest)))?;
+                r.finish().0
             };
             if diff_id != config.rootfs.diff_ids[j] {
                 return Err(format_err(
@@ -576,50 +566,10 @@ fn clean_archive_path(p: &Path) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-/// Detect a blob's compression from its first bytes.
-pub fn sniff_compression(store: &Store, digest: &Digest) -> Result<Compression> {
-    let mut f = store.blobs().open_blob(digest, None)?;
-    let mut magic = [0u8; 4];
-    let mut n = 0;
-    while n < magic.len() {
-        let r = f
-            .read(&mut magic[n..])
-            .map_err(io_at(&store.blobs().path(digest)))?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    Ok(Compression::detect(&magic[..n]))
-}
-
-/// Open a layer blob as its uncompressed tar stream.
-pub fn open_uncompressed(store: &Store, digest: &Digest, c: Compression) -> Result<Box<dyn Read>> {
-    let f = BufReader::with_capacity(1 << 20, store.blobs().open_blob(digest, None)?);
-    Ok(match c {
-        Compression::None => Box::new(f),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(f)
-                .map_err(io_at(&store.blobs().path(digest)))?,
-        ),
-    })
-}
-
-fn uncompressed_digest(store: &Store, digest: &Digest, c: Compression) -> Result<Digest> {
-    let mut r = open_uncompressed(store, digest, c)?;
-    let mut d = Digester::new(crate::Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .map_err(io_at(&store.blobs().path(digest)))?;
-        if n == 0 {
-            break;
-        }
-        d.update(&buf[..n]);
-    }
-    Ok(d.finish())
+/// Open a layer blob as its uncompressed tar stream (compression found by magic bytes).
+pub fn open_layer(store: &Store, digest: &Digest) -> Result<Decompressor<BufReader<File>>> {
+    let file = BufReader::with_capacity(1 << 20, store.blobs().open_blob(digest, None)?);
+    Decompressor::new(file).map_err(io_at(&store.blobs().path(digest)))
 }
 
 /// Pick the manifest to use from an image: the image itself, or from an index the
@@ -704,7 +654,7 @@ pub fn export_docker_archive(
                 // The tar header needs the size first: decompress to a temp file.
                 let mut spool =
                     tempfile::tempfile_in(store.blobs().tmp_dir()).map_err(io_at(dest))?;
-                let mut r = open_uncompressed(store, &layer.digest, compression)?;
+                let mut r = open_layer(store, &layer.digest)?;
                 let size = io::copy(&mut r, &mut spool).map_err(io_at(dest))?;
                 io::Seek::seek(&mut spool, io::SeekFrom::Start(0)).map_err(io_at(dest))?;
                 append_reader(&mut builder, &layer_path, size, &mut spool).map_err(io_at(dest))?;
