@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q
-hoist=$PWD/target/release/hoist
+hoist=${CARGO_TARGET_DIR:-$PWD/target}/release/hoist
 work=$(mktemp -d)
 export HOIST_HOME=${HOIST_HOME:-$work/home}
 scripts/busybox-rootfs.sh "$work/rootfs"
