@@ -262,8 +262,12 @@ fn import_killed_mid_write_leaves_the_store_consistent() {
     verify_blobs();
     // The next import succeeds, and prune clears what the killed one left.
     env.ok(&["image", "import", rootfs.to_str().unwrap(), "big:1"]);
-    let out = env.ok(&["image", "prune"]);
-    assert!(out.contains("temp files"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "image", "prune"])).unwrap();
+    assert!(
+        report["TempFilesRemoved"].as_u64().unwrap() >= 1,
+        "the killed import's temp file was not cleared: {report}"
+    );
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     verify_blobs();
     let img = env.inspect("big:1");
