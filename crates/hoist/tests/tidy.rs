@@ -10,7 +10,29 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-oci", &[]),
     ("hoist-dockerfile", &[]),
     ("hoist-layer", &["hoist-oci"]),
-    ("hoist", &["hoist-oci", "hoist-layer", "hoist-dockerfile"]),
+    ("hoist-runtime", &[]),
+    ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
+    (
+        "hoist-builder",
+        &[
+            "hoist-oci",
+            "hoist-layer",
+            "hoist-dockerfile",
+            "hoist-snapshot",
+            "hoist-runtime",
+        ],
+    ),
+    (
+        "hoist",
+        &[
+            "hoist-oci",
+            "hoist-layer",
+            "hoist-dockerfile",
+            "hoist-snapshot",
+            "hoist-runtime",
+            "hoist-builder",
+        ],
+    ),
 ];
 
 fn crates() -> Vec<(String, std::path::PathBuf)> {
