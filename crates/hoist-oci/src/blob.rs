@@ -308,7 +308,7 @@ impl Write for BlobWriter {
 
 /// Write `path` whole or not at all: `fill` writes a temp file beside it, which is
 /// fsynced and renamed over `path`, and the directory is fsynced.
-pub(crate) fn write_atomic(
+pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<()> {

@@ -422,10 +422,20 @@ impl Store {
     /// Delete every blob no image reaches, and temp files of killed writers. Waits for
     /// writers in flight to finish.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_keeping(|| Ok(BTreeSet::new()))
+    }
+
+    /// Like [`Store::gc`], also keeping the blobs `extra` names (the build cache's
+    /// layers). `extra` is called once the writers' lock is held, so what it reads
+    /// cannot change underneath.
+    pub fn gc_keeping(
+        &self,
+        extra: impl FnOnce() -> std::io::Result<BTreeSet<Digest>>,
+    ) -> Result<GcReport> {
         let lock = self.lock_file("gc.lock")?;
         lock.lock()
             .map_err(io_err(&self.home.join("locks/gc.lock")))?;
-        let mut live = BTreeSet::new();
+        let mut live = extra().map_err(io_err(&self.home))?;
         for rec in self.list()? {
             // A damaged image keeps what can still be reached; never delete on doubt.
             match self.reachable(&rec.descriptor()) {
