@@ -308,10 +308,7 @@ impl Write for BlobWriter {
 
 /// Write `path` whole or not at all: `fill` writes a temp file beside it, which is
 /// fsynced and renamed over `path`, and the directory is fsynced.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut File) -> io::Result<()>,
-) -> Result<()> {
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
