@@ -17,6 +17,13 @@ use crate::cli::{Cli, Command};
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
+    // The container helper (`hoist __container <dir>`), re-executed by
+    // hoist-runtime: single-threaded, before clap and tracing.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(std::ffi::OsStr::new("__container")) {
+        let code = hoist_runtime::helper_main(args.collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let level = match cli.global.verbose {
         0 => "warn",
