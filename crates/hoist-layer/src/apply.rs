@@ -14,6 +14,16 @@
 //! metadata is applied last, deepest first, so the children written into a
 //! directory do not disturb its mtime and a read-only directory can still be
 //! filled.
+//!
+//! With [`WhiteoutMode::Overlay`] the layer is unpacked in overlayfs form instead,
+//! for a directory that will serve as one overlay lowerdir: a `.wh.<name>` becomes a
+//! character device 0/0 named `<name>` and a `.wh..wh..opq` in a directory sets
+//! `trusted.overlay.opaque=y` on it; nothing is deleted. Both are created at the end
+//! of the layer, so the same rules as above decide what they mean: a whiteout of a
+//! path this layer wrote before the marker is ignored, and a whiteout followed by
+//! a directory of the same name written by this layer makes that directory opaque
+//! (in the default mode the lower one would have been removed before it was
+//! written).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -41,6 +51,8 @@ pub struct ApplyOptions {
     /// Restore extended attributes. `security.*`/`trusted.*` failures and
     /// unsupported file systems are warnings; other `user.*` failures are errors.
     pub xattrs: bool,
+    /// What OCI whiteouts do. Default: [`WhiteoutMode::Apply`].
+    pub whiteouts: WhiteoutMode,
 }
 
 impl Default for ApplyOptions {
@@ -48,8 +60,24 @@ impl Default for ApplyOptions {
         ApplyOptions {
             same_owner: rustix::process::geteuid().is_root(),
             xattrs: true,
+            whiteouts: WhiteoutMode::default(),
         }
     }
+}
+
+/// What OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) do when a layer is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhiteoutMode {
+    /// Delete what they name from the target (lower layers applied before): the
+    /// target ends up as the flattened rootfs.
+    #[default]
+    Apply,
+    /// Write them in overlayfs form and delete nothing: `.wh.<name>` becomes a
+    /// character device 0/0 named `<name>`, `.wh..wh..opq` in directory `D` becomes
+    /// the xattr `trusted.overlay.opaque=y` on `D`. For unpacking one layer into
+    /// its own empty directory, to serve as an overlay lowerdir. Needs
+    /// `CAP_MKNOD` and `CAP_SYS_ADMIN` (trusted xattrs); failures are errors.
+    Overlay,
 }
 
 /// Something skipped or only partly applied, with the reason.
@@ -80,6 +108,9 @@ pub struct ApplyReport {
     pub warnings: Vec<ApplyWarning>,
 }
 
+/// The xattr overlayfs reads to tell an opaque directory.
+const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
 /// Apply the layer read from `reader` (plain, gzip or zstd tar, detected by magic
 /// bytes) onto the directory `target`.
 ///
@@ -109,6 +140,7 @@ pub fn apply_layer<R: Read>(
         written: HashSet::new(),
         dirs: BTreeMap::new(),
         opaque: Vec::new(),
+        overlay_whiteouts: Vec::new(),
         applied: Vec::new(),
         whiteouts: Vec::new(),
         warnings: Vec::new(),
@@ -171,6 +203,9 @@ struct Applier<'a> {
     /// Directories of this layer, metadata deferred to the end.
     dirs: BTreeMap<Vec<u8>, Meta>,
     opaque: Vec<Vec<u8>>,
+    /// Overlay mode: whiteout targets, turned into devices (or opaque
+    /// directories) at the end.
+    overlay_whiteouts: Vec<Vec<u8>>,
     applied: Vec<Vec<u8>>,
     whiteouts: Vec<Vec<u8>>,
     warnings: Vec<ApplyWarning>,
@@ -240,6 +275,12 @@ impl Applier<'_> {
     fn whiteout(&mut self, entry: &[u8], target: &[u8]) -> Result<(), ApplyError> {
         if self.written.contains(target) {
             tracing::debug!(path = %lossy(target), "whiteout of a path this layer wrote: ignored");
+            return Ok(());
+        }
+        if self.opts.whiteouts == WhiteoutMode::Overlay {
+            if !self.overlay_whiteouts.iter().any(|t| t == target) {
+                self.overlay_whiteouts.push(target.to_vec());
+            }
             return Ok(());
         }
         let (parent, name) = split_parent(target);
@@ -644,10 +685,52 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Overlay mode: a character device 0/0 at `target`, replacing whatever is
+    /// there (nothing this layer wrote: those whiteouts were ignored).
+    fn overlay_whiteout(&mut self, target: &[u8]) -> Result<(), ApplyError> {
+        let (parent, name) = split_parent(target);
+        let pfd = self.ensure_parent(target, parent)?;
+        let existing =
+            lstat_type(pfd.as_fd(), name).map_err(|e| fs_err(target, "stat existing entry", e))?;
+        self.remove_existing(target, pfd.as_fd(), name, existing)?;
+        rustix::fs::mknodat(
+            &pfd,
+            name,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(|e| fs_err(target, "create overlay whiteout (char 0/0)", e))
+    }
+
+    /// Overlay mode: mark `dir` opaque.
+    fn overlay_opaque(&mut self, dir: &[u8]) -> Result<(), ApplyError> {
+        let Some(fd) = self.open_layer_dir(dir)? else {
+            return Ok(());
+        };
+        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+            .map_err(|e| fs_err(dir, "setxattr trusted.overlay.opaque", e))
+    }
+
     fn finish(&mut self) -> Result<(), ApplyError> {
-        for dir in self.opaque.clone() {
-            if let Some(fd) = self.open_layer_dir(&dir)? {
-                self.prune(fd, &dir)?;
+        if self.opts.whiteouts == WhiteoutMode::Overlay {
+            for target in std::mem::take(&mut self.overlay_whiteouts) {
+                if !self.written.contains(&target) {
+                    self.overlay_whiteout(&target)?;
+                } else {
+                    // Whited out, then written by this layer: if it is now a
+                    // directory, the lower one is gone and this one replaces it.
+                    self.overlay_opaque(&target)?;
+                }
+            }
+            for dir in self.opaque.clone() {
+                self.overlay_opaque(&dir)?;
+            }
+        } else {
+            for dir in self.opaque.clone() {
+                if let Some(fd) = self.open_layer_dir(&dir)? {
+                    self.prune(fd, &dir)?;
+                }
             }
         }
         // Children sort after their parents bytewise, so reverse order is
@@ -676,5 +759,80 @@ fn copy_entry(data: &mut dyn Read, file: &mut File, path: &[u8]) -> Result<u64, 
         file.write_all(&buf[..n])
             .map_err(|e| fs_err(path, "write file", e))?;
         total += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::fs;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    use super::*;
+    use crate::writer::{write_changes, Change, WriteOptions};
+
+    fn opaque(p: &Path) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 16];
+        rustix::fs::lgetxattr(p, OVERLAY_OPAQUE_XATTR, &mut buf[..])
+            .ok()
+            .map(|n| buf[..n].to_vec())
+    }
+
+    #[test]
+    fn overlay_mode_writes_overlay_whiteouts_and_deletes_nothing() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root for mknod and trusted xattrs");
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir_all(s.join("a")).unwrap();
+        fs::create_dir_all(s.join("o")).unwrap();
+        fs::create_dir_all(s.join("re")).unwrap();
+        fs::write(s.join("o/new"), b"n").unwrap();
+        fs::write(s.join("re/f"), b"f").unwrap();
+        let changes = vec![
+            Change::Added("a".into()),
+            Change::Deleted("a/gone".into()),
+            Change::OpaqueDir("o".into()),
+            Change::Added("o/new".into()),
+            // Whited out, then written again as a directory in the same layer.
+            Change::Deleted("re".into()),
+            Change::Added("re".into()),
+            Change::Added("re/f".into()),
+            Change::Deleted("top".into()),
+        ];
+        let mut blob = Vec::new();
+        write_changes(s, &changes, &mut blob, &WriteOptions::default()).unwrap();
+
+        let dst = tempfile::tempdir().unwrap();
+        let d = dst.path();
+        fs::write(d.join("top"), b"replaced by the whiteout").unwrap();
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            ..ApplyOptions::default()
+        };
+        let report = apply_layer(&blob[..], d, &opts).unwrap();
+        for wh in ["a/gone", "top"] {
+            let md = fs::symlink_metadata(d.join(wh)).unwrap();
+            assert!(md.file_type().is_char_device(), "{wh}");
+            assert_eq!(md.rdev(), 0, "{wh}");
+        }
+        assert_eq!(opaque(&d.join("o")).as_deref(), Some(&b"y"[..]));
+        assert_eq!(fs::read(d.join("o/new")).unwrap(), b"n");
+        assert_eq!(opaque(&d.join("re")).as_deref(), Some(&b"y"[..]));
+        assert_eq!(fs::read(d.join("re/f")).unwrap(), b"f");
+        assert_eq!(opaque(&d.join("a")), None);
+        assert!(!d.join("a/.wh.gone").exists() && !d.join("o/.wh..wh..opq").exists());
+        assert_eq!(report.opaque_dirs, vec![PathBuf::from("o")]);
+
+        // The default mode still deletes.
+        let flat = tempfile::tempdir().unwrap();
+        fs::write(flat.path().join("top"), b"lower").unwrap();
+        apply_layer(&blob[..], flat.path(), &ApplyOptions::default()).unwrap();
+        assert!(fs::symlink_metadata(flat.path().join("top")).is_err());
+        assert!(fs::symlink_metadata(flat.path().join("a/gone")).is_err());
+        assert_eq!(opaque(&flat.path().join("o")), None);
     }
 }

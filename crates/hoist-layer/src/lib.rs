@@ -16,6 +16,8 @@
 //!   [`compression::detect`]) and applies it onto a directory: OCI whiteouts,
 //!   opaque directories, ownership (when root, see [`ApplyOptions`]), modes with
 //!   setuid/setgid/sticky, mtimes, xattrs, hardlinks, symlinks, devices and fifos.
+//!   [`ApplyOptions::whiteouts`] picks between deleting what whiteouts name
+//!   (the default) and writing them in overlayfs form ([`WhiteoutMode`]).
 //!   It returns an [`ApplyReport`] (diff_id, applied paths, whiteouts, warnings) or
 //!   a typed [`ApplyError`] naming the entry.
 //! * [`LayerReader`] lists a layer's entries as [`EntryInfo`] (normalised path,
@@ -53,9 +55,11 @@
 //! * No registry or blob-store I/O: it reads from a `Read` and writes to a `Write`;
 //!   `hoist-oci` stores and verifies blobs, and the caller compares the diff_id.
 //! * No overlayfs management: no mounts, no translation of overlay whiteouts
-//!   (char 0/0 devices, `trusted.overlay.opaque`) into OCI ones; the builder computes
-//!   the change list. `trusted.overlay.*`/`user.overlay.*` xattrs are neither
-//!   written nor applied.
+//!   (char 0/0 devices, `trusted.overlay.opaque`) into OCI ones; `hoist-snapshot`
+//!   computes the change list. The one step toward overlayfs is
+//!   [`WhiteoutMode::Overlay`], which unpacks a layer's whiteouts *as* overlay
+//!   whiteouts (for a lowerdir) instead of deleting. `trusted.overlay.*`/
+//!   `user.overlay.*` xattrs from a tar are neither written nor applied.
 //! * No uid/gid remapping for rootless use, no SELinux relabelling, and no defence
 //!   against *other processes* modifying the target while a layer is applied.
 
@@ -68,7 +72,7 @@ pub mod reader;
 mod tarfmt;
 pub mod writer;
 
-pub use apply::{apply_layer, ApplyOptions, ApplyReport, ApplyWarning};
+pub use apply::{apply_layer, ApplyOptions, ApplyReport, ApplyWarning, WhiteoutMode};
 pub use compression::{Compression, Decompressor};
 pub use error::{ApplyError, ReadError, WriteError};
 pub use reader::{EntryInfo, EntryKind, LayerEntry, LayerReader, Whiteout};
