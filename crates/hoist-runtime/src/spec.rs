@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::user::ResolvedUser;
@@ -141,6 +141,11 @@ pub(crate) fn oci_spec(input: &SpecInput<'_>) -> Result<Spec, String> {
     if !input.user.additional_gids.is_empty() {
         user = user.additional_gids(input.user.additional_gids.clone());
     }
+    // Open files: the caller's hard limit for both (Docker gives 1048576, but
+    // raising the hard limit needs CAP_SYS_RESOURCE, which a sandboxed caller may lack).
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(1_048_576);
     let process = ProcessBuilder::default()
         .terminal(false)
         .args(spec.args.clone())
@@ -149,6 +154,12 @@ pub(crate) fn oci_spec(input: &SpecInput<'_>) -> Result<Spec, String> {
         .user(user.build().map_err(e)?)
         .capabilities(capabilities)
         .no_new_privileges(true)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(nofile)
+            .soft(nofile)
+            .build()
+            .map_err(e)?])
         .build()
         .map_err(e)?;
 

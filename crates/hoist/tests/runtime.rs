@@ -422,18 +422,46 @@ fn pids_limit_is_enforced_and_memory_limit_set() {
         pids: Some(8),
         cpus: Some(0.5),
     };
-    let r = run(&s.runtime(), &spec);
+    // Learn the container id while it runs, from the state dir.
+    let (mut out, mut err, mut id) = (Vec::new(), Vec::new(), None);
+    let state = s.path("state");
+    let outcome = s
+        .runtime()
+        .run(&spec, &RunOptions::default(), &mut |st, b| {
+            if id.is_none() {
+                id = std::fs::read_dir(&state)
+                    .ok()
+                    .and_then(|mut d| d.next())
+                    .map(|e| e.unwrap().file_name());
+            }
+            match st {
+                Stream::Stdout => out.extend_from_slice(b),
+                Stream::Stderr => err.extend_from_slice(b),
+            }
+        })
+        .expect("run");
+    let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    assert!(out.starts_with(&format!("{}\n", 64u64 << 20)), "{out}");
     assert!(
-        r.stdout.starts_with(&format!("{}\n", 64u64 << 20)),
-        "{}",
-        r.stdout
+        err.contains("fork"),
+        "30 background sleeps under pids=8: {err}"
     );
-    assert!(
-        r.stderr.contains("fork"),
-        "30 background sleeps under pids=8: {}",
-        r.stderr
-    );
+    assert!(!outcome.timed_out);
     s.assert_state_empty();
+    // Its cgroups (under this process's memory cgroup) are gone in every hierarchy.
+    let id = id.expect("container id seen during the run");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mem = own
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned()))
+        .expect("cgroup v1 memory line");
+    for h in ["memory", "pids", "cpu", "devices", "freezer"] {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(h)
+            .join(mem.trim_start_matches('/'))
+            .join(&id);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 }
 
 #[test]
@@ -486,6 +514,7 @@ fn docker_default_capabilities_and_masks() {
         &s.runtime(),
         &s.spec(
             "grep -E 'Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status; \
+             echo nofile $(ulimit -Sn) $(ulimit -Hn); \
              cat /proc/kcore | wc -c; \
              echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable; \
              ls /dev | tr '\\n' ' '",
@@ -494,6 +523,15 @@ fn docker_default_capabilities_and_masks() {
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    // Open files: the caller's hard limit, soft and hard.
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap()
+        .to_owned();
+    assert!(out.contains(&format!("nofile {hard} {hard}\n")), "{out}");
     let lines: Vec<_> = out.lines().collect();
     assert!(lines.contains(&"0"), "/proc/kcore not masked: {out}");
     assert!(!out.contains("sys-writable"), "{out}");
