@@ -1576,6 +1576,7 @@ fn extract(
     let opts = ApplyOptions {
         same_owner: true,
         xattrs: true,
+        ..Default::default()
     };
     let archive_err = |source| CopyError::Archive {
         path: matched.to_owned(),

@@ -38,6 +38,74 @@ pub enum Command {
     Image(ImageCommand),
     /// Check a Dockerfile: parse it and report every problem with file:line:column.
     Lint(LintArgs),
+    /// Build an image from a Dockerfile, with no daemon (as `docker buildx build`).
+    Build(BuildArgs),
+    /// Remove the build cache, unused layer snapshots and every blob no image uses.
+    Prune,
+}
+
+/// `hoist build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// The Dockerfile [default: CONTEXT/Dockerfile].
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name the image (`NAME[:TAG]`); repeatable.
+    #[arg(short, long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
+    /// Set a build argument (`KEY=VALUE`, or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run every step, ignoring the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Network for RUN steps without --network.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    pub network: NetworkArg,
+    /// A secret for `RUN --mount=type=secret` (`id=ID,src=PATH` or `id=ID,env=VAR`).
+    #[arg(long, value_name = "id=ID,src=PATH")]
+    pub secret: Vec<String>,
+    /// Progress output.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Clamp file times and set every timestamp to this Unix time
+    /// [default: the commit time of HEAD when the context is a git repository].
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "UNIX_SECONDS")]
+    pub source_date_epoch: Option<i64>,
+    /// Print only the image digest on stdout.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Networks a RUN step can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// The host's network (what `docker build` gives by default, outbound works).
+    Host,
+    /// Loopback only.
+    None,
+}
+
+/// Progress styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Step lines; RUN output too when stderr is not a terminal.
+    Auto,
+    /// Step lines and all RUN output.
+    Plain,
+    /// One JSON event per line on stdout.
+    Json,
+    /// Nothing but errors.
+    Quiet,
 }
 
 /// `hoist image ...`

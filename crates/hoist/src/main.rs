@@ -50,5 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Image(cmd) => commands::image::run(&settings, cmd),
         Command::Lint(args) => commands::lint::run(&settings, args),
+        Command::Build(args) => commands::build::run(&settings, args),
+        Command::Prune => commands::build::prune(&settings),
     }
 }

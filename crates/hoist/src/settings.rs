@@ -30,6 +30,31 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The container runtime: the embedded one, or an OCI runtime binary named by
+    /// `HOIST_RUNTIME` (`runc`, or a path).
+    pub fn runtime(&self) -> Result<hoist_runtime::Runtime> {
+        let backend = match std::env::var("HOIST_RUNTIME")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            None => hoist_runtime::Backend::Embedded,
+            Some(v) if v == "embedded" => hoist_runtime::Backend::Embedded,
+            Some(v) => hoist_runtime::Backend::Oci(PathBuf::from(v)),
+        };
+        let program = std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot find the hoist binary to run containers: {e}"))?;
+        Ok(hoist_runtime::Runtime::new(hoist_runtime::RuntimeConfig {
+            state_dir: self.home.join("containers"),
+            backend,
+            helper: hoist_runtime::HelperCommand {
+                program,
+                args: vec!["__container".into()],
+            },
+        })?)
+    }
+}
+
 /// `$XDG_DATA_HOME/hoist`, else `$HOME/.local/share/hoist`.
 fn default_home() -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {

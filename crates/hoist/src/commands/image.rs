@@ -326,7 +326,9 @@ fn tag(store: &Store, source: &str, target: &str) -> Result<()> {
 }
 
 fn prune(settings: &Settings, store: &Store) -> Result<()> {
-    let report = store.gc()?;
+    // Layers the build cache still names stay: `hoist prune` drops those too.
+    let cache = hoist_builder::cache::StepCache::open(&settings.home.join("build-cache"))?;
+    let report = store.gc_keeping(|| cache.live().map(|(blobs, _)| blobs))?;
     if settings.json {
         println!(
             "{}",

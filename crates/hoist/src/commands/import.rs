@@ -25,7 +25,7 @@ pub fn run(settings: &Settings, store: &Store, args: ImportArgs) -> Result<()> {
         bail!("image name {:?}: give NAME[:TAG], not a digest", args.name);
     }
     let mut container = ContainerConfig::default();
-    super::change::apply_all(&args.change, &mut container)?;
+    hoist_builder::metadata::apply_changes(&args.change, &mut container)?;
     let meta = fs::metadata(&args.source).with_context(|| {
         format!(
             "{}: cannot read the root file system",

@@ -1,7 +1,7 @@
 //! Command handlers: each takes resolved settings and parsed arguments, calls the
 //! library crates and renders the result. No business logic lives here.
 
-pub mod change;
+pub mod build;
 pub mod image;
 pub mod import;
 pub mod lint;

@@ -1,28 +1,42 @@
-//! `--change` instructions (`docker import --change`, `docker commit --change`):
-//! Dockerfile instructions applied to an image's container config.
+//! Config-only instructions: what `ENV`, `CMD`, `LABEL` and the like do to an
+//! image's container config. The builder applies them as Dockerfile steps, and
+//! `hoist image import --change` (as `docker import --change`) applies them to an
+//! imported image.
 //!
-//! Only the instructions that change the config without running anything are
-//! accepted, as in Docker: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL,
-//! USER, VOLUME, WORKDIR (plus SHELL and HEALTHCHECK). Words are expanded with the
-//! config's environment as a Dockerfile step would. When the builder lands, this
-//! logic moves to it and is shared with its config-only steps.
+//! Words are expanded with the variables the caller passes (the stage's `ARG`s and
+//! `ENV`, or the config's environment for `--change`).
 
-use anyhow::{anyhow, bail, Result};
 use hoist_dockerfile::instruction::{CommandLine, Healthcheck, Instruction};
-use hoist_dockerfile::{parser, Lexer};
+use hoist_dockerfile::{parser, Lexer, VarLookup};
 use hoist_oci::config::{ContainerConfig, Empty, HealthConfig};
 
+/// A `--change` that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--change #{number} {change:?}: {message}")]
+pub struct ChangeError {
+    /// 1-based position among the changes.
+    pub number: usize,
+    /// The change as given.
+    pub change: String,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// Apply each `--change` instruction to `config`, in order.
-pub fn apply_all(changes: &[String], config: &mut ContainerConfig) -> Result<()> {
+pub fn apply_changes(changes: &[String], config: &mut ContainerConfig) -> Result<(), ChangeError> {
     let mut cmd_set = false;
     for (i, change) in changes.iter().enumerate() {
-        apply(change, config, &mut cmd_set)
-            .map_err(|e| anyhow!("--change #{} {change:?}: {e}", i + 1))?;
+        apply_change(change, config, &mut cmd_set).map_err(|message| ChangeError {
+            number: i + 1,
+            change: change.clone(),
+            message,
+        })?;
     }
     Ok(())
 }
 
-fn env_pairs(config: &ContainerConfig) -> Vec<(String, String)> {
+/// The config's environment as variables for expansion.
+pub fn env_pairs(config: &ContainerConfig) -> Vec<(String, String)> {
     config
         .env
         .iter()
@@ -33,7 +47,8 @@ fn env_pairs(config: &ContainerConfig) -> Vec<(String, String)> {
         .collect()
 }
 
-fn set_env(config: &mut ContainerConfig, key: &str, value: &str) {
+/// Set `key` in the config's environment, replacing an earlier value in place.
+pub fn set_env(config: &mut ContainerConfig, key: &str, value: &str) {
     let entry = format!("{key}={value}");
     match config
         .env
@@ -47,7 +62,7 @@ fn set_env(config: &mut ContainerConfig, key: &str, value: &str) {
 
 /// A command as the config stores it: exec form as is, shell form through the
 /// image's shell (`/bin/sh -c` by default).
-fn command(config: &ContainerConfig, c: &CommandLine) -> Vec<String> {
+pub(crate) fn command(config: &ContainerConfig, c: &CommandLine) -> Vec<String> {
     match c {
         CommandLine::Exec(args) => args.clone(),
         CommandLine::Shell(s) => {
@@ -65,15 +80,40 @@ fn nanos(d: Option<std::time::Duration>) -> u64 {
     d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn apply(change: &str, config: &mut ContainerConfig, cmd_set: &mut bool) -> Result<()> {
-    let ast = parser::parse(change).map_err(|e| anyhow!("{e}"))?;
+fn apply_change(
+    change: &str,
+    config: &mut ContainerConfig,
+    cmd_set: &mut bool,
+) -> Result<(), String> {
+    let ast = parser::parse(change).map_err(|e| e.to_string())?;
     let [node] = ast.nodes.as_slice() else {
-        bail!("give exactly one instruction");
+        return Err("give exactly one instruction".to_owned());
     };
-    let instruction = Instruction::from_node(node, ast.escape).map_err(|e| anyhow!("{e}"))?;
+    let instruction = Instruction::from_node(node, ast.escape).map_err(|e| e.to_string())?;
     let lexer = Lexer::new(ast.escape);
     let env = env_pairs(config);
-    let word = |w: &str| lexer.process_word(w, &env).map_err(|e| anyhow!("{e}"));
+    if apply_metadata(&instruction, &lexer, &env, config, cmd_set)? {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} cannot be applied to an existing image (allowed: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR)",
+            instruction.keyword()
+        ))
+    }
+}
+
+/// Apply `instruction` to `config` if it only changes the config; `Ok(false)` for
+/// anything else (`RUN`, `COPY`, `ARG`, `FROM`, `MAINTAINER`...). `vars` expands
+/// words. `cmd_set` says whether a `CMD` came earlier in the same stage: an
+/// `ENTRYPOINT` drops only an inherited `CMD`, as in Docker.
+pub fn apply_metadata(
+    instruction: &Instruction,
+    lexer: &Lexer,
+    vars: &dyn VarLookup,
+    config: &mut ContainerConfig,
+    cmd_set: &mut bool,
+) -> Result<bool, String> {
+    let word = |w: &str| lexer.process_word(w, vars).map_err(|e| e.to_string());
     match instruction {
         Instruction::Cmd(c) => {
             config.cmd = Some(command(config, &c.command));
@@ -101,12 +141,13 @@ fn apply(change: &str, config: &mut ContainerConfig, cmd_set: &mut bool) -> Resu
         }
         Instruction::Expose(e) => {
             for p in &e.ports {
-                for spec in lexer.process_words(p, &env).map_err(|e| anyhow!("{e}"))? {
-                    let port = hoist_dockerfile::instruction::ExposedPort::parse(&spec)
-                        .map_err(|e| anyhow!("{e}"))?;
+                for spec in lexer.process_words(p, vars).map_err(|e| e.to_string())? {
+                    let port = hoist_dockerfile::instruction::ExposedPort::parse(&spec)?;
                     let proto = format!("{:?}", port.protocol).to_ascii_lowercase();
                     for n in port.start..=port.end {
-                        config.exposed_ports.insert(format!("{n}/{proto}"), Empty {});
+                        config
+                            .exposed_ports
+                            .insert(format!("{n}/{proto}"), Empty {});
                     }
                 }
             }
@@ -136,14 +177,16 @@ fn apply(change: &str, config: &mut ContainerConfig, cmd_set: &mut bool) -> Resu
             .get_or_insert_with(Vec::new)
             .push(o.expression.clone()),
         Instruction::Healthcheck(h) => {
-            config.healthcheck = Some(match h.check {
+            config.healthcheck = Some(match &h.check {
                 Healthcheck::None => HealthConfig {
                     test: vec!["NONE".to_owned()],
                     ..Default::default()
                 },
                 Healthcheck::Cmd(c) => HealthConfig {
                     test: match &c.test {
-                        CommandLine::Exec(args) => std::iter::once("CMD".to_owned()).chain(args.iter().cloned()).collect(),
+                        CommandLine::Exec(args) => std::iter::once("CMD".to_owned())
+                            .chain(args.iter().cloned())
+                            .collect(),
                         CommandLine::Shell(s) => vec!["CMD-SHELL".to_owned(), s.clone()],
                     },
                     interval: nanos(c.interval),
@@ -154,12 +197,9 @@ fn apply(change: &str, config: &mut ContainerConfig, cmd_set: &mut bool) -> Resu
                 },
             })
         }
-        other => bail!(
-            "{} cannot be applied to an existing image (allowed: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR)",
-            other.keyword()
-        ),
+        _ => return Ok(false),
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -169,7 +209,7 @@ mod tests {
     fn applied(changes: &[&str]) -> ContainerConfig {
         let mut c = ContainerConfig::default();
         let changes: Vec<String> = changes.iter().map(|s| s.to_string()).collect();
-        apply_all(&changes, &mut c).unwrap();
+        apply_changes(&changes, &mut c).unwrap();
         c
     }
 
@@ -217,7 +257,7 @@ mod tests {
             cmd: Some(vec!["old".to_owned()]),
             ..Default::default()
         };
-        apply_all(&["ENTRYPOINT [\"/bin/app\"]".to_owned()], &mut inherited).unwrap();
+        apply_changes(&["ENTRYPOINT [\"/bin/app\"]".to_owned()], &mut inherited).unwrap();
         assert!(inherited.cmd.is_none());
     }
 
@@ -231,7 +271,7 @@ mod tests {
             "CMD [\"a\"]\nCMD [\"b\"]",
             "BOGUS x",
         ] {
-            let err = apply_all(&[bad.to_owned()], &mut c)
+            let err = apply_changes(&[bad.to_owned()], &mut c)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("--change #1"), "{bad}: {err}");
