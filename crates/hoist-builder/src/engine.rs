@@ -118,12 +118,23 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
+/// How `RUN` steps get their root file system and find their changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// An overlayfs over the layer snapshots; the upper dir is the change set.
+    Overlay,
+    /// Where overlayfs is missing: every layer applied into a fresh directory,
+    /// walked before and after the step (slower, same layers).
+    Walk,
+}
+
 /// Builds images into one store.
 pub struct Builder {
     store: Store,
     snapshots: Snapshots,
     cache: StepCache,
     runtime: Runtime,
+    snapshotter: Snapshotter,
 }
 
 /// A layer of a stage's image.
@@ -230,7 +241,18 @@ impl Builder {
             cache: StepCache::open(&home.join("build-cache"))?,
             store,
             runtime,
+            snapshotter: if hoist_snapshot::overlay_supported() {
+                Snapshotter::Overlay
+            } else {
+                Snapshotter::Walk
+            },
         })
+    }
+
+    /// Choose the snapshotter (default: overlay where the kernel has it).
+    pub fn with_snapshotter(mut self, snapshotter: Snapshotter) -> Builder {
+        self.snapshotter = snapshotter;
+        self
     }
 
     /// The store images go to.
@@ -794,6 +816,7 @@ impl Builder {
         run: &Run<'_>,
         dir: &Path,
         changes: Option<&[hoist_layer::Change]>,
+        adopt: bool,
     ) -> Result<CachedLayer, BuildError> {
         let opts = WriteOptions {
             compression: run.opts.compression,
@@ -806,7 +829,9 @@ impl Builder {
             None => hoist_layer::write_dir(dir, &mut w, &opts)?,
         };
         w.commit(Some(&info.digest))?;
-        self.snapshots.adopt(dir, &info.diff_id)?;
+        if adopt {
+            self.snapshots.adopt(dir, &info.diff_id)?;
+        }
         Ok(CachedLayer {
             descriptor: Descriptor::new(info.media_type, info.digest, info.size),
             diff_id: info.diff_id,
@@ -931,12 +956,24 @@ impl Builder {
                 .collect();
             let mut full_env = env_text.clone();
             full_env.extend(extra_env);
+            let (rootfs, walk) = match self.snapshotter {
+                Snapshotter::Overlay => (
+                    hoist_runtime::Rootfs::Overlay {
+                        lowers,
+                        upper: scratch.upper().to_owned(),
+                        work: scratch.work().to_owned(),
+                    },
+                    None,
+                ),
+                Snapshotter::Walk => {
+                    let dir = scratch.upper().to_owned();
+                    self.materialize(&layers, &dir)?;
+                    let before = hoist_snapshot::WalkSnapshot::capture(&dir)?;
+                    (hoist_runtime::Rootfs::Dir(dir), Some(before))
+                }
+            };
             let spec = ContainerSpec {
-                rootfs: hoist_runtime::Rootfs::Overlay {
-                    lowers,
-                    upper: scratch.upper().to_owned(),
-                    work: scratch.work().to_owned(),
-                },
+                rootfs,
                 args: argv.clone(),
                 env: full_env,
                 cwd: cwd.clone(),
@@ -979,14 +1016,49 @@ impl Builder {
                     tail: lines.tail(),
                 })));
             }
-            remove_stubs(scratch.upper(), &absent).map_err(|e| fail(e.to_string()))?;
-            let changes = hoist_snapshot::diff_upper(scratch.upper())?;
+            remove_stubs(scratch.upper(), &absent, walk.is_none())
+                .map_err(|e| fail(e.to_string()))?;
+            let changes = match &walk {
+                None => hoist_snapshot::diff_upper(scratch.upper())?,
+                Some(before) => before.diff(scratch.upper())?,
+            };
             if changes.is_empty() {
                 return Ok(None);
             }
-            self.commit_dir(run, scratch.upper(), Some(&changes))
+            // A walked rootfs holds every layer: not a snapshot of this one alone.
+            self.commit_dir(run, scratch.upper(), Some(&changes), walk.is_none())
                 .map(Some)
         })
+    }
+
+    /// Apply `layers` in order onto the empty directory `dir`.
+    fn materialize(&self, layers: &[Layer], dir: &Path) -> Result<(), BuildError> {
+        for l in layers {
+            let blob = self
+                .store
+                .blobs()
+                .open_blob(&l.desc.digest, Some(l.desc.size))?;
+            let report =
+                hoist_layer::apply_layer(std::io::BufReader::new(blob), dir, &Default::default())
+                    .map_err(|e| BuildError::Step {
+                    file: dir.to_owned(),
+                    line: 0,
+                    instruction: format!("apply layer {}", l.desc.digest),
+                    message: e.to_string(),
+                })?;
+            if report.diff_id != l.diff_id {
+                return Err(BuildError::Step {
+                    file: dir.to_owned(),
+                    line: 0,
+                    instruction: format!("apply layer {}", l.desc.digest),
+                    message: format!(
+                        "diff_id {} where the config says {}",
+                        report.diff_id, l.diff_id
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// What identifies a bind mount's content in the cache key.
@@ -1388,7 +1460,7 @@ impl Builder {
             let scratch = self.snapshots.scratch()?;
             copy::execute(&op, scratch.upper(), run.work.path())
                 .map_err(|e| fail(e.to_string()))?;
-            self.commit_dir(run, scratch.upper(), None).map(Some)
+            self.commit_dir(run, scratch.upper(), None, true).map(Some)
         })
     }
 
@@ -1420,7 +1492,7 @@ impl Builder {
             };
             let scratch = self.snapshots.scratch()?;
             make_dirs(&view, scratch.upper(), &dir, owner).map_err(|e| fail(e.to_string()))?;
-            self.commit_dir(run, scratch.upper(), None).map(Some)
+            self.commit_dir(run, scratch.upper(), None, true).map(Some)
         })
     }
 
@@ -1527,8 +1599,9 @@ const STANDARD_MOUNTPOINTS: &[&str] = &[
 ];
 
 /// Remove mountpoint stubs (empty files and dirs the runtime created where the
-/// image had nothing) from an upper dir, with parents left empty by that.
-fn remove_stubs(upper: &Path, absent: &[PathBuf]) -> std::io::Result<()> {
+/// image had nothing) from an upper dir, with parents left empty by that when
+/// `parents` (an overlay upper holds only what changed; a whole rootfs does not).
+fn remove_stubs(upper: &Path, absent: &[PathBuf], parents: bool) -> std::io::Result<()> {
     for p in absent {
         let rel = p.strip_prefix("/").unwrap_or(p);
         let path = upper.join(rel);
@@ -1542,7 +1615,7 @@ fn remove_stubs(upper: &Path, absent: &[PathBuf]) -> std::io::Result<()> {
         } else {
             false
         };
-        if !removed {
+        if !removed || !parents {
             continue;
         }
         let mut parent = rel.parent();

@@ -37,7 +37,7 @@ pub mod progress;
 
 pub use engine::{
     git_commit_time, parse_secret, BuildOptions, BuildOutput, Builder, PruneReport, SecretSource,
-    DEFAULT_PATH,
+    Snapshotter, DEFAULT_PATH,
 };
 pub use error::BuildError;
 pub use progress::{Event, OutputStream, Progress, Quiet};

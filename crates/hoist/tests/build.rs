@@ -83,9 +83,18 @@ impl Build {
 }
 
 fn build(env: &Env, ctx: &Path, extra: &[&str]) -> Build {
+    build_with(env, ctx, extra, "overlay")
+}
+
+fn build_with(env: &Env, ctx: &Path, extra: &[&str], snapshotter: &str) -> Build {
     let mut args = vec!["build", ctx.to_str().unwrap(), "--progress", "json"];
     args.extend_from_slice(extra);
-    let out = env.hoist().args(&args).output().expect("run hoist");
+    let out = env
+        .hoist()
+        .env("HOIST_SNAPSHOTTER", snapshotter)
+        .args(&args)
+        .output()
+        .expect("run hoist");
     assert_success(&out, &format!("hoist {}", args.join(" ")));
     Build {
         events: String::from_utf8_lossy(&out.stdout)
@@ -196,6 +205,15 @@ fn multi_stage_build_copies_from_an_earlier_stage() {
 
 #[test]
 fn a_run_that_deletes_a_base_file_writes_a_whiteout() {
+    deletes_a_base_file("overlay");
+}
+
+#[test]
+fn the_walking_snapshotter_makes_the_same_whiteouts() {
+    deletes_a_base_file("walk");
+}
+
+fn deletes_a_base_file(snapshotter: &str) {
     let env = Env::new();
     env.import_busybox("busybox");
     let ctx = context(
@@ -208,11 +226,16 @@ fn a_run_that_deletes_a_base_file_writes_a_whiteout() {
              RUN rm /bin/ls && rm -r /data && mkdir /data && echo new > /data/fresh\n",
         )],
     );
-    build(&env, &ctx, &["-t", "deleted"]);
+    build_with(&env, &ctx, &["-t", "deleted"], snapshotter);
     let ls = layers(&env, "deleted");
     let top = entries(ls.last().unwrap());
     assert!(top.iter().any(|p| p == "bin/.wh.ls"), "{top:?}");
-    assert!(top.iter().any(|p| p == "data/.wh..wh..opq"), "{top:?}");
+    // overlay sees a recreated directory (opaque); a walk sees what went missing.
+    let opaque = top.iter().any(|p| p == "data/.wh..wh..opq");
+    let each = ["data/.wh.a", "data/.wh.sub"]
+        .iter()
+        .all(|w| top.iter().any(|p| p == w));
+    assert!(opaque || (snapshotter == "walk" && each), "{top:?}");
     let dir = env.path("rootfs");
     rootfs(&env, "deleted", &dir);
     assert!(!dir.join("bin/ls").exists());

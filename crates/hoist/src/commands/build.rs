@@ -16,7 +16,16 @@ use crate::settings::Settings;
 pub fn builder(settings: &Settings) -> Result<Builder> {
     let store = Store::open(&settings.home)?;
     let runtime = settings.runtime()?;
-    Ok(Builder::new(store, runtime)?)
+    let builder = Builder::new(store, runtime)?;
+    // HOIST_SNAPSHOTTER=walk forces the fallback used where overlayfs is missing.
+    Ok(match std::env::var("HOIST_SNAPSHOTTER").as_deref() {
+        Ok("walk") => builder.with_snapshotter(hoist_builder::Snapshotter::Walk),
+        Ok("overlay") => builder.with_snapshotter(hoist_builder::Snapshotter::Overlay),
+        Ok(other) if !other.is_empty() => {
+            return Err(anyhow!("HOIST_SNAPSHOTTER={other:?}: use overlay or walk"))
+        }
+        _ => builder,
+    })
 }
 
 /// `hoist build`.
