@@ -556,3 +556,111 @@ fn run_output_streams_with_progress_plain() {
     let b = build(&env, &ctx, &[]);
     assert!(b.output().is_empty(), "cached step printed output");
 }
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("src/main.txt", "source\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=cache,target=/var/cache/app echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /runs\n\
+                 RUN --mount=type=bind,source=src,target=/src cat /src/main.txt > /copied\n",
+            ),
+        ],
+    );
+    build(&env, &ctx, &["-t", "mounts"]);
+    let b = build(&env, &ctx, &["-t", "mounts", "--no-cache"]);
+    assert_eq!(b.runs(), 2);
+    let dir = env.path("rootfs");
+    rootfs(&env, "mounts", &dir);
+    // The second build saw the first one's cache contents.
+    assert_eq!(fs::read_to_string(dir.join("runs")).unwrap().trim(), "2");
+    assert_eq!(fs::read_to_string(dir.join("copied")).unwrap(), "source\n");
+    assert!(!dir.join("var/cache/app/log").exists());
+    assert!(!dir.join("src/main.txt").exists());
+    // A changed bind source is a new cache key.
+    fs::write(ctx.join("src/main.txt"), "changed\n").unwrap();
+    let c = build(&env, &ctx, &["-t", "mounts"]);
+    assert_eq!(c.runs(), 1);
+    // `hoist prune` drops the step cache (and cache mounts) but not images.
+    let pruned = env.ok(&["prune"]);
+    assert!(pruned.contains("cache records"), "{pruned}");
+    let after = build(&env, &ctx, &["-t", "mounts"]);
+    assert_eq!(after.runs(), 2, "prune must empty the step cache");
+    let dir2 = env.path("rootfs2");
+    rootfs(&env, "mounts", &dir2);
+    assert_eq!(fs::read_to_string(dir2.join("runs")).unwrap().trim(), "1");
+}
+
+#[test]
+fn independent_stages_build_and_the_target_flag_stops_early() {
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS a\nRUN echo a > /a\n\
+             FROM busybox AS b\nRUN echo b > /b\n\
+             FROM busybox AS final\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN cat /a /b > /ab\n",
+        )],
+    );
+    let b = build(&env, &ctx, &["-t", "par"]);
+    assert_eq!(b.runs(), 3);
+    let stages = b.events[0]["stages"].as_array().unwrap().clone();
+    assert_eq!(stages, ["a", "b", "final"]);
+    let dir = env.path("rootfs");
+    rootfs(&env, "par", &dir);
+    assert_eq!(fs::read_to_string(dir.join("ab")).unwrap(), "a\nb\n");
+    let t = build(&env, &ctx, &["-t", "only-b", "--target", "b"]);
+    assert_eq!(t.events[0]["stages"].as_array().unwrap().len(), 1);
+    let err = env.fails(&["build", ctx.to_str().unwrap(), "--target", "nope"]);
+    assert!(err.contains("nope") && err.contains("final"), "{err}");
+}
+
+#[test]
+fn the_examples_build() {
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let root = util::root();
+    let b = build(&env, &root.join("examples/busybox-site"), &["-t", "site"]);
+    assert!(b.runs() >= 2);
+    let v = env.inspect("site");
+    assert_eq!(v["Config"]["User"], "www");
+    assert_eq!(v["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL");
+    let dir = env.path("site-rootfs");
+    rootfs(&env, "site", &dir);
+    assert!(dir.join("www/index.html").is_file());
+    assert!(dir.join("www/SHA256SUMS").is_file());
+    assert!(fs::read_to_string(dir.join("etc/passwd"))
+        .unwrap()
+        .contains("www:x:1000"));
+
+    // examples/hello: build the static binary, then the FROM scratch image.
+    let target = env.path("hello-target");
+    let out = Command::new("bash")
+        .arg(root.join("examples/hello/build.sh"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert_success(&out, "examples/hello/build.sh");
+    build(&env, &root.join("examples/hello"), &["-t", "hello"]);
+    let v = env.inspect("hello");
+    assert_eq!(v["Config"]["Entrypoint"][0], "/hello");
+    assert_eq!(v["Config"]["User"], "65532:65532");
+    assert!(v["Config"]["ExposedPorts"]["8080/tcp"].is_object());
+    let dir = env.path("hello-rootfs");
+    rootfs(&env, "hello", &dir);
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["hello"]);
+}
