@@ -664,3 +664,51 @@ fn the_examples_build() {
         .collect();
     assert_eq!(names, ["hello"]);
 }
+
+#[test]
+fn onbuild_shell_volume_stopsignal_and_copy_from_an_image() {
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let parent = context(
+        &env,
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             ONBUILD RUN echo triggered > /onbuild\n\
+             SHELL [\"/bin/sh\", \"-ec\"]\n\
+             STOPSIGNAL SIGINT\n\
+             VOLUME /data\n",
+        )],
+    );
+    build(&env, &parent, &["-t", "parent"]);
+    let p = env.inspect("parent");
+    assert_eq!(p["Config"]["OnBuild"][0], "RUN echo triggered > /onbuild");
+    assert_eq!(p["Config"]["Shell"][1], "-ec");
+    assert_eq!(p["Config"]["StopSignal"], "SIGINT");
+    assert!(p["Config"]["Volumes"]["/data"].is_object());
+    let child = context(
+        &env,
+        "child",
+        &[(
+            "Dockerfile",
+            "FROM parent\nRUN test -f /onbuild\nFROM scratch\nCOPY --from=busybox /bin/busybox /bb\n",
+        )],
+    );
+    build(&env, &child, &["-t", "child", "--target", "0"]);
+    let c = env.inspect("child");
+    assert!(
+        c["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited"
+    );
+    let dir = env.path("rootfs");
+    rootfs(&env, "child", &dir);
+    assert_eq!(
+        fs::read_to_string(dir.join("onbuild")).unwrap(),
+        "triggered\n"
+    );
+    build(&env, &child, &["-t", "bb"]);
+    let dir = env.path("bb");
+    rootfs(&env, "bb", &dir);
+    assert!(dir.join("bb").is_file());
+}
