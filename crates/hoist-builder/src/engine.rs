@@ -1499,22 +1499,29 @@ impl Builder {
     /// `hoist prune`: forget the step cache and cache mounts, drop snapshots no image
     /// uses, and collect every blob no image reaches.
     pub fn prune(&self) -> Result<PruneReport, BuildError> {
-        let mut report = PruneReport {
-            cache_records: self.cache.clear()?,
-            ..Default::default()
-        };
-        let gc = self.store.gc()?;
+        let mut report = PruneReport::default();
+        let mut inner: Result<(), BuildError> = Ok(());
+        // Everything happens under GC's exclusive lock, which builds hold shared for
+        // their whole run: no build is using a snapshot or a cache record meanwhile.
+        let gc = self.store.gc_keeping(|| {
+            inner = (|| {
+                report.cache_records = self.cache.clear()?;
+                let mut keep = BTreeSet::new();
+                for rec in self.store.list()? {
+                    if let Ok(m) = hoist_oci::transfer::platform_manifest(&self.store, &rec) {
+                        if let Ok(c) = self.store.config(&m.config.digest) {
+                            keep.extend(c.rootfs.diff_ids);
+                        }
+                    }
+                }
+                report.snapshots = self.snapshots.prune(&keep)?.removed;
+                Ok(())
+            })();
+            Ok(BTreeSet::new())
+        })?;
+        inner?;
         report.blobs = gc.blobs_removed as u64;
         report.bytes = gc.bytes_freed;
-        let mut keep = BTreeSet::new();
-        for rec in self.store.list()? {
-            if let Ok(m) = hoist_oci::transfer::platform_manifest(&self.store, &rec) {
-                if let Ok(c) = self.store.config(&m.config.digest) {
-                    keep.extend(c.rootfs.diff_ids);
-                }
-            }
-        }
-        report.snapshots = self.snapshots.prune(&keep)?.removed;
         Ok(report)
     }
 
