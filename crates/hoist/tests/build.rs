@@ -399,7 +399,8 @@ fn missing_base_image_says_how_to_get_one() {
 #[test]
 fn two_clean_builds_with_one_source_date_epoch_give_one_digest() {
     let mut digests = Vec::new();
-    for _ in 0..2 {
+    // Twice with the embedded runtime, once with runc: one image.
+    for runtime in ["embedded", "embedded", "/usr/sbin/runc"] {
         let env = Env::new();
         let base = env.import_at_epoch(&util::busybox_rootfs(), "busybox", 1_700_000_000);
         assert!(base["Digest"].is_string());
@@ -417,6 +418,7 @@ fn two_clean_builds_with_one_source_date_epoch_give_one_digest() {
         let out = env
             .hoist()
             .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("HOIST_RUNTIME", runtime)
             .args(["build", ctx.to_str().unwrap(), "-q", "-t", "repro"])
             .output()
             .unwrap();
@@ -425,6 +427,7 @@ fn two_clean_builds_with_one_source_date_epoch_give_one_digest() {
     }
     assert!(digests[0].starts_with("sha256:"), "{digests:?}");
     assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[0], digests[2], "runc built another image");
 }
 
 #[test]
