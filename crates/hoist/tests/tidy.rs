@@ -11,6 +11,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-dockerfile", &[]),
     ("hoist-layer", &["hoist-oci"]),
     ("hoist-runtime", &[]),
+    ("hoist-registry", &["hoist-oci"]),
+    ("hoist-registry-client", &["hoist-oci"]),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
         "hoist-builder",
@@ -31,6 +33,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-snapshot",
             "hoist-runtime",
             "hoist-builder",
+            "hoist-registry",
+            "hoist-registry-client",
         ],
     ),
 ];
