@@ -1804,3 +1804,75 @@ pub fn parse_secret(
     };
     Ok((id, source))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_dockerfile::parser::Heredoc;
+
+    fn heredoc(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.to_owned(),
+            expand: true,
+            content: content.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lone_heredoc_is_the_script() {
+        let h = heredoc("EOF", "echo one\necho two\n");
+        assert_eq!(shell_script("<<EOF", &[h]), "echo one\necho two\n");
+    }
+
+    #[test]
+    fn heredocs_after_a_command_follow_it_as_a_shell_reads_them() {
+        let h = heredoc("EOF", "print('hi')\n");
+        assert_eq!(
+            shell_script("python3 <<EOF", &[h]),
+            "python3 <<EOF\nprint('hi')\nEOF\n"
+        );
+        assert_eq!(shell_script("echo plain", &[]), "echo plain");
+    }
+
+    #[test]
+    fn secrets_parse_as_buildx_does() {
+        let env = |k: &str| (k == "TOKEN").then(|| "from-env".to_owned());
+        assert_eq!(
+            parse_secret("id=a,src=/run/a", env).unwrap(),
+            ("a".to_owned(), SecretSource::File("/run/a".into()))
+        );
+        assert_eq!(
+            parse_secret("id=t,env=TOKEN", env).unwrap().1,
+            SecretSource::Value(b"from-env".to_vec())
+        );
+        assert!(parse_secret("src=/x", env).unwrap_err().contains("id="));
+        assert!(parse_secret("id=x,env=MISSING", env)
+            .unwrap_err()
+            .contains("MISSING"));
+        assert!(parse_secret("id=x,bogus=1", env)
+            .unwrap_err()
+            .contains("bogus"));
+    }
+
+    #[test]
+    fn bind_sources_stay_in_the_context() {
+        assert_eq!(
+            clean_relative("./src/../lib").unwrap(),
+            PathBuf::from("lib")
+        );
+        assert_eq!(clean_relative("/abs/x").unwrap(), PathBuf::from("abs/x"));
+        assert!(clean_relative("../outside").is_err());
+    }
+
+    #[test]
+    fn cache_keys_chain_and_separate_their_parts() {
+        let root = CacheKey::root("scratch");
+        assert_ne!(root.child(&["ab", "c"]), root.child(&["a", "bc"]));
+        assert_eq!(root.child(&["x"]), CacheKey::root("scratch").child(&["x"]));
+        assert_ne!(
+            root.child(&["x"]).child(&["y"]),
+            root.child(&["y"]).child(&["x"])
+        );
+    }
+}
