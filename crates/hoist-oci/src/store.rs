@@ -163,11 +163,24 @@ pub struct WriteSession {
     _lock: File,
 }
 
+/// Extra GC roots: blobs some other component (the build cache) still needs.
+pub type GcRoots = std::sync::Arc<dyn Fn() -> std::io::Result<BTreeSet<Digest>> + Send + Sync>;
+
 /// The image store under one home directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     home: PathBuf,
     blobs: BlobStore,
+    roots: Vec<GcRoots>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("home", &self.home)
+            .field("gc_roots", &self.roots.len())
+            .finish()
+    }
 }
 
 impl Store {
@@ -179,7 +192,15 @@ impl Store {
         Ok(Store {
             home: home.to_owned(),
             blobs,
+            roots: Vec::new(),
         })
+    }
+
+    /// Keep the blobs `roots` names through every GC (including the one
+    /// [`Store::remove`] runs). It is called with GC's exclusive lock held.
+    pub fn with_gc_roots(mut self, roots: GcRoots) -> Store {
+        self.roots.push(roots);
+        self
     }
 
     /// The home directory.
@@ -436,6 +457,9 @@ impl Store {
         lock.lock()
             .map_err(io_err(&self.home.join("locks/gc.lock")))?;
         let mut live = extra().map_err(io_err(&self.home))?;
+        for roots in &self.roots {
+            live.extend(roots().map_err(io_err(&self.home))?);
+        }
         for rec in self.list()? {
             // A damaged image keeps what can still be reached; never delete on doubt.
             match self.reachable(&rec.descriptor()) {

@@ -31,6 +31,14 @@ impl Settings {
 }
 
 impl Settings {
+    /// The image store, with the build cache's layers kept through every GC.
+    pub fn store(&self) -> Result<hoist_oci::Store> {
+        let cache = hoist_builder::cache::StepCache::open(&self.home.join("build-cache"))?;
+        let roots: hoist_oci::store::GcRoots =
+            std::sync::Arc::new(move || cache.live().map(|(blobs, _)| blobs));
+        Ok(hoist_oci::Store::open(&self.home)?.with_gc_roots(roots))
+    }
+
     /// The container runtime: the embedded one, or an OCI runtime binary named by
     /// `HOIST_RUNTIME` (`runc`, or a path).
     pub fn runtime(&self) -> Result<hoist_runtime::Runtime> {

@@ -715,3 +715,26 @@ fn onbuild_shell_volume_stopsignal_and_copy_from_an_image() {
     rootfs(&env, "bb", &dir);
     assert!(dir.join("bb").is_file());
 }
+
+#[test]
+fn removing_the_image_keeps_the_build_cache() {
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nRUN echo kept > /kept\n")],
+    );
+    build(&env, &ctx, &["-t", "gone"]);
+    env.ok(&["image", "rm", "gone"]);
+    env.ok(&["image", "prune"]);
+    let b = build(&env, &ctx, &["-t", "gone"]);
+    assert_eq!(
+        b.runs(),
+        0,
+        "image rm and image prune must keep cached layers"
+    );
+    let dir = env.path("rootfs");
+    rootfs(&env, "gone", &dir);
+    assert_eq!(fs::read_to_string(dir.join("kept")).unwrap(), "kept\n");
+}

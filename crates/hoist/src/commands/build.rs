@@ -7,14 +7,14 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
 use hoist_builder::{BuildOptions, Builder, Event, OutputStream, Progress};
-use hoist_oci::{Reference, Store};
+use hoist_oci::Reference;
 
 use crate::cli::{BuildArgs, CompressionArg, NetworkArg, ProgressArg};
 use crate::settings::Settings;
 
 /// A builder over the settings' store and runtime.
 pub fn builder(settings: &Settings) -> Result<Builder> {
-    let store = Store::open(&settings.home)?;
+    let store = settings.store()?;
     let runtime = settings.runtime()?;
     let builder = Builder::new(store, runtime)?;
     // HOIST_SNAPSHOTTER=walk forces the fallback used where overlayfs is missing.

@@ -12,7 +12,8 @@ use crate::settings::Settings;
 
 /// Run an image command.
 pub fn run(settings: &Settings, cmd: ImageCommand) -> Result<()> {
-    let store = Store::open(&settings.home)
+    let store = settings
+        .store()
         .with_context(|| format!("opening the image store in {}", settings.home.display()))?;
     match cmd {
         ImageCommand::Import(args) => super::import::run(settings, &store, args),
@@ -326,9 +327,9 @@ fn tag(store: &Store, source: &str, target: &str) -> Result<()> {
 }
 
 fn prune(settings: &Settings, store: &Store) -> Result<()> {
-    // Layers the build cache still names stay: `hoist prune` drops those too.
-    let cache = hoist_builder::cache::StepCache::open(&settings.home.join("build-cache"))?;
-    let report = store.gc_keeping(|| cache.live().map(|(blobs, _)| blobs))?;
+    // Layers the build cache still names stay (the store's GC roots): `hoist prune`
+    // drops those too.
+    let report = store.gc()?;
     if settings.json {
         println!(
             "{}",
