@@ -1,0 +1,524 @@
+//! The registry's state on disk: the shared blob store plus per-repository links,
+//! tags, revisions, referrers and upload sessions. Everything here is synchronous file
+//! I/O; the HTTP layer calls it on blocking threads.
+//!
+//! Layout under the registry root:
+//!
+//! ```text
+//! blobs/<alg>/<hex>                                  content (hoist_oci::BlobStore)
+//! tmp/                                               the blob store's temp files
+//! repositories/<name>/_layers/<alg>/<hex>            blob link (holds the digest)
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>  manifest link (holds its media type)
+//! repositories/<name>/_manifests/tags/<tag>          tag (holds the manifest digest)
+//! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON)
+//! _uploads/<uuid>/name                               the repository of an upload
+//! _uploads/<uuid>/data                               the bytes received so far
+//! ```
+//!
+//! Every metadata file is written with [`hoist_oci::write_atomic`]; blobs go through
+//! [`BlobStore`], which verifies the digest before renaming into place. Repository
+//! components start with `[a-z0-9]` (the spec's name grammar), so they can never
+//! collide with the `_`-prefixed directories.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use hoist_oci::{BlobError, BlobStore, Digest};
+
+/// What went wrong opening or using the registry's storage.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// An I/O error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An error from the blob store.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A registry rooted at a directory: cheap to clone, safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    root: PathBuf,
+    blobs: BlobStore,
+}
+
+/// `Ok(None)` for a missing file.
+fn read_opt(path: &Path) -> Result<Option<String>, RegistryError> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn remove_opt(path: &Path) -> Result<bool, RegistryError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn write_file(path: &Path, contents: &[u8]) -> Result<(), RegistryError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    hoist_oci::write_atomic(path, |f| f.write_all(contents))?;
+    Ok(())
+}
+
+fn digest_path(dir: PathBuf, digest: &Digest) -> PathBuf {
+    dir.join(digest.algorithm().as_str()).join(digest.hex())
+}
+
+impl Registry {
+    /// Open (creating if needed) the registry rooted at `root`.
+    pub fn open(root: &Path) -> Result<Registry, RegistryError> {
+        let blobs = BlobStore::open(root)?;
+        for dir in [root.join("repositories"), root.join("_uploads")] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(Registry {
+            root: root.to_owned(),
+            blobs,
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The shared content store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    fn repo(&self, name: &str) -> PathBuf {
+        self.root.join("repositories").join(name)
+    }
+
+    /// Whether the repository exists (has ever received a blob or manifest).
+    pub fn repo_exists(&self, name: &str) -> bool {
+        self.repo(name).is_dir()
+    }
+
+    fn layer_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        digest_path(self.repo(name).join("_layers"), digest)
+    }
+
+    fn revision_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        digest_path(self.repo(name).join("_manifests/revisions"), digest)
+    }
+
+    fn tags_dir(&self, name: &str) -> PathBuf {
+        self.repo(name).join("_manifests/tags")
+    }
+
+    fn referrers_dir(&self, name: &str, subject: &Digest) -> PathBuf {
+        digest_path(self.repo(name).join("_referrers"), subject)
+    }
+
+    /// The size of a blob visible in repository `name`, or `None`.
+    pub fn blob_size(&self, name: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        if !self.layer_link(name, digest).is_file() {
+            return Ok(None);
+        }
+        Ok(self.blobs.size(digest)?)
+    }
+
+    /// Make a blob already in the store visible in repository `name`.
+    pub fn link_blob(&self, name: &str, digest: &Digest) -> Result<(), RegistryError> {
+        let link = self.layer_link(name, digest);
+        if link.is_file() {
+            return Ok(());
+        }
+        write_file(&link, digest.to_string().as_bytes())
+    }
+
+    /// Remove a blob from repository `name` (the content stays until garbage
+    /// collection). Returns whether it was there.
+    pub fn unlink_blob(&self, name: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        remove_opt(&self.layer_link(name, digest))
+    }
+
+    /// The media type of manifest `digest` in `name`, when it is there.
+    pub fn manifest_media_type(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<String>, RegistryError> {
+        let Some(mt) = read_opt(&self.revision_link(name, digest))? else {
+            return Ok(None);
+        };
+        if !self.blobs.contains(digest) {
+            return Ok(None);
+        }
+        Ok(Some(mt))
+    }
+
+    /// The bytes and media type of manifest `digest` in `name`.
+    pub fn manifest(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<(Vec<u8>, String)>, RegistryError> {
+        let Some(mt) = self.manifest_media_type(name, digest)? else {
+            return Ok(None);
+        };
+        match self.blobs.read(digest) {
+            Ok(bytes) => Ok(Some((bytes, mt))),
+            Err(BlobError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Store a manifest already validated by the caller, and tag it when `tag` is given.
+    pub fn put_manifest(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<Digest, RegistryError> {
+        let (digest, _) = self.blobs.put(bytes)?;
+        self.put_manifest_digest(name, &digest, media_type, tag)?;
+        Ok(digest)
+    }
+
+    /// Record manifest `digest` (already in the blob store) in `name`, tagging it when
+    /// `tag` is given.
+    pub fn put_manifest_digest(
+        &self,
+        name: &str,
+        digest: &Digest,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        write_file(&self.revision_link(name, digest), media_type.as_bytes())?;
+        if let Some(tag) = tag {
+            write_file(
+                &self.tags_dir(name).join(tag),
+                digest.to_string().as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Record `descriptor` (JSON) as a referrer of `subject` in `name`.
+    pub fn add_referrer(
+        &self,
+        name: &str,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &[u8],
+    ) -> Result<(), RegistryError> {
+        let file = self.referrers_dir(name, subject).join(format!(
+            "{}-{}",
+            referrer.algorithm().as_str(),
+            referrer.hex()
+        ));
+        write_file(&file, descriptor)
+    }
+
+    /// The descriptors (JSON) of the manifests in `name` whose subject is `subject`,
+    /// in a stable order; referrers whose manifest was deleted are skipped.
+    pub fn referrers(
+        &self,
+        name: &str,
+        subject: &Digest,
+    ) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let dir = self.referrers_dir(name, subject);
+        let mut files = match fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io_err(&dir))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        files.sort();
+        let mut out = Vec::new();
+        for file in files {
+            let Some(text) = read_opt(&file)? else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let live = value
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .and_then(|d| d.parse::<Digest>().ok())
+                .is_some_and(|d| self.revision_link(name, &d).is_file());
+            if live {
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The digest tag `tag` of `name` points at.
+    pub fn resolve_tag(&self, name: &str, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        Ok(read_opt(&self.tags_dir(name).join(tag))?.and_then(|s| s.trim().parse().ok()))
+    }
+
+    /// Remove a tag; returns whether it existed.
+    pub fn delete_tag(&self, name: &str, tag: &str) -> Result<bool, RegistryError> {
+        remove_opt(&self.tags_dir(name).join(tag))
+    }
+
+    /// Remove manifest `digest` from `name` and every tag pointing at it; returns
+    /// whether it existed.
+    pub fn delete_manifest(&self, name: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let existed = remove_opt(&self.revision_link(name, digest))?;
+        for tag in self.tags(name)?.unwrap_or_default() {
+            if self.resolve_tag(name, &tag)?.as_ref() == Some(digest) {
+                self.delete_tag(name, &tag)?;
+            }
+        }
+        Ok(existed)
+    }
+
+    /// The tags of `name`, sorted; `None` when the repository does not exist.
+    pub fn tags(&self, name: &str) -> Result<Option<Vec<String>>, RegistryError> {
+        if !self.repo_exists(name) {
+            return Ok(None);
+        }
+        let dir = self.tags_dir(name);
+        let mut tags = Vec::new();
+        match fs::read_dir(&dir) {
+            Ok(rd) => {
+                for entry in rd {
+                    let entry = entry.map_err(io_err(&dir))?;
+                    if let Some(n) = entry.file_name().to_str() {
+                        if !n.starts_with(".tmp-") {
+                            tags.push(n.to_owned());
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
+        tags.sort();
+        Ok(Some(tags))
+    }
+
+    /// Every repository name, sorted.
+    pub fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), RegistryError> {
+            let rd = fs::read_dir(dir).map_err(io_err(dir))?;
+            let mut is_repo = false;
+            for entry in rd {
+                let entry = entry.map_err(io_err(dir))?;
+                let Some(n) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if n.starts_with('_') {
+                    is_repo = true;
+                    continue;
+                }
+                if entry.file_type().map_err(io_err(dir))?.is_dir() {
+                    let child = if prefix.is_empty() {
+                        n.clone()
+                    } else {
+                        format!("{prefix}/{n}")
+                    };
+                    walk(&entry.path(), &child, out)?;
+                }
+            }
+            if is_repo && !prefix.is_empty() {
+                out.push(prefix.to_owned());
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join("repositories"), "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn upload_dir(&self, uuid: &str) -> PathBuf {
+        self.root.join("_uploads").join(uuid)
+    }
+
+    /// Start an upload session in `name`; returns its id.
+    pub fn start_upload(&self, name: &str) -> Result<String, RegistryError> {
+        let uuid = format!("{:032x}", rand::random::<u128>());
+        let dir = self.upload_dir(&uuid);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let data = dir.join("data");
+        fs::File::create(&data).map_err(io_err(&data))?;
+        write_file(&dir.join("name"), name.as_bytes())?;
+        Ok(uuid)
+    }
+
+    /// The data file of upload `uuid` in `name`, or `None` when there is no such
+    /// upload (or it belongs to another repository).
+    pub fn upload_data(&self, name: &str, uuid: &str) -> Result<Option<PathBuf>, RegistryError> {
+        if uuid.is_empty() || !uuid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let dir = self.upload_dir(uuid);
+        match read_opt(&dir.join("name"))? {
+            Some(n) if n == name => Ok(Some(dir.join("data"))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Finish upload `uuid`: verify its bytes against `expected`, store the blob, link
+    /// it into `name` and drop the session. A mismatch stores nothing and keeps the
+    /// session (the client may retry with the right digest).
+    pub fn finish_upload(
+        &self,
+        name: &str,
+        uuid: &str,
+        expected: &Digest,
+    ) -> Result<u64, RegistryError> {
+        let dir = self.upload_dir(uuid);
+        let data = dir.join("data");
+        let mut file = fs::File::open(&data).map_err(io_err(&data))?;
+        let (digest, size) = self.blobs.put_reader(&mut file, Some(expected))?;
+        self.link_blob(name, &digest)?;
+        self.cancel_upload(uuid)?;
+        Ok(size)
+    }
+
+    /// Drop upload `uuid` and its bytes.
+    pub fn cancel_upload(&self, uuid: &str) -> Result<(), RegistryError> {
+        let dir = self.upload_dir(uuid);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&dir)(e)),
+        }
+    }
+}
+
+/// Whether `name` matches the distribution spec's repository name grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+pub fn valid_name(name: &str) -> bool {
+    if name.is_empty() || name.len() > 255 {
+        return false;
+    }
+    name.split('/').all(valid_component)
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    // A run of alphanumerics, then (separator, run)*.
+    let run = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && alnum(b[*i]) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !run(&mut i) {
+        return false;
+    }
+    while i < b.len() {
+        let sep_start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if i < b.len() && b[i] == b'_' {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while i < b.len() && b[i] == b'-' {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        debug_assert!(i > sep_start);
+        if !run(&mut i) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `tag` matches `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "team/app/busybox", "a.b_c__d---e/f0", "library/ubuntu"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "A",
+            "a//b",
+            "/a",
+            "a/",
+            "a___b",
+            "_a",
+            "a/_manifests",
+            "a-",
+            "a..b",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(valid_tag("v1.0_rc-1"));
+        assert!(!valid_tag(".x"));
+        assert!(!valid_tag(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn tags_catalog_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let d = reg
+            .put_manifest(
+                "x/y",
+                b"{}",
+                "application/vnd.oci.image.manifest.v1+json",
+                Some("t"),
+            )
+            .unwrap();
+        reg.put_manifest("z", b"{}", "m", Some("a")).unwrap();
+        assert_eq!(reg.catalog().unwrap(), vec!["x/y", "z"]);
+        assert_eq!(reg.resolve_tag("x/y", "t").unwrap(), Some(d.clone()));
+        assert_eq!(reg.tags("x/y").unwrap().unwrap(), vec!["t"]);
+        assert!(reg.tags("nope").unwrap().is_none());
+        assert!(reg.delete_manifest("x/y", &d).unwrap());
+        assert!(reg.manifest("x/y", &d).unwrap().is_none());
+        assert_eq!(reg.tags("x/y").unwrap().unwrap(), Vec::<String>::new());
+        // Still visible in the other repository.
+        assert!(reg.manifest("z", &d).unwrap().is_some());
+    }
+}
