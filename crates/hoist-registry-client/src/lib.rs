@@ -3,3 +3,1138 @@
 //!
 //! It must not serve anything (hoist-registry does) and writes to the local store
 //! only through hoist-oci's atomic blob and image APIs.
+//!
+//! # Shape
+//!
+//! [`Client`] is blocking: it speaks HTTP/1.1 through `ureq` (rustls with the webpki
+//! roots) and moves blobs a few at a time on scoped std threads. A registry session
+//! is a handful of sequential requests plus N independent blob transfers, so threads
+//! give the same parallelism as an async runtime without pulling tokio into every
+//! caller (the CLI, the builder and the deploy pipeline are all synchronous).
+//!
+//! # Push ([`Client::push`])
+//!
+//! Every blob the image reaches (configs and layers of each manifest, children of an
+//! index that are in the store) is checked with `HEAD /v2/<name>/blobs/<digest>`;
+//! present blobs are skipped, missing ones are uploaded monolithically
+//! (`POST /blobs/uploads/` then one `PUT <location>?digest=` streaming from the blob
+//! file with its `Content-Length`), which every registry, ECR included, accepts.
+//! Then the child manifests of an index are put by digest and the root manifest under
+//! the tag, always as the exact stored bytes, so the registry's digest is the store's.
+//!
+//! # Pull ([`Client::pull`])
+//!
+//! The manifest is fetched with every OCI and Docker v2 media type accepted; for an
+//! index the entry for [`Platform::host`] is fetched too. Missing blobs stream into
+//! [`hoist_oci::BlobWriter`]s, which verify size and digest before anything becomes
+//! visible; the image is recorded (under the pulled name) only once everything is in,
+//! all within one [`Store::write_session`], so a killed pull records nothing.
+//!
+//! # Auth
+//!
+//! Requests go out anonymously until the registry answers 401. A `Basic` challenge
+//! is answered with the registry's credentials; a `Bearer` challenge (Docker's token
+//! flow) with a token fetched from the challenge's realm for the repository's
+//! `pull` (or `pull,push`) scope, using the credentials as Basic auth when there are
+//! any. Credentials come from [`ClientOptions::credentials`] or from Docker's
+//! `config.json` ([`auth::lookup`]: `credHelpers`, `auths`, `credsStore`).
+//!
+//! Registries on loopback (`localhost`, 127.0.0.0/8, `::1`) are spoken to in plain
+//! HTTP; everything else over HTTPS unless [`ClientOptions::insecure`] is set.
+
+pub mod auth;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hoist_oci::blob::MAX_DOCUMENT_SIZE;
+use hoist_oci::media_type as mt;
+use hoist_oci::{
+    BlobError, Descriptor, Digest, ImageRecord, Manifest, ManifestError, Platform, Reference,
+    Store, StoreError,
+};
+use ureq::http::{Response, StatusCode};
+use ureq::Body;
+
+pub use auth::Credentials;
+
+/// Docker Hub's registry host, which `docker.io` names stand for.
+pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+
+/// Media types a pull accepts for a manifest.
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// What went wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection failed or the response could not be read.
+    #[error("{method} {url}: {error}")]
+    Http {
+        /// The request method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The transport error (shown inline, not chained, so it prints once).
+        error: Box<ureq::Error>,
+    },
+    /// The registry refused a request.
+    #[error("{registry}: {what} {reference}: {status}{}{}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Registry {
+        /// The registry host.
+        registry: String,
+        /// What was being done (`pulling manifest`, `uploading blob`).
+        what: &'static str,
+        /// The reference or digest involved.
+        reference: String,
+        /// The HTTP status.
+        status: u16,
+        /// The first error code of the registry's error body (`MANIFEST_UNKNOWN`).
+        code: Option<String>,
+        /// The registry's message.
+        message: String,
+    },
+    /// The registry wants credentials that were not given or were refused.
+    #[error("{registry}: {what} {reference}: 401 Unauthorized{}: {hint}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        what: &'static str,
+        /// The reference involved.
+        reference: String,
+        /// The registry's error code, if any.
+        code: Option<String>,
+        /// Why: no credentials, or credentials refused.
+        hint: String,
+    },
+    /// A token server that did not give a token.
+    #[error("token server {realm}: {message}")]
+    Token {
+        /// The realm URL.
+        realm: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A Docker config file that cannot be used.
+    #[error("{path}: {message}")]
+    Credentials {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A credential helper that failed.
+    #[error("credential helper {helper}: {message}")]
+    CredentialHelper {
+        /// `docker-credential-<name>`.
+        helper: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Content whose digest or size is not what was asked for.
+    #[error("{registry}: {what}: expected {expected}, got {actual}")]
+    Mismatch {
+        /// The registry host.
+        registry: String,
+        /// What was checked.
+        what: String,
+        /// What was expected.
+        expected: String,
+        /// What came.
+        actual: String,
+    },
+    /// A manifest that does not parse.
+    #[error("{registry}: manifest {reference}: {source}")]
+    Manifest {
+        /// The registry host.
+        registry: String,
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: ManifestError,
+    },
+    /// An index with no manifest for this host.
+    #[error("{reference}: the image index has no manifest for {platform}")]
+    NoPlatform {
+        /// The reference.
+        reference: String,
+        /// `os/architecture`.
+        platform: String,
+    },
+    /// A local store error.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A local blob store error.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A push destination with neither tag nor digest, or a name that is not valid.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Shorthand.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How a [`Client`] behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Docker's config directory to read credentials from (`config.json`); `None`
+    /// reads none.
+    pub docker_config: Option<PathBuf>,
+    /// Credentials to use for every registry instead of Docker's config.
+    pub credentials: Option<Credentials>,
+    /// Plain HTTP for every registry (loopback registries always get it).
+    pub insecure: bool,
+    /// Blobs transferred at once.
+    pub parallel: usize,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    /// Credentials from `$DOCKER_CONFIG` (or `~/.docker`), HTTPS except on loopback,
+    /// four blobs at a time.
+    fn default() -> Self {
+        ClientOptions {
+            docker_config: auth::docker_config_dir(),
+            credentials: None,
+            insecure: false,
+            parallel: 4,
+            user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What happened to one blob or manifest, reported as it happens (from several
+/// threads at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A blob the destination already had.
+    BlobSkipped {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// A blob uploaded (push) or downloaded (pull).
+    BlobCopied {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// A manifest written to the registry (push) or the store (pull).
+    Manifest {
+        /// The manifest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+}
+
+/// What [`Client::push`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Where it went, `registry/repo:tag`.
+    pub target: String,
+    /// The root manifest's digest (as the registry now names it).
+    pub digest: Digest,
+    /// The root manifest's media type.
+    pub media_type: String,
+    /// Blobs uploaded.
+    pub blobs_copied: usize,
+    /// Blobs the registry already had.
+    pub blobs_skipped: usize,
+    /// Blob bytes uploaded (manifests not counted).
+    pub bytes_copied: u64,
+    /// Bytes not uploaded because the registry had them.
+    pub bytes_skipped: u64,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// What [`Client::pull`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullReport {
+    /// The store record of the pulled image.
+    pub record: ImageRecord,
+    /// Blobs downloaded.
+    pub blobs_copied: usize,
+    /// Blobs already in the store.
+    pub blobs_skipped: usize,
+    /// Blob bytes downloaded (manifests not counted).
+    pub bytes_copied: u64,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// A registry client. Cheap to share: it holds a connection pool and its options.
+pub struct Client {
+    agent: ureq::Agent,
+    options: ClientOptions,
+}
+
+impl Client {
+    /// A client with `options`.
+    pub fn new(options: ClientOptions) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(options.user_agent.as_str())
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        Client { agent, options }
+    }
+
+    fn session<'a>(&'a self, reference: &'a Reference, push: bool) -> Result<Session<'a>> {
+        let domain = reference.domain();
+        let host = if domain == hoist_oci::reference::DEFAULT_DOMAIN {
+            DOCKER_HUB_REGISTRY.to_owned()
+        } else {
+            domain.to_owned()
+        };
+        let plain = self.options.insecure || is_loopback(&host);
+        let credentials = match &self.options.credentials {
+            Some(c) => Some(c.clone()),
+            None => match &self.options.docker_config {
+                Some(dir) => auth::lookup(dir, domain)?,
+                None => None,
+            },
+        };
+        Ok(Session {
+            client: self,
+            base: format!("{}://{host}", if plain { "http" } else { "https" }),
+            host,
+            repo: reference.repository().to_owned(),
+            scope: format!(
+                "repository:{}:{}",
+                reference.repository(),
+                if push { "pull,push" } else { "pull" }
+            ),
+            credentials,
+            auth: Mutex::new(None),
+        })
+    }
+
+    /// Push the image `image` (a name, ID or digest in `store`) to `dest`, under its
+    /// tag (or by digest when `dest` only has a digest). `progress` sees every blob
+    /// and manifest as it is handled.
+    pub fn push(
+        &self,
+        store: &Store,
+        image: &str,
+        dest: &Reference,
+        progress: &(dyn Fn(&Event) + Sync),
+    ) -> Result<PushReport> {
+        let started = Instant::now();
+        let record = store.resolve(image)?;
+        let root = record.descriptor();
+        let target = match (dest.tag(), dest.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(d)) if d == &root.digest => d.to_string(),
+            (None, Some(d)) => {
+                return Err(ClientError::Usage(format!(
+                    "{dest}: the image's digest is {}, not {d}",
+                    root.digest
+                )))
+            }
+            (None, None) => "latest".to_owned(),
+        };
+        let session = self.session(dest, true)?;
+
+        // Manifests children-first, and the blobs they reach.
+        let mut manifests = Vec::new();
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        let mut seen = BTreeSet::new();
+        collect(store, &root, &mut manifests, &mut blobs, &mut seen)?;
+
+        let totals = Mutex::new(Totals::default());
+        let s = &session;
+        parallel(self.options.parallel, blobs, |desc| {
+            let skipped = s.push_blob(store, &desc)?;
+            let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+            if skipped {
+                t.skipped += 1;
+                t.bytes_skipped += desc.size;
+                progress(&Event::BlobSkipped {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                });
+            } else {
+                t.copied += 1;
+                t.bytes_copied += desc.size;
+                progress(&Event::BlobCopied {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                });
+            }
+            Ok(())
+        })?;
+        let totals = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+
+        for m in &manifests {
+            let bytes = store.blobs().read(&m.digest)?;
+            let tag = if m.digest == root.digest {
+                target.clone()
+            } else {
+                m.digest.to_string()
+            };
+            session.put_manifest(&tag, &m.media_type, &m.digest, bytes)?;
+            progress(&Event::Manifest {
+                digest: m.digest.clone(),
+                media_type: m.media_type.clone(),
+            });
+        }
+        let name = dest.without_digest().without_tag();
+        let target = if target.contains(':') {
+            format!("{name}@{target}")
+        } else {
+            format!("{name}:{target}")
+        };
+        Ok(PushReport {
+            target,
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+            blobs_copied: totals.copied,
+            blobs_skipped: totals.skipped,
+            bytes_copied: totals.bytes_copied,
+            bytes_skipped: totals.bytes_skipped,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Pull `src` into `store` and record it under `src`'s name (when it has a tag).
+    /// An index yields the index plus this host's manifest.
+    pub fn pull(
+        &self,
+        store: &Store,
+        src: &Reference,
+        progress: &(dyn Fn(&Event) + Sync),
+    ) -> Result<PullReport> {
+        let started = Instant::now();
+        let session = self.session(src, false)?;
+        let wanted = match (src.digest(), src.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        let _write = store.write_session()?;
+        let mut totals = Totals::default();
+        let (bytes, media_type, digest) = session.get_manifest(&wanted, src.digest())?;
+        let (manifest, media_type) =
+            Manifest::parse(&bytes, Some(&media_type)).map_err(|source| ClientError::Manifest {
+                registry: session.host.clone(),
+                reference: src.to_string(),
+                source,
+            })?;
+        let root = Descriptor::new(media_type.clone(), digest.clone(), bytes.len() as u64);
+        // (manifest descriptor, bytes, parsed) to write once the blobs are in.
+        let mut documents = vec![(root.clone(), bytes)];
+        let image = match manifest {
+            Manifest::Image(m) => m,
+            Manifest::Index(index) => {
+                let child = pick_platform(&index.manifests).ok_or_else(|| {
+                    let host = Platform::host();
+                    ClientError::NoPlatform {
+                        reference: src.to_string(),
+                        platform: format!("{}/{}", host.os, host.architecture),
+                    }
+                })?;
+                let (cbytes, cmt, _) =
+                    session.get_manifest(&child.digest.to_string(), Some(&child.digest))?;
+                let (parsed, cmt) = Manifest::parse(&cbytes, Some(&cmt)).map_err(|source| {
+                    ClientError::Manifest {
+                        registry: session.host.clone(),
+                        reference: child.digest.to_string(),
+                        source,
+                    }
+                })?;
+                let Manifest::Image(m) = parsed else {
+                    return Err(ClientError::Manifest {
+                        registry: session.host.clone(),
+                        reference: child.digest.to_string(),
+                        source: ManifestError::NotAManifest(cmt),
+                    });
+                };
+                let cdesc = Descriptor::new(cmt, child.digest.clone(), cbytes.len() as u64);
+                documents.push((cdesc, cbytes));
+                m
+            }
+        };
+        let mut wanted_blobs = Vec::new();
+        for d in std::iter::once(&image.config).chain(&image.layers) {
+            if !d.urls.is_empty()
+                || wanted_blobs
+                    .iter()
+                    .any(|w: &Descriptor| w.digest == d.digest)
+            {
+                continue; // foreign layers are fetched from their URLs by runtimes
+            }
+            if store.blobs().size(&d.digest)? == Some(d.size) {
+                totals.skipped += 1;
+                progress(&Event::BlobSkipped {
+                    digest: d.digest.clone(),
+                    size: d.size,
+                });
+            } else {
+                wanted_blobs.push(d.clone());
+            }
+        }
+        let copied = Mutex::new((0usize, 0u64));
+        let s = &session;
+        parallel(self.options.parallel, wanted_blobs, |desc| {
+            s.pull_blob(store, &desc)?;
+            let mut c = copied.lock().unwrap_or_else(|e| e.into_inner());
+            c.0 += 1;
+            c.1 += desc.size;
+            progress(&Event::BlobCopied {
+                digest: desc.digest.clone(),
+                size: desc.size,
+            });
+            Ok(())
+        })?;
+        let (n, b) = copied.into_inner().unwrap_or_else(|e| e.into_inner());
+        totals.copied += n;
+        totals.bytes_copied += b;
+        // Children first, so nothing ever points at a missing manifest.
+        for (desc, bytes) in documents.iter().rev() {
+            let mut w = store.blobs().writer_with(desc.digest.algorithm())?;
+            io::Write::write_all(&mut w, bytes).map_err(|e| io_error(store, e))?;
+            w.commit(Some(&desc.digest))?;
+            progress(&Event::Manifest {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+            });
+        }
+        let names: Vec<Reference> = match src.tag() {
+            Some(_) => vec![src.without_digest()],
+            None => Vec::new(),
+        };
+        let record = store.add_image(&root, &names)?;
+        Ok(PullReport {
+            record,
+            blobs_copied: totals.copied,
+            blobs_skipped: totals.skipped,
+            bytes_copied: totals.bytes_copied,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+fn io_error(store: &Store, source: io::Error) -> BlobError {
+    BlobError::Io {
+        path: store.blobs().tmp_dir().to_owned(),
+        source,
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    copied: usize,
+    skipped: usize,
+    bytes_copied: u64,
+    bytes_skipped: u64,
+}
+
+/// Walk `desc` depth-first: manifests children-first into `manifests`, every other
+/// blob into `blobs`, each once. Index children absent from the store are skipped.
+fn collect(
+    store: &Store,
+    desc: &Descriptor,
+    manifests: &mut Vec<Descriptor>,
+    blobs: &mut Vec<Descriptor>,
+    seen: &mut BTreeSet<Digest>,
+) -> Result<()> {
+    if !seen.insert(desc.digest.clone()) {
+        return Ok(());
+    }
+    match store.manifest(desc)? {
+        Manifest::Image(m) => {
+            for d in std::iter::once(&m.config).chain(&m.layers) {
+                if !d.urls.is_empty() && !store.blobs().contains(&d.digest) {
+                    continue; // a foreign layer: not ours to push
+                }
+                if seen.insert(d.digest.clone()) {
+                    blobs.push(d.clone());
+                }
+            }
+        }
+        Manifest::Index(i) => {
+            for child in &i.manifests {
+                if mt::is_manifest(&child.media_type) && store.blobs().contains(&child.digest) {
+                    collect(store, child, manifests, blobs, seen)?;
+                }
+            }
+        }
+    }
+    manifests.push(desc.clone());
+    Ok(())
+}
+
+/// The index entry for this host: same OS and architecture, and the same variant
+/// when both name one.
+fn pick_platform(entries: &[Descriptor]) -> Option<&Descriptor> {
+    let host = Platform::host();
+    entries.iter().find(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == host.os
+                && p.architecture == host.architecture
+                && match (&p.variant, &host.variant) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        })
+    })
+}
+
+/// Run `f` on every item with up to `n` threads; the first error stops the rest
+/// from starting new items and is returned.
+fn parallel<T: Send>(n: usize, items: Vec<T>, f: impl Fn(T) -> Result<()> + Sync) -> Result<()> {
+    let queue = Mutex::new(VecDeque::from(items));
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<ClientError>> = Mutex::new(None);
+    let workers = n
+        .max(1)
+        .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let item = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some(item) = item else { return };
+                if let Err(e) = f(item) {
+                    failed.store(true, Ordering::SeqCst);
+                    let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.is_none() {
+                        *slot = Some(e);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Whether `host` (with an optional port) is a loopback address or `localhost`.
+pub fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Sends one request given the current `Authorization` value.
+type MakeRequest<'a> = dyn Fn(Option<&str>) -> Result<Response<Body>, ureq::Error> + 'a;
+
+/// One registry and repository, with the authorization it has earned so far.
+struct Session<'a> {
+    client: &'a Client,
+    /// `http(s)://host`.
+    base: String,
+    host: String,
+    repo: String,
+    scope: String,
+    credentials: Option<Credentials>,
+    /// The `Authorization` header value in use.
+    auth: Mutex<Option<String>>,
+}
+
+/// The registry's error body: `{"errors":[{"code":..,"message":..}]}`.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+impl Session<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.base, self.repo)
+    }
+
+    fn agent(&self) -> &ureq::Agent {
+        &self.client.agent
+    }
+
+    fn current_auth(&self) -> Option<String> {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Send a request made by `make` (given the current `Authorization` value);
+    /// on a 401, answer the challenge and send it once more.
+    fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        what: &'static str,
+        reference: &str,
+        make: &MakeRequest<'_>,
+    ) -> Result<Response<Body>> {
+        let http = |source| ClientError::Http {
+            method,
+            url: url.to_owned(),
+            error: Box::new(source),
+        };
+        let before = self.current_auth();
+        let resp = make(before.as_deref()).map_err(http)?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::parse_challenge);
+        let unauthorized = |resp: Response<Body>, hint: String| {
+            let (code, _) = error_code(resp);
+            ClientError::Unauthorized {
+                registry: self.host.clone(),
+                what,
+                reference: reference.to_owned(),
+                code,
+                hint,
+            }
+        };
+        let no_creds = || {
+            format!(
+                "no credentials for {} (hoist reads {}; log in with docker login or add an \"auths\" entry)",
+                self.host,
+                self.client
+                    .options
+                    .docker_config
+                    .as_ref()
+                    .map(|d| d.join("config.json").display().to_string())
+                    .unwrap_or_else(|| "no Docker config".to_owned())
+            )
+        };
+        let Some(challenge) = challenge else {
+            return Err(unauthorized(
+                resp,
+                "no WWW-Authenticate challenge".to_owned(),
+            ));
+        };
+        let header = match challenge.scheme.as_str() {
+            "basic" => match &self.credentials {
+                Some(c) => c.basic_header(),
+                None => return Err(unauthorized(resp, no_creds())),
+            },
+            "bearer" => {
+                drop(resp);
+                format!("Bearer {}", self.token(&challenge)?)
+            }
+            other => {
+                return Err(unauthorized(
+                    resp,
+                    format!("unsupported authentication scheme {other:?}"),
+                ))
+            }
+        };
+        if before.as_deref() == Some(header.as_str()) {
+            // The same authorization was just refused.
+            let hint = if self.credentials.is_some() {
+                "the credentials were refused".to_owned()
+            } else {
+                no_creds()
+            };
+            let resp = make(Some(&header)).map_err(http)?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            return Err(unauthorized(resp, hint));
+        }
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(header.clone());
+        let resp = make(Some(&header)).map_err(http)?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let hint = if self.credentials.is_some() {
+                "the credentials were refused".to_owned()
+            } else {
+                no_creds()
+            };
+            return Err(unauthorized(resp, hint));
+        }
+        Ok(resp)
+    }
+
+    /// Docker's token flow: GET the realm with service and scope.
+    fn token(&self, challenge: &auth::Challenge) -> Result<String> {
+        let realm = challenge.params.get("realm").cloned().unwrap_or_default();
+        if realm.is_empty() {
+            return Err(ClientError::Token {
+                realm,
+                message: "the Bearer challenge has no realm".to_owned(),
+            });
+        }
+        let mut req = self.agent().get(&realm);
+        if let Some(service) = challenge.params.get("service") {
+            req = req.query("service", service);
+        }
+        req = req.query("scope", &self.scope);
+        if let Some(scope) = challenge.params.get("scope") {
+            if scope != &self.scope {
+                req = req.query("scope", scope);
+            }
+        }
+        if let Some(c) = &self.credentials {
+            req = req.header("Authorization", c.basic_header());
+        }
+        let err = |message: String| ClientError::Token {
+            realm: realm.clone(),
+            message,
+        };
+        let mut resp = req.call().map_err(|e| err(e.to_string()))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Unauthorized {
+                registry: self.host.clone(),
+                what: "getting a token for",
+                reference: self.scope.clone(),
+                code: None,
+                hint: "the token server refused the credentials".to_owned(),
+            });
+        }
+        if !resp.status().is_success() {
+            let (code, message) = error_code(resp);
+            return Err(err(format!(
+                "{}{}",
+                code.unwrap_or_else(|| "error".to_owned()),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            )));
+        }
+        let raw = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| err(format!("reading the token response: {e}")))?;
+        let body: TokenResponse = serde_json::from_slice(&raw)
+            .map_err(|e| err(format!("unreadable token response: {e}")))?;
+        body.token
+            .or(body.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| err("the response has no token".to_owned()))
+    }
+
+    fn refused(&self, what: &'static str, reference: &str, resp: Response<Body>) -> ClientError {
+        let status = resp.status().as_u16();
+        let (code, message) = error_code(resp);
+        ClientError::Registry {
+            registry: self.host.clone(),
+            what,
+            reference: reference.to_owned(),
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// Upload one blob unless the registry has it; returns whether it was skipped.
+    fn push_blob(&self, store: &Store, desc: &Descriptor) -> Result<bool> {
+        let digest = desc.digest.to_string();
+        let url = self.url(&format!("blobs/{digest}"));
+        let resp = self.send("HEAD", &url, "checking blob", &digest, &|auth| {
+            let mut r = self.agent().head(&url);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        })?;
+        match resp.status().as_u16() {
+            200 => return Ok(true),
+            404 => {}
+            _ => return Err(self.refused("checking blob", &digest, resp)),
+        }
+        let url = self.url("blobs/uploads/");
+        let resp = self.send("POST", &url, "starting upload of blob", &digest, &|auth| {
+            let mut r = self.agent().post(&url).header("Content-Length", "0");
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send_empty()
+        })?;
+        if resp.status().as_u16() != 202 {
+            return Err(self.refused("starting upload of blob", &digest, resp));
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Registry {
+                registry: self.host.clone(),
+                what: "starting upload of blob",
+                reference: digest.clone(),
+                status: 202,
+                code: None,
+                message: "the response has no Location".to_owned(),
+            })?;
+        let mut put = absolute(&self.base, location);
+        put.push(if put.contains('?') { '&' } else { '?' });
+        put.push_str("digest=");
+        put.push_str(&digest);
+        let resp = self.send("PUT", &put, "uploading blob", &digest, &|auth| {
+            let file = store
+                .blobs()
+                .open_blob(&desc.digest, Some(desc.size))
+                .map_err(|e| ureq::Error::Io(io::Error::other(e.to_string())))?;
+            let mut r = self
+                .agent()
+                .put(&put)
+                .header("Content-Type", "application/octet-stream");
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(file)
+        })?;
+        if resp.status().as_u16() != 201 {
+            return Err(self.refused("uploading blob", &digest, resp));
+        }
+        Ok(false)
+    }
+
+    fn put_manifest(
+        &self,
+        tag: &str,
+        media_type: &str,
+        digest: &Digest,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let url = self.url(&format!("manifests/{tag}"));
+        let resp = self.send("PUT", &url, "pushing manifest", tag, &|auth| {
+            let mut r = self.agent().put(&url).header("Content-Type", media_type);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(&bytes[..])
+        })?;
+        if resp.status().as_u16() != 201 {
+            return Err(self.refused("pushing manifest", tag, resp));
+        }
+        if let Some(got) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if got != digest.to_string() {
+                return Err(ClientError::Mismatch {
+                    registry: self.host.clone(),
+                    what: format!("digest of pushed manifest {tag}"),
+                    expected: digest.to_string(),
+                    actual: got.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// GET a manifest; returns its bytes, media type and digest (checked against
+    /// `expected`).
+    fn get_manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, String, Digest)> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let shown =
+            format!("{}/{}:{reference}", self.host, self.repo).replace(":sha256:", "@sha256:");
+        let mut resp = self.send("GET", &url, "pulling manifest", &shown, &|auth| {
+            let mut r = self.agent().get(&url).header("Accept", ACCEPT);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        })?;
+        if resp.status().as_u16() != 200 {
+            return Err(self.refused("pulling manifest", &shown, resp));
+        }
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            .unwrap_or_default();
+        let header_digest: Option<Digest> = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_DOCUMENT_SIZE)
+            .read_to_vec()
+            .map_err(|e| ClientError::Http {
+                method: "GET",
+                url: url.clone(),
+                error: Box::new(e),
+            })?;
+        let digest = match expected.or(header_digest.as_ref()) {
+            Some(d) => d.clone(),
+            None => Digest::sha256_of(&bytes),
+        };
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if actual != digest {
+            return Err(ClientError::Mismatch {
+                registry: self.host.clone(),
+                what: format!("manifest {shown}"),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        // Media types like "application/json" or "text/plain" say nothing.
+        let media_type = if mt::is_manifest(&media_type) {
+            media_type
+        } else {
+            String::new()
+        };
+        Ok((bytes, media_type, digest))
+    }
+
+    /// Download one blob into the store, verifying size and digest.
+    fn pull_blob(&self, store: &Store, desc: &Descriptor) -> Result<()> {
+        let digest = desc.digest.to_string();
+        let url = self.url(&format!("blobs/{digest}"));
+        let mut resp = self.send("GET", &url, "pulling blob", &digest, &|auth| {
+            let mut r = self.agent().get(&url);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        })?;
+        if resp.status().as_u16() != 200 {
+            return Err(self.refused("pulling blob", &digest, resp));
+        }
+        let mut w = store.blobs().writer_with(desc.digest.algorithm())?;
+        let mut reader = resp
+            .body_mut()
+            .with_config()
+            .limit(desc.size.saturating_add(1))
+            .reader()
+            .take(desc.size.saturating_add(1));
+        io::copy(&mut reader, &mut w).map_err(|e| ClientError::Http {
+            method: "GET",
+            url: url.clone(),
+            error: Box::new(ureq::Error::Io(e)),
+        })?;
+        if w.len() != desc.size {
+            return Err(ClientError::Mismatch {
+                registry: self.host.clone(),
+                what: format!("size of blob {digest}"),
+                expected: desc.size.to_string(),
+                actual: if w.len() > desc.size {
+                    format!("more than {}", desc.size)
+                } else {
+                    w.len().to_string()
+                },
+            });
+        }
+        w.commit(Some(&desc.digest))?;
+        Ok(())
+    }
+}
+
+/// A Location header made absolute against `base` (`scheme://host`).
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        format!("{base}/{location}")
+    }
+}
+
+/// The first error code and message of a registry error body.
+fn error_code(mut resp: Response<Body>) -> (Option<String>, String) {
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .read_to_string()
+        .unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) if !b.errors.is_empty() => {
+            let e = &b.errors[0];
+            (
+                Some(e.code.clone()).filter(|c| !c.is_empty()),
+                e.message.clone(),
+            )
+        }
+        _ => (None, text.trim().chars().take(200).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognized() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.3.2.1:80",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "example.com:5000",
+            "[fe80::1]:5000",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn locations_are_made_absolute() {
+        assert_eq!(
+            absolute("http://h:5000", "/v2/x/blobs/uploads/u?_state=s"),
+            "http://h:5000/v2/x/blobs/uploads/u?_state=s"
+        );
+        assert_eq!(absolute("http://h:5000", "https://s3/x"), "https://s3/x");
+    }
+}
