@@ -224,6 +224,35 @@ fn skopeo_copies_an_image_in_and_out_with_the_same_digest() {
     .expect("list-tags JSON");
     assert_eq!(tags["Tags"], serde_json::json!(["1"]));
 
+    // Docker schema 2: skopeo converts and pushes a Docker manifest, which is served
+    // back with its Docker media type.
+    let docker = format!("docker://{}/team/app/busybox:docker", server.addr);
+    skopeo(&[
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &src,
+        &docker,
+    ]);
+    let raw_docker = skopeo(&["inspect", "--raw", "--tls-verify=false", &docker]);
+    let m = http(
+        &server.addr,
+        "GET",
+        "/v2/team/app/busybox/manifests/docker",
+        &[],
+        b"",
+    );
+    assert_eq!(
+        m.header("Content-Type"),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    assert_eq!(m.body, raw_docker.as_bytes());
+    assert_eq!(
+        m.header("Docker-Content-Digest"),
+        Some(sha256(raw_docker.as_bytes()).as_str())
+    );
+
     let catalog = http(&server.addr, "GET", "/v2/_catalog", &[], b"");
     assert_eq!(
         catalog.json()["repositories"],
