@@ -1137,4 +1137,104 @@ mod tests {
         );
         assert_eq!(absolute("http://h:5000", "https://s3/x"), "https://s3/x");
     }
+
+    /// A one-thread fake registry: the manifest answers 401 with a Bearer challenge
+    /// unless the request carries the token the fake token server hands out.
+    fn fake_bearer_registry() -> (u16, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                let mut authz = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line
+                        .strip_prefix("authorization: ")
+                        .or(line.strip_prefix("Authorization: "))
+                    {
+                        authz = v.trim().to_owned();
+                    }
+                }
+                let target = request.split(' ').nth(1).unwrap_or("").to_owned();
+                tx.send(format!("{target} [{authz}]")).unwrap();
+                let (status, extra, body) = if target.starts_with("/token?") {
+                    ("200 OK", String::new(), r#"{"token":"T0KEN"}"#.to_owned())
+                } else if authz == "Bearer T0KEN" {
+                    (
+                        "404 Not Found",
+                        String::new(),
+                        r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                        "401 Unauthorized",
+                        format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:team/app:pull\"\r\n"),
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_owned(),
+                    )
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn bearer_challenges_are_answered_with_a_token_for_the_repository_scope() {
+        let (port, seen) = fake_bearer_registry();
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path()).unwrap();
+        let client = Client::new(ClientOptions {
+            docker_config: None,
+            credentials: Some(Credentials {
+                username: "alice".to_owned(),
+                password: "pw".to_owned(),
+            }),
+            ..ClientOptions::default()
+        });
+        let src: Reference = format!("127.0.0.1:{port}/team/app:v1").parse().unwrap();
+        let err = client.pull(&store, &src, &|_| {}).unwrap_err();
+        // The token got us past the 401 to the registry's real answer.
+        match &err {
+            ClientError::Registry { status, code, .. } => {
+                assert_eq!(*status, 404);
+                assert_eq!(code.as_deref(), Some("MANIFEST_UNKNOWN"));
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let requests: Vec<String> = seen.try_iter().collect();
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        assert_eq!(requests[0], "/v2/team/app/manifests/v1 []");
+        assert!(
+            requests[1].starts_with("/token?service=fake&scope=repository%3Ateam%2Fapp%3Apull ["),
+            "{requests:?}"
+        );
+        assert!(
+            requests[1].ends_with(&format!(
+                "[{}]",
+                Credentials {
+                    username: "alice".to_owned(),
+                    password: "pw".to_owned(),
+                }
+                .basic_header()
+            )),
+            "{requests:?}"
+        );
+        assert_eq!(requests[2], "/v2/team/app/manifests/v1 [Bearer T0KEN]");
+        assert!(store.list().unwrap().is_empty());
+    }
 }
