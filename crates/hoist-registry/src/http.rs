@@ -3,7 +3,9 @@
 //! axum's router. Storage calls run on blocking threads; blob bodies are streamed in
 //! and out in chunks and never held whole in memory.
 
+use std::collections::HashMap;
 use std::io::SeekFrom;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -147,7 +149,30 @@ async fn blocking<T: Send + 'static>(
 /// The axum application serving the distribution API for `registry`: mount it at the
 /// root of a server (its paths all start with `/v2/`).
 pub fn router(registry: Registry) -> Router {
-    Router::new().fallback(dispatch).with_state(registry)
+    Router::new().fallback(dispatch).with_state(App {
+        reg: registry,
+        sessions: Arc::default(),
+    })
+}
+
+/// The router's state: the registry and one lock per upload session, so requests on
+/// one session (a PATCH still streaming and the PUT after it) never interleave.
+#[derive(Clone)]
+struct App {
+    reg: Registry,
+    sessions: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl App {
+    fn session_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(uuid.to_owned()).or_default().clone()
+    }
+
+    fn forget_session(&self, uuid: &str) {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(uuid);
+    }
 }
 
 /// Serve the API on `listener` until the process ends.
@@ -267,12 +292,33 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-async fn dispatch(State(reg): State<Registry>, req: Request) -> Response {
+async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
+    let reg = app.reg.clone();
     let result = match route(&path) {
         None => Err(not_found()),
+        Some(Route::Upload(name, uuid)) if !uuid.is_empty() => {
+            let lock = app.session_lock(uuid);
+            let _guard = lock.lock().await;
+            let (name, uuid) = (name.to_owned(), uuid.to_owned());
+            let r = handle(
+                reg.clone(),
+                Route::Upload(&name, &uuid),
+                &parts.method,
+                query.as_deref(),
+                &parts.headers,
+                body,
+            )
+            .await;
+            if matches!(parts.method, Method::PUT | Method::DELETE)
+                && !matches!(reg.upload_data(&name, &uuid), Ok(Some(_)))
+            {
+                app.forget_session(&uuid);
+            }
+            r
+        }
         Some(r) => {
             handle(
                 reg,

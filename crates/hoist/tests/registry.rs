@@ -765,3 +765,31 @@ fn concurrent_uploads_of_overlapping_blobs_are_all_intact() {
     let uploads = env.path("registry/_uploads");
     assert_eq!(std::fs::read_dir(uploads).expect("uploads dir").count(), 0);
 }
+
+#[test]
+fn patches_racing_on_one_session_do_not_interleave() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let addr = server.addr.as_str();
+    let start = http(addr, "POST", "/v2/race/blobs/uploads/", &[], b"");
+    let loc = start.header("Location").expect("location").to_owned();
+    let a = vec![b'a'; 2 << 20];
+    let b = vec![b'b'; 2 << 20];
+    std::thread::scope(|s| {
+        for part in [&a, &b] {
+            let loc = loc.as_str();
+            s.spawn(move || assert_eq!(http(addr, "PATCH", loc, &[], part).status, 202));
+        }
+    });
+    let status = http(addr, "GET", &loc, &[], b"");
+    assert_eq!(status.header("Range"), Some("0-4194303"));
+    // The session holds one whole chunk after the other: a then b, or b then a.
+    let ab = sha256(&[a.as_slice(), b.as_slice()].concat());
+    let ba = sha256(&[b.as_slice(), a.as_slice()].concat());
+    let first = http(addr, "PUT", &format!("{loc}?digest={ab}"), &[], b"");
+    if first.status != 201 {
+        assert_eq!(first.error_code(), "DIGEST_INVALID");
+        let second = http(addr, "PUT", &format!("{loc}?digest={ba}"), &[], b"");
+        assert_eq!(second.status, 201, "the two chunks were interleaved");
+    }
+}
