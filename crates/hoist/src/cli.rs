@@ -42,6 +42,13 @@ pub enum Command {
     Build(BuildArgs),
     /// Remove the build cache, unused layer snapshots and every blob no image uses.
     Prune,
+    /// Push an image from the store to a registry (plain HTTP for loopback registries).
+    Push(PushArgs),
+    /// Pull an image from a registry into the store.
+    Pull(PullArgs),
+    /// Run hoist's embedded OCI registry.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 /// `hoist build`
@@ -217,4 +224,45 @@ pub struct LintArgs {
     /// The Dockerfile.
     #[arg(default_value = "Dockerfile")]
     pub file: PathBuf,
+}
+
+/// `hoist registry`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution API (v1.1) over plain HTTP until interrupted.
+    Serve(RegistryServeArgs),
+}
+
+/// `hoist registry serve`
+#[derive(Debug, Args)]
+pub struct RegistryServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Registry storage directory (default: `<HOIST_HOME>/registry`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// `hoist push`
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the store (name, ID or digest).
+    pub reference: String,
+    /// Where to push it (`registry/repo[:tag]`) [default: REFERENCE, which must then
+    /// be a name].
+    pub dest: Option<String>,
+    /// Plain HTTP even for a registry that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `hoist pull`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image (`registry/repo[:tag][@digest]`).
+    pub reference: String,
+    /// Plain HTTP even for a registry that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
 }

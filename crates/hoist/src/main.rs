@@ -52,5 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lint(args) => commands::lint::run(&settings, args),
         Command::Build(args) => commands::build::run(&settings, args),
         Command::Prune => commands::build::prune(&settings),
+        Command::Push(args) => commands::remote::push(&settings, args),
+        Command::Pull(args) => commands::remote::pull(&settings, args),
+        Command::Registry(cmd) => commands::registry::run(&settings, cmd),
     }
 }

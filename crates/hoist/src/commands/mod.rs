@@ -5,3 +5,5 @@ pub mod build;
 pub mod image;
 pub mod import;
 pub mod lint;
+pub mod registry;
+pub mod remote;

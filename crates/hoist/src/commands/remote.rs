@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result};
 use hoist_oci::reference::Reference;
-use hoist_oci::store::Store;
 use hoist_registry_client::{Client, ClientOptions, Event};
 use serde_json::json;
 
@@ -58,7 +57,7 @@ fn printer(json: bool, copied: &'static str) -> impl Fn(&Event) + Sync {
 
 /// Run `hoist push REF [DEST]`.
 pub fn push(settings: &Settings, args: PushArgs) -> Result<()> {
-    let store = Store::open(&settings.home)?;
+    let store = settings.store()?;
     let dest_text = args.dest.as_deref().unwrap_or(&args.reference);
     let dest: Reference = dest_text
         .parse()
@@ -102,7 +101,7 @@ pub fn push(settings: &Settings, args: PushArgs) -> Result<()> {
 
 /// Run `hoist pull REF`.
 pub fn pull(settings: &Settings, args: PullArgs) -> Result<()> {
-    let store = Store::open(&settings.home)?;
+    let store = settings.store()?;
     let src: Reference = args
         .reference
         .parse()
