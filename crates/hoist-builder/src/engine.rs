@@ -44,6 +44,21 @@ pub enum SecretSource {
     Value(Vec<u8>),
 }
 
+/// Fetches an image the store lacks (a registry pull), given the reference as the
+/// Dockerfile names it. The builder calls it for bases and `--from` images it
+/// cannot find, then looks again.
+#[derive(Clone)]
+pub struct Puller(pub Arc<PullFn>);
+
+/// The function a [`Puller`] wraps: `Err` says why the image could not be had.
+pub type PullFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Puller")
+    }
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -69,6 +84,8 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// Stop the build when set (checked between steps and inside `RUN`).
     pub cancel: Arc<AtomicBool>,
+    /// How to get images the store lacks (none: they must be imported first).
+    pub puller: Option<Puller>,
 }
 
 impl BuildOptions {
@@ -86,6 +103,7 @@ impl BuildOptions {
             source_date_epoch: None,
             compression: Compression::Gzip,
             cancel: Arc::new(AtomicBool::new(false)),
+            puller: None,
         }
     }
 }
@@ -508,7 +526,7 @@ impl Builder {
             }
             None if lower == "scratch" => scratch_state(),
             None => self
-                .image_state(&base)
+                .image_state(&base, run.opts.puller.as_ref())
                 .map_err(|m| run.located(from.start_line, &from.original, m))?,
         };
         if !state
@@ -556,14 +574,28 @@ impl Builder {
     }
 
     /// The state of a stage built `FROM` an image of the store.
-    fn image_state(&self, base: &str) -> Result<State, String> {
-        let record = self.store.resolve(base).map_err(|e| match e {
-            hoist_oci::StoreError::NotFound(_) => format!(
-                "base image {base:?} is not in hoist's store; add it with `hoist image import` \
-                 (a rootfs, a tarball, an OCI layout or a docker archive) and build again"
-            ),
-            other => format!("base image {base:?}: {other}"),
-        })?;
+    fn image_state(&self, base: &str, puller: Option<&Puller>) -> Result<State, String> {
+        let record = match self.store.resolve(base) {
+            Ok(r) => r,
+            Err(hoist_oci::StoreError::NotFound(_)) => {
+                let pulled = match puller {
+                    Some(p) => (p.0)(base),
+                    None => Err("no registry to pull from".to_owned()),
+                };
+                match pulled.and_then(|()| self.store.resolve(base).map_err(|e| e.to_string())) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        return Err(format!(
+                            "base image {base:?} is not in hoist's store and could not be pulled \
+                             ({why}); pull it with `hoist pull`, or add it with `hoist image \
+                             import` (a rootfs, a tarball, an OCI layout or a docker archive), \
+                             and build again"
+                        ))
+                    }
+                }
+            }
+            Err(other) => return Err(format!("base image {base:?}: {other}")),
+        };
         let manifest = hoist_oci::transfer::platform_manifest(&self.store, &record)
             .map_err(|e| format!("base image {base:?}: {e}"))?;
         let config = self
@@ -1108,7 +1140,8 @@ impl Builder {
                 .map(|s| (s, stage_label(&run.df, stage.index)))
                 .ok_or_else(|| format!("stage {from:?} has not been built"));
         }
-        self.image_state(from).map(|s| (s, from.to_owned()))
+        self.image_state(from, run.opts.puller.as_ref())
+            .map(|s| (s, from.to_owned()))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -36,8 +36,8 @@ pub mod metadata;
 pub mod progress;
 
 pub use engine::{
-    git_commit_time, parse_secret, BuildOptions, BuildOutput, Builder, PruneReport, SecretSource,
-    Snapshotter, DEFAULT_PATH,
+    git_commit_time, parse_secret, BuildOptions, BuildOutput, Builder, PruneReport, PullFn, Puller,
+    SecretSource, Snapshotter, DEFAULT_PATH,
 };
 pub use error::BuildError;
 pub use progress::{Event, OutputStream, Progress, Quiet};

@@ -793,3 +793,44 @@ fn patches_racing_on_one_session_do_not_interleave() {
         assert_eq!(second.status, 201, "the two chunks were interleaved");
     }
 }
+
+#[test]
+fn hoist_pushes_pulls_and_builds_from_its_own_registry() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let base = env.import_busybox("busybox");
+    let dest = format!("{}/base/busybox:1", server.addr);
+    env.ok(&["push", "busybox", &dest]);
+
+    // Pulled into another store: the same manifest digest.
+    let other = Env::new();
+    other.ok(&["pull", &dest]);
+    assert_eq!(other.inspect(&dest)["Digest"], base["Digest"]);
+
+    // A build in a third store pulls its base from the registry by itself.
+    let third = Env::new();
+    let ctx = third.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {dest}\nRUN echo built > /built\n"),
+    )
+    .unwrap();
+    third.ok(&["build", ctx.to_str().unwrap(), "-t", "from-registry"]);
+    assert_eq!(third.inspect(&dest)["Digest"], base["Digest"]);
+    let built = third.inspect("from-registry");
+    assert_eq!(built["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+
+    // A base that is nowhere gives the registry's answer and the ways out.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/base/missing:1\n", server.addr),
+    )
+    .unwrap();
+    let err = third.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("MANIFEST_UNKNOWN") || err.contains("NAME_UNKNOWN"),
+        "{err}"
+    );
+    assert!(err.contains("hoist image import"), "{err}");
+}

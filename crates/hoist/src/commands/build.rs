@@ -80,6 +80,11 @@ pub fn run(settings: &Settings, args: BuildArgs) -> Result<()> {
     opts.source_date_epoch = args
         .source_date_epoch
         .or_else(|| hoist_builder::git_commit_time(&context));
+    // Base images the store lacks are pulled from their registry.
+    let store = settings.store()?;
+    opts.puller = Some(hoist_builder::Puller(std::sync::Arc::new(
+        move |r: &str| super::remote::pull_for_build(&store, r),
+    )));
     let cancel = opts.cancel.clone();
     // Ctrl-C stops the build cleanly: containers are killed, nothing half-written stays.
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, cancel.clone());

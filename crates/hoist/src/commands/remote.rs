@@ -134,3 +134,14 @@ pub fn pull(settings: &Settings, args: PullArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Pull `reference` (as a Dockerfile names it) into `store` for `hoist build`,
+/// reporting blobs on stderr.
+pub fn pull_for_build(store: &hoist_oci::Store, reference: &str) -> Result<(), String> {
+    let r: Reference = reference.parse().map_err(|e| format!("{e}"))?;
+    eprintln!("pulling {r}");
+    client(false)
+        .pull(store, &r, &printer(true, "pulled"))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
