@@ -300,13 +300,10 @@ pub fn resolve_chown(spec: &str, dest_view: &dyn Tree) -> Result<(u32, u32)> {
         Some(id) => (id, id),
         None => {
             let passwd = read_etc(dest_view, "etc/passwd")?;
-            passwd
-                .lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 4 && f[0] == user).then(|| (f[2].parse().ok(), f[3].parse().ok()))
-                })
-                .find_map(|(u, g)| Some((u?, g?)))
+            hoist_runtime::user::parse_passwd(&passwd)
+                .into_iter()
+                .find(|p| p.name == user)
+                .map(|p| (p.uid, p.gid))
                 .ok_or_else(|| CopyError::UnknownUser {
                     spec: spec.to_owned(),
                     name: user.to_owned(),
@@ -319,14 +316,10 @@ pub fn resolve_chown(spec: &str, dest_view: &dyn Tree) -> Result<(u32, u32)> {
             Some(id) => id,
             None => {
                 let groups = read_etc(dest_view, "etc/group")?;
-                groups
-                    .lines()
-                    .filter_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok())
-                    })
-                    .flatten()
-                    .next()
+                hoist_runtime::user::parse_group(&groups)
+                    .into_iter()
+                    .find(|e| e.name == g)
+                    .map(|e| e.gid)
                     .ok_or_else(|| CopyError::UnknownGroup {
                         spec: spec.to_owned(),
                         name: g.to_owned(),

@@ -1557,11 +1557,6 @@ impl Builder {
         report.bytes = gc.bytes_freed;
         Ok(report)
     }
-
-    /// Blob digests the step cache keeps alive (for `hoist image prune`).
-    pub fn cache_roots(&self) -> std::io::Result<BTreeSet<Digest>> {
-        Ok(self.cache.live()?.0)
-    }
 }
 
 /// `COPY` or `ADD`.

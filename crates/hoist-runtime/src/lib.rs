@@ -70,7 +70,7 @@ mod cgroup;
 mod helper;
 mod run;
 mod spec;
-mod user;
+pub mod user;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! Resolving `user` (`""`, `uid`, `name`, `uid:gid`, `name:group`) against the
 //! rootfs's `/etc/passwd` and `/etc/group`, and creating the working directory,
 //! without ever following a path out of the rootfs (`openat2(RESOLVE_IN_ROOT)`).
+//! The `/etc/passwd` and `/etc/group` parsers are public: the builder's
+//! `COPY --chown` reads the same files through its own view of the image.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -17,20 +19,29 @@ pub(crate) struct ResolvedUser {
 }
 
 /// An `/etc/passwd` entry.
-struct Passwd {
-    name: String,
-    uid: u32,
-    gid: u32,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passwd {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
 }
 
 /// An `/etc/group` entry.
-struct Group {
-    name: String,
-    gid: u32,
-    members: Vec<String>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary members.
+    pub members: Vec<String>,
 }
 
-fn parse_passwd(text: &str) -> Vec<Passwd> {
+/// The entries of an `/etc/passwd` text; malformed lines are skipped.
+pub fn parse_passwd(text: &str) -> Vec<Passwd> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -43,7 +54,8 @@ fn parse_passwd(text: &str) -> Vec<Passwd> {
         .collect()
 }
 
-fn parse_group(text: &str) -> Vec<Group> {
+/// The entries of an `/etc/group` text; malformed lines are skipped.
+pub fn parse_group(text: &str) -> Vec<Group> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
