@@ -1290,6 +1290,30 @@ impl Visitor for CopyVisitor<'_, '_> {
     }
 }
 
+/// `WORKDIR`'s `mkdir -p`: make `dir` (absolute) and its missing parents in
+/// `staging`. Symlinks on the way are followed in `dest_view`; directories it
+/// already has keep their metadata, new ones are 0755 and owned by `owner`.
+pub fn make_dir(
+    dir: &str,
+    owner: (u32, u32),
+    dest_view: &dyn Tree,
+    staging: &Path,
+) -> Result<CopyStats> {
+    let mut st = Stager {
+        staging,
+        upper: PlainDir::new(staging.to_owned()),
+        view: Some(dest_view),
+        chown: Some(owner),
+        chmod: None,
+        dirs: BTreeMap::new(),
+        links: HashMap::new(),
+        stats: CopyStats::default(),
+    };
+    let (resolved, _) = st.resolve(&clean_rel(dir))?;
+    st.ensure_dir(&resolved)?;
+    st.finish()
+}
+
 /// Performs the copy into `staging` (an empty directory that becomes the layer),
 /// creating parent directories as described in the module docs.
 pub fn execute(op: &CopyOp<'_>, staging: &Path, download_dir: &Path) -> Result<CopyStats> {

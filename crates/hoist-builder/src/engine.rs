@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1524,7 +1524,7 @@ impl Builder {
                 copy::resolve_chown(&user, &view).map_err(|e| fail(e.to_string()))?
             };
             let scratch = self.snapshots.scratch()?;
-            make_dirs(&view, scratch.upper(), &dir, owner).map_err(|e| fail(e.to_string()))?;
+            copy::make_dir(&dir, owner, &view, scratch.upper()).map_err(|e| fail(e.to_string()))?;
             self.commit_dir(run, scratch.upper(), None, true).map(Some)
         })
     }
@@ -1683,36 +1683,6 @@ fn clean_relative(source: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(out)
-}
-
-/// Create `dir` (absolute) under `staging` as WORKDIR does: existing parents
-/// keep their metadata (symlinked parents are followed), missing ones are made
-/// 0755 and owned by `owner`.
-fn make_dirs(view: &dyn Tree, staging: &Path, dir: &str, owner: (u32, u32)) -> std::io::Result<()> {
-    let mut resolved = PathBuf::from("/");
-    for comp in Path::new(dir).components() {
-        let Component::Normal(name) = comp else {
-            continue;
-        };
-        let next = resolved.join(name);
-        let real = view.resolve(&next)?.unwrap_or(next);
-        let target = staging.join(real.strip_prefix("/").unwrap_or(&real));
-        match view.lstat(&real)? {
-            Some(node) if node.metadata.is_dir() => {
-                fs::create_dir_all(&target)?;
-                let md = &node.metadata;
-                fs::set_permissions(&target, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-                std::os::unix::fs::chown(&target, Some(md.uid()), Some(md.gid()))?;
-            }
-            _ => {
-                fs::create_dir_all(&target)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
-                std::os::unix::fs::chown(&target, Some(owner.0), Some(owner.1))?;
-            }
-        }
-        resolved = real;
-    }
-    Ok(())
 }
 
 /// Splits `RUN` output into lines for progress, keeping the last few.
