@@ -738,3 +738,31 @@ fn removing_the_image_keeps_the_build_cache() {
     rootfs(&env, "gone", &dir);
     assert_eq!(fs::read_to_string(dir.join("kept")).unwrap(), "kept\n");
 }
+
+#[test]
+fn workdir_follows_symlinks_and_gives_new_dirs_to_the_user() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    env.import_busybox("busybox");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN mkdir -p /real && ln -s /real /linked\nUSER 1000:1000\nWORKDIR /linked/app\nWORKDIR /bin\n",
+        )],
+    );
+    let b = build(&env, &ctx, &["-t", "wd"]);
+    // WORKDIR /bin exists already: no layer.
+    assert_eq!(b.rebuilt().len(), 2, "{:?}", b.rebuilt());
+    let dir = env.path("rootfs");
+    rootfs(&env, "wd", &dir);
+    assert!(fs::symlink_metadata(dir.join("linked"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let app = fs::metadata(dir.join("real/app")).unwrap();
+    assert!(app.is_dir());
+    assert_eq!((app.uid(), app.gid()), (1000, 1000));
+    assert_eq!(fs::metadata(dir.join("real")).unwrap().uid(), 0);
+}
