@@ -34,8 +34,13 @@
 //! unreferenced blobs and of abandoned upload sessions. Deleting a blob or manifest
 //! removes the repository's link only; the content stays in the store.
 
+pub mod auth;
+pub mod config;
+pub mod gc;
 mod http;
+pub mod policy;
 mod storage;
 
 pub use http::{router, serve};
+pub use config::{Config, ConfigError, TlsConfig};
 pub use storage::{valid_name, valid_tag, Registry, RegistryError};

@@ -13,6 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-runtime", &[]),
     ("hoist-registry", &["hoist-oci"]),
     ("hoist-registry-client", &["hoist-oci"]),
+    ("hoist-aws", &[]),
+    ("hoist-proxy", &[]),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
         "hoist-builder",
@@ -35,6 +37,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-builder",
             "hoist-registry",
             "hoist-registry-client",
+            "hoist-aws",
+            "hoist-proxy",
         ],
     ),
 ];
