@@ -62,7 +62,7 @@ use hoist_dockerfile::ignore::{DockerIgnore, IgnoreError, Matcher};
 use hoist_layer::{apply_layer, ApplyError, ApplyOptions};
 use hoist_oci::media_type::Decompressor;
 use hoist_oci::{Algorithm, Digest, Digester};
-use hoist_snapshot::{Node, PlainDir, Tree};
+use hoist_snapshot::{Node, PlainDir, ResolveError, Tree};
 use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps, CWD};
 
 use crate::context::BuildContext;
@@ -382,72 +382,23 @@ fn rel_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Resolves `path` following symlinks, never leaving the root. Returns the
-/// resolved relative path (resolution continues lexically past the first missing
-/// component) and the node there, `None` if missing. With `follow_last` false a
-/// final symlink is returned as is.
+/// Resolves `path` following symlinks, never leaving the root (hoist-snapshot's
+/// resolver over a builder view's `lookup`). Returns the resolved relative path
+/// (continued lexically past the first missing component) and the node there,
+/// `None` if missing. With `follow_last` false a final symlink is returned as is.
 fn resolve(
     lookup: &dyn Fn(&Path) -> Result<Option<Node>>,
     path: &Path,
     follow_last: bool,
 ) -> Result<(PathBuf, Option<Node>)> {
-    let mut pending: std::collections::VecDeque<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(x) => Some(x.to_owned()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect();
-    let mut cur = PathBuf::new();
-    let mut missing = false;
-    let mut links = 0;
-    while let Some(c) = pending.pop_front() {
-        if c == ".." {
-            cur.pop();
-            continue;
-        }
-        let next = cur.join(&c);
-        if missing {
-            cur = next;
-            continue;
-        }
-        match lookup(&next)? {
-            None => {
-                missing = true;
-                cur = next;
-            }
-            Some(n) => {
-                let last = pending.is_empty();
-                if n.metadata.file_type().is_symlink() && (!last || follow_last) {
-                    links += 1;
-                    if links > 40 {
-                        return Err(CopyError::SymlinkLoop {
-                            path: path.to_owned(),
-                        });
-                    }
-                    let target = fs::read_link(&n.host_path).map_err(io_err("readlink", &next))?;
-                    if target.is_absolute() {
-                        cur = PathBuf::new();
-                    }
-                    for comp in target.components().rev() {
-                        match comp {
-                            Component::Normal(x) => pending.push_front(x.to_owned()),
-                            Component::ParentDir => pending.push_front(OsString::from("..")),
-                            _ => {}
-                        }
-                    }
-                } else {
-                    if !last && !n.metadata.is_dir() {
-                        missing = true;
-                    }
-                    cur = next;
-                }
-            }
-        }
+    match hoist_snapshot::resolve_with(lookup, path, follow_last) {
+        Ok(r) => Ok((r.path, r.node)),
+        Err(ResolveError::Lookup(e)) => Err(e),
+        Err(ResolveError::ReadLink { path, source }) => Err(io_err("readlink", &path)(source)),
+        Err(ResolveError::Loop) => Err(CopyError::SymlinkLoop {
+            path: path.to_owned(),
+        }),
     }
-    let node = if missing { None } else { lookup(&cur)? };
-    Ok((cur, node))
 }
 
 /// Go's `filepath.Match` on Unix (`*` and `?` never match `/`; `\` escapes).

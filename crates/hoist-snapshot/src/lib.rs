@@ -62,5 +62,5 @@ pub use diff::diff_upper;
 pub use error::SnapshotError;
 pub use probe::overlay_supported;
 pub use store::{PruneReport, Scratch, Snapshots};
-pub use tree::{MergedView, Node, PlainDir, Tree};
+pub use tree::{resolve_with, MergedView, Node, PlainDir, ResolveError, Resolved, Tree};
 pub use walk::WalkSnapshot;

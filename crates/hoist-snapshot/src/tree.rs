@@ -74,40 +74,110 @@ fn to_path(comps: &[OsString]) -> PathBuf {
 
 /// [`Tree::resolve`] for any tree, on top of its `lstat`.
 fn resolve_in<T: Tree + ?Sized>(tree: &T, path: &Path) -> io::Result<Option<PathBuf>> {
+    match resolve_with(&|p: &Path| tree.lstat(p), path, true) {
+        Ok(Resolved {
+            path,
+            node: Some(_),
+        }) => Ok(Some(path)),
+        Ok(Resolved { node: None, .. }) => Ok(None),
+        Err(ResolveError::Lookup(e) | ResolveError::ReadLink { source: e, .. }) => Err(e),
+        // ELOOP, as the kernel says it; the caller names the path.
+        Err(ResolveError::Loop) => Err(Errno::LOOP.into()),
+    }
+}
+
+/// Where [`resolve_with`] ended.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The resolved tree-relative path. Past the first missing component the rest
+    /// of the path is joined lexically, so it names where the object would be.
+    pub path: PathBuf,
+    /// The object there, `None` when something on the way is missing or not a
+    /// directory.
+    pub node: Option<Node>,
+}
+
+/// Why [`resolve_with`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError<E> {
+    /// The caller's lookup failed.
+    #[error(transparent)]
+    Lookup(E),
+    /// A symlink on the way could not be read.
+    #[error("reading symlink {path}: {source}")]
+    ReadLink {
+        /// The symlink's tree path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// More than 40 symlinks were followed (Linux's `MAXSYMLINKS`).
+    #[error("too many levels of symbolic links")]
+    Loop,
+}
+
+/// Resolve `path` inside a tree given only its `lookup` (an lstat that never
+/// follows symlinks), following symlinks in every component, and in the last one
+/// when `follow_last`; an absolute target or `..` never leaves the root. This is
+/// the one resolver behind [`Tree::resolve`] and the builder's views that filter or
+/// stack trees (a `.dockerignore`d context, a staging dir over a stage).
+pub fn resolve_with<E>(
+    lookup: &dyn Fn(&Path) -> Result<Option<Node>, E>,
+    path: &Path,
+    follow_last: bool,
+) -> Result<Resolved, ResolveError<E>> {
     let mut pending: Vec<OsString> = components_raw(path);
     pending.reverse();
-    let mut cur: Vec<OsString> = Vec::new();
+    let mut cur = PathBuf::new();
+    let mut missing = false;
     let mut links = 0;
+    // The node at `cur` when the last step looked it up.
+    let mut found: Option<Node> = None;
     while let Some(c) = pending.pop() {
+        found = None;
         if c == ".." {
             cur.pop();
             continue;
         }
-        cur.push(c);
-        let Some(node) = tree.lstat(&to_path(&cur))? else {
-            return Ok(None);
+        let next = cur.join(&c);
+        if missing {
+            cur = next;
+            continue;
+        }
+        let Some(node) = lookup(&next).map_err(ResolveError::Lookup)? else {
+            missing = true;
+            cur = next;
+            continue;
         };
-        let ft = node.metadata.file_type();
-        if ft.is_symlink() {
+        let last = pending.is_empty();
+        if node.metadata.file_type().is_symlink() && (!last || follow_last) {
             links += 1;
             if links > MAX_LINKS {
-                // ELOOP, as the kernel says it; the caller names the path.
-                return Err(Errno::LOOP.into());
+                return Err(ResolveError::Loop);
             }
-            let target = fs::read_link(&node.host_path)?;
-            cur.pop();
+            let target = fs::read_link(&node.host_path)
+                .map_err(|source| ResolveError::ReadLink { path: next, source })?;
             if target.is_absolute() {
-                cur.clear();
+                cur = PathBuf::new();
             }
             let mut t = components_raw(&target);
             t.reverse();
             pending.extend(t);
-        } else if !ft.is_dir() && !pending.is_empty() {
-            // A file with more path after it.
-            return Ok(None);
+        } else {
+            if !last && !node.metadata.is_dir() {
+                // A file with more path after it.
+                missing = true;
+            }
+            cur = next;
+            found = Some(node);
         }
     }
-    Ok(Some(to_path(&cur)))
+    let node = match (missing, found) {
+        (true, _) => None,
+        (false, Some(node)) => Some(node),
+        (false, None) => lookup(&cur).map_err(ResolveError::Lookup)?,
+    };
+    Ok(Resolved { path: cur, node })
 }
 
 /// Components with `..` kept (as `".."`), for resolution.
