@@ -13,15 +13,24 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::logs::LogWriter;
 use crate::spec::{EtcFiles, SpecInput};
-use crate::{cgroup, user, Backend, ContainerSpec, ExitStatus, Network, Rootfs};
+use crate::task::TaskOptions;
+use crate::{
+    cgroup, user, Backend, ContainerSpec, ExitStatus, HelperCommand, Network, Rootfs, Stream,
+};
 
 /// The request the parent writes for the helper.
 pub(crate) const REQUEST: &str = "request.json";
 /// The helper's result, written atomically.
 pub(crate) const RESULT: &str = "result.json";
-/// `"<pid> <start time>"` of the helper, written by the parent.
+/// `"<pid> <start time>"` of the helper, written by the parent (by the helper
+/// itself for a detached task).
 pub(crate) const HELPER_PID: &str = "helper.pid";
+/// A detached task's start record, written by the helper once the container runs.
+pub(crate) const STARTED: &str = "started.json";
+/// A detached task's log directory.
+pub(crate) const LOG_DIR: &str = "log";
 /// The container's cgroup path, written by the helper before creating it.
 const CGROUP_FILE: &str = "cgroup";
 /// libcontainer's state root (`lc/<id>/state.json`).
@@ -38,6 +47,26 @@ pub(crate) struct Request {
     pub parent_pid: i32,
     pub backend: Backend,
     pub spec: ContainerSpec,
+    /// Set for a detached task (`Runtime::start`), absent for `Runtime::run`.
+    #[serde(default)]
+    pub task: Option<TaskRequest>,
+}
+
+/// What a detached task's helper needs beyond a run's request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskRequest {
+    pub options: TaskOptions,
+    /// How to start the helper again, detached from the caller.
+    pub helper: HelperCommand,
+}
+
+/// What a detached task's helper records once the container runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Started {
+    /// The container's init process (the OCI runtime's for [`Backend::Oci`]).
+    pub pid: i32,
+    /// RFC 3339.
+    pub at: String,
 }
 
 /// What the helper reports.
@@ -50,6 +79,12 @@ pub(crate) struct HelperResult {
 /// Entry point for `hoist __container <state dir>`: returns the helper's exit code
 /// (0 when it wrote a result, whatever the container's status).
 pub fn helper_main(args: Vec<OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "--spawn") {
+        return match args.get(1) {
+            Some(dir) => spawn_detached(Path::new(dir)),
+            None => 2,
+        };
+    }
     let Some(dir) = args.first().map(PathBuf::from) else {
         return 2;
     };
@@ -67,6 +102,67 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// `hoist __container --spawn <dir>`: start the task's real helper in its own
+/// process group and return at once, so the helper is nobody's child (it is
+/// adopted by init) and outlives the caller. A failure to start it is recorded as
+/// the task's result.
+fn spawn_detached(dir: &Path) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let spawned = read_request(dir).and_then(|req| {
+        let task = req
+            .task
+            .ok_or_else(|| "the request is not a task's".to_owned())?;
+        Command::new(&task.helper.program)
+            .args(&task.helper.args)
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", task.helper.program.display()))
+    });
+    match spawned {
+        Ok(_) => 0,
+        Err(message) => {
+            let result = HelperResult {
+                status: None,
+                error: Some(message),
+            };
+            match write_atomic(&dir.join(RESULT), &result) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    }
+}
+
+pub(crate) fn read_request(dir: &Path) -> Result<Request, String> {
+    let path = dir.join(REQUEST);
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A live process's start time (clock ticks after boot), to tell it from a reused
+/// pid; `None` for a zombie or a process that is gone.
+pub(crate) fn start_time(pid: Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The pid recorded in a `"<pid> <start time>"` file, if that process still runs.
+pub(crate) fn live_pid(file: &Path) -> Option<Pid> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid = Pid::from_raw(parts.next()?.parse().ok()?)?;
+    let start: u64 = parts.next()?.parse().ok()?;
+    (start_time(pid) == Some(start)).then_some(pid)
 }
 
 pub(crate) fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
@@ -118,6 +214,29 @@ fn parent_gone(parent: i32) -> bool {
     rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent)
 }
 
+/// Whom the helper answers to while its container runs.
+pub(crate) enum Watch<'a> {
+    /// A `Runtime::run`: a signal or the parent's death kills the container.
+    Parent(i32),
+    /// A detached task: its output goes to the log; a signal stops the container
+    /// gracefully (`SIGTERM`, then `SIGKILL` after the stop timeout).
+    Task(&'a mut TaskIo),
+}
+
+/// Wait until the process behind `pidfd` exits, acting on signals (and, for a
+/// task, copying output to the log) meanwhile; `kill` sends a signal number to
+/// the container.
+fn supervise(pidfd: &OwnedFd, signals: &Signals, watch: Watch<'_>, kill: &mut dyn FnMut(i32)) {
+    match watch {
+        Watch::Parent(parent) => {
+            if let Wake::Signal | Wake::ParentGone = wait_for(pidfd, signals, parent) {
+                kill(9);
+            }
+        }
+        Watch::Task(io) => io.supervise(pidfd, signals, kill),
+    }
+}
+
 /// Wait until `pid` exits, a signal arrives, or the parent goes away.
 fn wait_for(pidfd: &OwnedFd, signals: &Signals, parent: i32) -> Wake {
     loop {
@@ -142,6 +261,132 @@ fn wait_for(pidfd: &OwnedFd, signals: &Signals, parent: i32) -> Wake {
     }
 }
 
+/// A detached task's output: the read ends of the pipes that are the container's
+/// stdout and stderr, and the log they go to.
+pub(crate) struct TaskIo {
+    pipes: [(Stream, Option<OwnedFd>); 2],
+    log: LogWriter,
+    stop_timeout: std::time::Duration,
+}
+
+impl TaskIo {
+    /// Make pipes the helper's own stdout and stderr, so the container inherits
+    /// their write ends.
+    fn new(dir: &Path, options: &TaskOptions) -> Result<TaskIo, String> {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let log = LogWriter::new(
+            &dir.join(LOG_DIR),
+            options.log_max_bytes,
+            options.log_max_files,
+        )
+        .map_err(|e| format!("{}: {e}", dir.join(LOG_DIR).display()))?;
+        let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        rustix::stdio::dup2_stdout(&out_w).map_err(|e| format!("dup2 stdout: {e}"))?;
+        rustix::stdio::dup2_stderr(&err_w).map_err(|e| format!("dup2 stderr: {e}"))?;
+        Ok(TaskIo {
+            pipes: [(Stream::Stdout, Some(out_r)), (Stream::Stderr, Some(err_r))],
+            log,
+            stop_timeout: options.stop_timeout,
+        })
+    }
+
+    /// Once the container runs, let go of the helper's own write ends, so the
+    /// pipes end when the container's processes are gone.
+    fn release_stdio(&self) -> Result<(), String> {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?;
+        rustix::stdio::dup2_stdout(&null).map_err(|e| format!("dup2 stdout: {e}"))?;
+        rustix::stdio::dup2_stderr(&null).map_err(|e| format!("dup2 stderr: {e}"))
+    }
+
+    fn supervise(&mut self, pidfd: &OwnedFd, signals: &Signals, kill: &mut dyn FnMut(i32)) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stop_deadline: Option<std::time::Instant> = None;
+        let mut killed = false;
+        loop {
+            if signals.pending() && stop_deadline.is_none() {
+                kill(15);
+                stop_deadline = Some(std::time::Instant::now() + self.stop_timeout);
+            }
+            if let Some(d) = stop_deadline {
+                if !killed && std::time::Instant::now() >= d {
+                    kill(9);
+                    killed = true;
+                }
+            }
+            let mut fds = vec![
+                PollFd::new(pidfd, PollFlags::IN),
+                PollFd::new(&signals.read, PollFlags::IN),
+            ];
+            let mut which = Vec::new();
+            for (i, (_, fd)) in self.pipes.iter().enumerate() {
+                if let Some(fd) = fd {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                    which.push(i);
+                }
+            }
+            let timeout = Timespec {
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
+            };
+            let _ = rustix::event::poll(&mut fds, Some(&timeout));
+            let exited = !fds[0].revents().is_empty();
+            let ready: Vec<usize> = fds[2..]
+                .iter()
+                .zip(&which)
+                .filter(|(f, _)| !f.revents().is_empty())
+                .map(|(_, &i)| i)
+                .collect();
+            drop(fds);
+            for i in ready {
+                self.read_pipe(i, &mut buf, false);
+            }
+            if exited {
+                for i in 0..self.pipes.len() {
+                    self.read_pipe(i, &mut buf, true);
+                }
+                let _ = self.log.finish();
+                return;
+            }
+        }
+    }
+
+    /// Copy what a pipe holds to the log; `drain` reads until it would block.
+    fn read_pipe(&mut self, i: usize, buf: &mut [u8], drain: bool) {
+        let (stream, slot) = &mut self.pipes[i];
+        let Some(fd) = slot.as_ref() else { return };
+        if drain {
+            if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
+                let _ = rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK);
+            }
+        }
+        loop {
+            match rustix::io::read(fd, &mut *buf) {
+                Ok(0) => {
+                    *slot = None;
+                    return;
+                }
+                Ok(n) => {
+                    // A full disk must not stop the task; the entry is lost.
+                    let _ = self.log.write(*stream, &buf[..n]);
+                    if !drain {
+                        return;
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    *slot = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 fn reap(pid: Pid) -> Result<ExitStatus, String> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
@@ -162,14 +407,21 @@ fn reap(pid: Pid) -> Result<ExitStatus, String> {
 
 fn helper(dir: &Path) -> Result<ExitStatus, String> {
     let signals = Signals::install()?;
-    let req_path = dir.join(REQUEST);
-    let text = std::fs::read(&req_path).map_err(|e| format!("{}: {e}", req_path.display()))?;
-    let req: Request =
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", req_path.display()))?;
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-        .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
-    if parent_gone(req.parent_pid) {
-        return Err("the parent exited before the container started".to_owned());
+    let req = read_request(dir)?;
+    if req.task.is_some() {
+        // A task outlives whoever started it: its own session, no death signal.
+        let _ = rustix::process::setsid();
+        let me = rustix::process::getpid();
+        let start = start_time(me).ok_or_else(|| "reading the helper's start time".to_owned())?;
+        let pid_path = dir.join(HELPER_PID);
+        std::fs::write(&pid_path, format!("{} {start}\n", me.as_raw_nonzero()))
+            .map_err(|e| format!("{}: {e}", pid_path.display()))?;
+    } else {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+            .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+        if parent_gone(req.parent_pid) {
+            return Err("the parent exited before the container started".to_owned());
+        }
     }
 
     let dir = dir
@@ -252,10 +504,45 @@ fn setup_and_run(
     oci.save(bundle.join("config.json"))
         .map_err(|e| format!("{}: {e}", bundle.join("config.json").display()))?;
 
+    let mut task_io = match &req.task {
+        Some(task) => Some(TaskIo::new(dir, &task.options)?),
+        None => None,
+    };
+    let ctx = RunContext {
+        dir,
+        id: &req.id,
+        bundle: &bundle,
+        signals,
+    };
+    let watch = match task_io.as_mut() {
+        Some(io) => Watch::Task(io),
+        None => Watch::Parent(req.parent_pid),
+    };
     match &req.backend {
-        Backend::Embedded => run_embedded(dir, &req.id, &bundle, req.parent_pid, signals),
-        Backend::Oci(runc) => run_oci(dir, runc, &req.id, &bundle, req.parent_pid, signals),
+        Backend::Embedded => run_embedded(&ctx, watch),
+        Backend::Oci(runc) => run_oci(&ctx, runc, watch),
     }
+}
+
+/// What both backends need to run the container.
+struct RunContext<'a> {
+    dir: &'a Path,
+    id: &'a str,
+    bundle: &'a Path,
+    signals: &'a Signals,
+}
+
+/// For a task, once its container runs: record the start and release the pipes.
+fn started(ctx: &RunContext<'_>, watch: &Watch<'_>, pid: i32) -> Result<(), String> {
+    let Watch::Task(io) = watch else {
+        return Ok(());
+    };
+    io.release_stdio()?;
+    let record = Started {
+        pid,
+        at: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+    };
+    write_atomic(&ctx.dir.join(STARTED), &record)
 }
 
 /// Bring up `lo` in the helper's new network namespace.
@@ -438,23 +725,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn run_embedded(
-    dir: &Path,
-    id: &str,
-    bundle: &Path,
-    parent: i32,
-    signals: &Signals,
-) -> Result<ExitStatus, String> {
+fn run_embedded(ctx: &RunContext<'_>, watch: Watch<'_>) -> Result<ExitStatus, String> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
 
-    // stdin, stdout and stderr are inherited: /dev/null and the parent's pipes.
-    let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-        .with_root_path(dir.join(LC_ROOT))
+    // stdin, stdout and stderr are inherited: /dev/null and the parent's pipes (a
+    // task's log pipes).
+    let mut container = ContainerBuilder::new(ctx.id.to_owned(), SyscallType::default())
+        .with_root_path(ctx.dir.join(LC_ROOT))
         .map_err(|e| error_chain(&e))?
         .validate_id()
         .map_err(|e| error_chain(&e))?
-        .as_init(bundle)
+        .as_init(ctx.bundle)
         .with_systemd(false)
         .with_detach(false)
         .build()
@@ -469,28 +751,21 @@ fn run_embedded(
     let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad init pid {raw}"))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
-    match wait_for(&pidfd, signals, parent) {
-        Wake::Exited => {}
-        Wake::Signal | Wake::ParentGone => {
-            let _ = container.refresh_status();
-            if container.can_kill() {
-                let sig = libcontainer::signal::Signal::try_from(9)
-                    .map_err(|e| format!("signal: {e}"))?;
-                let _ = container.kill(sig, true);
+    started(ctx, &watch, raw)?;
+    supervise(&pidfd, ctx.signals, watch, &mut |signo| {
+        let _ = container.refresh_status();
+        if container.can_kill() {
+            if let Ok(sig) = libcontainer::signal::Signal::try_from(signo) {
+                // SIGKILL goes to every process; SIGTERM to init only, as Docker.
+                let _ = container.kill(sig, signo == 9);
             }
         }
-    }
+    });
     reap(pid)
 }
 
-fn run_oci(
-    dir: &Path,
-    runc: &Path,
-    id: &str,
-    bundle: &Path,
-    parent: i32,
-    signals: &Signals,
-) -> Result<ExitStatus, String> {
+fn run_oci(ctx: &RunContext<'_>, runc: &Path, watch: Watch<'_>) -> Result<ExitStatus, String> {
+    let (dir, id, bundle) = (ctx.dir, ctx.id, ctx.bundle);
     let mut child = Command::new(runc)
         .arg("--root")
         .arg(dir.join(RUNC_ROOT))
@@ -506,12 +781,11 @@ fn run_oci(
     let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad runc pid {raw}"))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
-    match wait_for(&pidfd, signals, parent) {
-        Wake::Exited => {}
-        Wake::Signal | Wake::ParentGone => {
-            let _ = runc_cmd(dir, runc, &["kill", id, "KILL"]);
-        }
-    }
+    started(ctx, &watch, raw)?;
+    supervise(&pidfd, ctx.signals, watch, &mut |signo| {
+        let sig = if signo == 9 { "KILL" } else { "TERM" };
+        let _ = runc_cmd(dir, runc, &["kill", id, sig]);
+    });
     let status = child.wait().map_err(|e| format!("waiting for runc: {e}"))?;
     if let Some(message) = runc_errors(&dir.join(RUNC_LOG)) {
         return Err(format!("runc: {message}"));

@@ -37,6 +37,18 @@
 //! does the same for every container whose helper is gone (after hoist itself was
 //! killed). The parent changes no process-wide state (cwd, signal handlers, umask).
 //!
+//! # Detached tasks
+//!
+//! [`Runtime::start`] runs a container as a *task* that outlives its caller (a
+//! service replica): the helper is started through `hoist __container --spawn`,
+//! which leaves it adopted by init, in its own session, with no death signal. It
+//! copies the container's stdout and stderr into rotated Docker `json-file` logs
+//! ([`logs`]), records `started.json` and finally `result.json`, and answers
+//! `SIGTERM` with a graceful stop (`SIGTERM` to the container, `SIGKILL` after
+//! [`TaskOptions::stop_timeout`]). [`Runtime::tasks`] lists tasks from the state dir
+//! alone, so a restarted controller adopts them; [`TaskInfo::netns`] is the task's
+//! network namespace, where a load balancer connects to it. See module `task`.
+//!
 //! # Isolation (Docker's defaults)
 //!
 //! New PID, mount, UTS, IPC and cgroup namespaces; a new network namespace with only
@@ -68,8 +80,10 @@
 
 mod cgroup;
 mod helper;
+pub mod logs;
 mod run;
 mod spec;
+mod task;
 pub mod user;
 
 use std::ffi::OsString;
@@ -82,6 +96,7 @@ use serde::{Deserialize, Serialize};
 
 pub use helper::helper_main;
 pub use run::Runtime;
+pub use task::{TaskInfo, TaskOptions, TaskState};
 
 /// How a [`Runtime`] runs containers and where it keeps their state.
 #[derive(Debug, Clone)]
@@ -104,7 +119,7 @@ pub enum Backend {
 }
 
 /// The command that starts the helper; the state dir of the container is appended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperCommand {
     /// The program, e.g. `std::env::current_exe()`.
     pub program: PathBuf,
@@ -196,7 +211,8 @@ pub struct RunOptions {
 }
 
 /// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// The container's stdout.
     Stdout,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crate::helper::{self, HelperResult, Request, HELPER_PID, REQUEST, RESULT};
+use crate::helper::{self, start_time, HelperResult, Request, HELPER_PID, REQUEST, RESULT};
 use crate::{
     ContainerSpec, ExitStatus, RunOptions, RunOutcome, RuntimeConfig, RuntimeError, Stream,
 };
@@ -89,6 +89,7 @@ impl Runtime {
             parent_pid: i32::try_from(std::process::id()).unwrap_or(0),
             backend: self.config.backend.clone(),
             spec: spec.clone(),
+            task: None,
         };
         let req_path = dir.join(REQUEST);
         helper::write_atomic(&req_path, &request)
@@ -259,7 +260,8 @@ impl Runtime {
                 continue;
             };
             let path = entry.path();
-            if !is_stale(&path) {
+            // Detached tasks are listed and removed through `tasks`/`remove`.
+            if crate::task::is_task(&path) || !is_stale(&path) {
                 continue;
             }
             clean_dir(&path).map_err(|message| RuntimeError::Cleanup {
@@ -312,30 +314,12 @@ fn drain(
     }
 }
 
-/// A live process's start time (clock ticks after boot), to tell it from a reused
-/// pid; `None` for a zombie or a process that is gone.
-fn start_time(pid: Pid) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// Whether the container state in `dir` has no live helper.
-fn is_stale(dir: &Path) -> bool {
-    match std::fs::read_to_string(dir.join(HELPER_PID)) {
-        Ok(text) => {
-            let mut parts = text.split_whitespace();
-            let pid = parts.next().and_then(|p| p.parse::<i32>().ok());
-            let start = parts.next().and_then(|s| s.parse::<u64>().ok());
-            match (pid.and_then(Pid::from_raw), start) {
-                (Some(pid), Some(start)) => start_time(pid) != Some(start),
-                _ => true,
-            }
-        }
-        Err(_) => {
+pub(crate) fn is_stale(dir: &Path) -> bool {
+    let pid_file = dir.join(HELPER_PID);
+    match pid_file.exists() {
+        true => helper::live_pid(&pid_file).is_none(),
+        false => {
             let age = std::fs::metadata(dir)
                 .and_then(|m| m.modified())
                 .ok()
@@ -346,7 +330,7 @@ fn is_stale(dir: &Path) -> bool {
 }
 
 /// Kill and delete the container recorded in `dir`.
-fn clean_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn clean_dir(dir: &Path) -> Result<(), String> {
     let req_path: PathBuf = dir.join(REQUEST);
     let Ok(bytes) = std::fs::read(&req_path) else {
         return Ok(()); // nothing was started from here

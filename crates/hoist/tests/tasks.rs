@@ -1,0 +1,207 @@
+//! Detached tasks (hoist-runtime's `start`/`stop`/`tasks`): long-running containers
+//! that outlive their starter, log to rotated json-file logs, live in their own
+//! network namespace, and stop gracefully. Real `hoist` helper, busybox rootfs, root.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hoist_runtime::logs::read_logs;
+use hoist_runtime::{
+    Backend, ContainerSpec, ExitStatus, HelperCommand, Limits, Network, Rootfs, Runtime,
+    RuntimeConfig, Stream, TaskOptions, TaskState,
+};
+
+fn runtime(state: &Path, backend: Backend) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        state_dir: state.to_path_buf(),
+        backend,
+        helper: HelperCommand {
+            program: env!("CARGO_BIN_EXE_hoist").into(),
+            args: vec!["__container".into()],
+        },
+    })
+    .unwrap()
+}
+
+fn spec(dir: &Path, name: &str, script: &str) -> ContainerSpec {
+    let upper = dir.join(format!("{name}-upper"));
+    let work = dir.join(format!("{name}-work"));
+    std::fs::create_dir_all(&upper).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    ContainerSpec {
+        rootfs: Rootfs::Overlay {
+            lowers: vec![util::busybox_rootfs()],
+            upper,
+            work,
+        },
+        args: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![],
+        cwd: "/".into(),
+        user: String::new(),
+        hostname: name.into(),
+        network: Network::None,
+        mounts: vec![],
+        limits: Limits::default(),
+        readonly_rootfs: false,
+    }
+}
+
+/// Wait (generously) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `wget` run inside the task's network namespace (nsenter), the way the proxy
+/// reaches a task: no address, no bridge.
+fn fetch_inside(netns: &Path, url: &str) -> Option<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["/bin/busybox", "wget", "-q", "-O", "-", url])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn check_task_lifecycle(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime(&tmp.path().join("state"), backend);
+    let script = "mkdir -p /www && echo hello from the task > /www/index.html; \
+                  echo started; echo warming up >&2; \
+                  trap 'echo got TERM; exit 7' TERM; \
+                  httpd -f -p 127.0.0.1:8080 -h /www & \
+                  while true; do sleep 0.2; done";
+    let info = rt
+        .start(&spec(tmp.path(), "web", script), &TaskOptions::default())
+        .unwrap();
+    assert_eq!(info.state, TaskState::Running);
+    let helper = info.helper_pid.unwrap();
+    assert_ne!(
+        parent_of(helper),
+        std::process::id() as i32,
+        "the helper must not be the starter's child"
+    );
+
+    // Reachable inside its namespace only.
+    let netns = info.netns.clone().unwrap();
+    let mut body = None;
+    let log_dir = info.log_dir.clone();
+    let _dump = Dump(log_dir);
+    eventually("httpd answers inside the task's namespace", || {
+        body = fetch_inside(&netns, "http://127.0.0.1:8080/index.html");
+        body.is_some()
+    });
+    assert_eq!(body.unwrap(), "hello from the task\n");
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:8080").is_err(),
+        "the task's port must not be on the host's loopback"
+    );
+
+    // A second Runtime over the same state dir (a restarted controller) finds it.
+    let again = runtime(&tmp.path().join("state"), Backend::Embedded);
+    let listed = again.tasks().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, info.id);
+    assert_eq!(listed[0].state, TaskState::Running);
+    assert!(
+        again.remove(&info.id).is_err(),
+        "a running task cannot be removed"
+    );
+
+    eventually("both streams reach the log", || {
+        let logs = read_logs(&info.log_dir).unwrap();
+        logs.iter()
+            .any(|e| e.log == "started\n" && e.stream == Stream::Stdout)
+            && logs
+                .iter()
+                .any(|e| e.log == "warming up\n" && e.stream == Stream::Stderr)
+    });
+
+    // Graceful stop: the trap runs and sets the exit code.
+    let stopped = again.stop(&info.id).unwrap();
+    assert_eq!(stopped.state, TaskState::Exited(ExitStatus::Code(7)));
+    assert!(stopped.netns.is_none());
+    let logs = read_logs(&info.log_dir).unwrap();
+    assert!(logs.iter().any(|e| e.log == "got TERM\n"), "{logs:?}");
+    again.remove(&info.id).unwrap();
+    assert!(again.tasks().unwrap().is_empty());
+}
+
+#[test]
+fn embedded_task_runs_detached_logs_and_stops_gracefully() {
+    check_task_lifecycle(Backend::Embedded);
+}
+
+#[test]
+fn runc_task_runs_detached_logs_and_stops_gracefully() {
+    check_task_lifecycle(Backend::Oci(PathBuf::from("/usr/sbin/runc")));
+}
+
+#[test]
+fn stop_kills_a_task_that_ignores_sigterm_after_its_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime(&tmp.path().join("state"), Backend::Embedded);
+    let options = TaskOptions {
+        stop_timeout: Duration::from_secs(1),
+        ..TaskOptions::default()
+    };
+    let info = rt
+        .start(
+            &spec(
+                tmp.path(),
+                "stubborn",
+                "trap '' TERM; while true; do sleep 0.2; done",
+            ),
+            &options,
+        )
+        .unwrap();
+    let stopped = rt.stop(&info.id).unwrap();
+    assert_eq!(stopped.state, TaskState::Exited(ExitStatus::Signal(9)));
+}
+
+#[test]
+fn a_task_that_exits_reports_its_status_and_a_bad_one_fails_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime(&tmp.path().join("state"), Backend::Embedded);
+    let info = rt
+        .start(
+            &spec(tmp.path(), "short", "echo bye; exit 3"),
+            &TaskOptions::default(),
+        )
+        .unwrap();
+    eventually("the task exits", || {
+        rt.task(&info.id).unwrap().state == TaskState::Exited(ExitStatus::Code(3))
+    });
+    assert_eq!(read_logs(&info.log_dir).unwrap()[0].log, "bye\n");
+
+    let mut bad = spec(tmp.path(), "bad", "true");
+    bad.user = "nosuchuser".into();
+    let err = rt.start(&bad, &TaskOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("nosuchuser"), "{err}");
+    // Only the exited task's state is left.
+    assert_eq!(rt.tasks().unwrap().len(), 1);
+}
+
+struct Dump(PathBuf);
+impl Drop for Dump {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("task log: {:?}", read_logs(&self.0));
+        }
+    }
+}
