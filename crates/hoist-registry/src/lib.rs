@@ -41,6 +41,6 @@ mod http;
 pub mod policy;
 mod storage;
 
-pub use http::{router, serve};
 pub use config::{Config, ConfigError, TlsConfig};
+pub use http::{router, serve};
 pub use storage::{valid_name, valid_tag, Registry, RegistryError};
