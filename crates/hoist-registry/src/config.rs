@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 pub use crate::auth::AuthConfig;
 pub use crate::gc::GcConfig;
-pub use crate::policy::RepositoryPolicy;
+pub use crate::policy::{PolicyError, RepositoryPolicy};
 
 /// Everything `hoist registry serve` reads from its configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -74,28 +74,44 @@ pub enum ConfigError {
         /// What was wrong, naming the field.
         message: String,
     },
+    /// A `[[repository]]` entry that is invalid once resolved: its lifecycle policy
+    /// file is unreadable or breaks ECR's rules, or its mutability settings clash.
+    #[error("{path}: {source}")]
+    Policy {
+        /// The configuration file.
+        path: PathBuf,
+        /// What was wrong, naming the entry (and the rule and field).
+        source: PolicyError,
+    },
 }
 
 impl Config {
     /// Read and validate `path`; relative paths inside are resolved against its
-    /// directory.
+    /// directory, and lifecycle policy files are read and validated.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::parse(&text).map_err(|(line, column, message)| {
-            ConfigError::Invalid {
+        let mut config =
+            Config::parse(&text).map_err(|(line, column, message)| ConfigError::Invalid {
                 path: path.to_owned(),
                 line,
                 column,
                 message,
-            }
-        })?;
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
+        }
+        for repository in &mut config.repositories {
+            repository
+                .resolve(base)
+                .map_err(|source| ConfigError::Policy {
+                    path: path.to_owned(),
+                    source,
+                })?;
         }
         Ok(config)
     }
@@ -103,10 +119,7 @@ impl Config {
     /// Parse the text of a configuration file; an error is (line, column, message).
     pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
         toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             (line, column, e.message().to_owned())
         })
     }
@@ -132,8 +145,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let (line, column, message) = Config::parse("\n[tls]\ncert = \"a\"\nkey = \"b\"\nkeys = 1\n")
-            .unwrap_err();
+        let (line, column, message) =
+            Config::parse("\n[tls]\ncert = \"a\"\nkey = \"b\"\nkeys = 1\n").unwrap_err();
         assert_eq!((line, column), (5, 1), "{message}");
         assert!(message.contains("keys"), "{message}");
     }
