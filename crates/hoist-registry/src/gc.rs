@@ -414,3 +414,267 @@ pub fn schedule(registry: Registry, config: GcConfig) -> Option<std::thread::Joi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{ManifestPush, PushOutcome};
+    use crate::{Config, Registry};
+
+    const MT: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    /// Upload `bytes` to `name` as a client would: a session, then finish it.
+    fn upload(reg: &Registry, name: &str, bytes: &[u8]) -> Result<Digest, RegistryError> {
+        let uuid = reg.start_upload(name)?;
+        let data = reg.upload_data(name, &uuid)?.expect("session");
+        fs::write(&data, bytes).expect("write upload");
+        let digest = Digest::sha256_of(bytes);
+        reg.finish_upload(name, &uuid, &digest)?;
+        Ok(digest)
+    }
+
+    /// A manifest with a config unique to `seed` and a layer shared by every image.
+    fn manifest(seed: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let config = format!(r#"{{"seed":"{seed}"}}"#).into_bytes();
+        let layer = b"the shared layer".to_vec();
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MT,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": Digest::sha256_of(&config).to_string(), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": Digest::sha256_of(&layer).to_string(), "size": layer.len()}],
+        });
+        (config, layer, m.to_string().into_bytes())
+    }
+
+    /// Push an image: upload its blobs, then its manifest.
+    fn push(
+        reg: &Registry,
+        name: &str,
+        tag: Option<&str>,
+        seed: &str,
+    ) -> Result<(Digest, PushOutcome), RegistryError> {
+        let (config, layer, m) = manifest(seed);
+        let blobs = [upload(reg, name, &config)?, upload(reg, name, &layer)?];
+        let digest = Digest::sha256_of(&m);
+        let outcome = reg.push_manifest(&ManifestPush {
+            name,
+            bytes: &m,
+            media_type: MT,
+            digest: &digest,
+            tag,
+            blobs: &blobs,
+            children: &[],
+            referrer: None,
+        })?;
+        Ok((digest, outcome))
+    }
+
+    fn registry(config: &str) -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = Config::parse(config).unwrap().repositories;
+        let reg = Registry::open(dir.path())
+            .unwrap()
+            .with_policies(policies)
+            .unwrap();
+        (dir, reg)
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn config_durations() {
+        let c = Config::parse("[gc]\ninterval = \"12h\"\nupload_ttl = \"2days\"\n")
+            .unwrap()
+            .gc;
+        assert_eq!(c.interval, Some(12 * HOUR));
+        assert_eq!(c.grace, HOUR);
+        assert_eq!(c.upload_ttl, 48 * HOUR);
+        assert_eq!(Config::parse("").unwrap().gc, GcConfig::default());
+        let (line, _, message) = Config::parse("[gc]\ngrace = \"soon\"\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(message.contains("\"soon\" is not a duration"), "{message}");
+    }
+
+    #[test]
+    fn a_blob_waiting_for_its_manifest_survives_within_grace() {
+        let (_dir, reg) = registry("");
+        let d = upload(&reg, "app", b"pushed, manifest not yet").unwrap();
+        let config = GcConfig::default();
+        let r = reg.gc(&config, false).unwrap();
+        assert!(r.unlinked.is_empty() && r.blobs_removed.is_empty(), "{r:?}");
+        assert_eq!(reg.blob_size("app", &d).unwrap(), Some(24));
+        // Once the grace period is over, the unreferenced blob goes.
+        let later = SystemTime::now() + 2 * HOUR;
+        let r = reg.gc_at(&config, false, later).unwrap();
+        assert_eq!(
+            r.unlinked,
+            vec![UnlinkedBlob {
+                repository: "app".into(),
+                digest: d.clone()
+            }]
+        );
+        assert_eq!(
+            r.blobs_removed,
+            vec![RemovedBlob {
+                digest: d.clone(),
+                size: 24
+            }]
+        );
+        assert_eq!(r.bytes_freed, 24);
+        assert!(reg.blob_size("app", &d).unwrap().is_none());
+        assert!(!reg.blobs().contains(&d));
+    }
+
+    #[test]
+    fn lifecycle_expiry_frees_what_only_the_expired_image_used() {
+        let (_dir, reg) = registry(
+            r#"
+            [[repository]]
+            pattern = "app"
+            lifecycle_policy = '{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}'
+            "#,
+        );
+        // Three pushes to `latest`: the first two end up untagged.
+        let (one, _) = push(&reg, "app", Some("latest"), "one").unwrap();
+        let (two, _) = push(&reg, "app", Some("latest"), "two").unwrap();
+        let (three, _) = push(&reg, "app", Some("latest"), "three").unwrap();
+        // The same first image in another repository keeps its blobs in the store.
+        let (config_one, layer, _) = manifest("one");
+        let config_one = Digest::sha256_of(&config_one);
+        let layer = Digest::sha256_of(&layer);
+        let config = GcConfig::default();
+        let later = SystemTime::now() + 2 * HOUR;
+
+        let dry = reg.gc_at(&config, true, later).unwrap();
+        assert!(dry.dry_run);
+        assert_eq!(dry.expired.len(), 1, "{dry:?}");
+        assert_eq!(dry.expired[0].digest, one);
+        assert_eq!(dry.expired[0].reason, "rulePriority 1");
+        assert!(
+            reg.manifest("app", &one).unwrap().is_some(),
+            "a dry run deletes nothing"
+        );
+
+        let r = reg.gc_at(&config, false, later).unwrap();
+        assert_eq!(r.expired, dry.expired);
+        assert_eq!(r.unlinked, dry.unlinked);
+        assert_eq!(r.blobs_removed, dry.blobs_removed);
+        assert!(reg.manifest("app", &one).unwrap().is_none());
+        assert!(reg.manifest("app", &two).unwrap().is_some());
+        assert_eq!(reg.resolve_tag("app", "latest").unwrap(), Some(three));
+        // The expired image's own config and manifest are gone; the shared layer stays.
+        let removed: Vec<_> = r.blobs_removed.iter().map(|b| b.digest.clone()).collect();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(removed.contains(&config_one) && removed.contains(&one));
+        assert!(reg.blob_size("app", &layer).unwrap().is_some());
+        // Nothing left to do.
+        let again = reg.gc_at(&config, false, later).unwrap();
+        assert!(
+            again.expired.is_empty() && again.blobs_removed.is_empty(),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn immutable_tags_refuse_another_digest_but_not_the_same_one() {
+        let (_dir, reg) =
+            registry("[[repository]]\npattern = \"app\"\ntag_mutability = \"IMMUTABLE\"\n");
+        let (one, outcome) = push(&reg, "app", Some("v1"), "one").unwrap();
+        assert_eq!(outcome, PushOutcome::Stored);
+        let (_, outcome) = push(&reg, "app", Some("v1"), "one").unwrap();
+        assert_eq!(
+            outcome,
+            PushOutcome::Stored,
+            "re-pushing the same image is idempotent"
+        );
+        let (_, outcome) = push(&reg, "app", Some("v1"), "two").unwrap();
+        assert_eq!(outcome, PushOutcome::TagImmutable(one.clone()));
+        assert_eq!(reg.resolve_tag("app", "v1").unwrap(), Some(one));
+        // Deleting the tag (as ECR's BatchDeleteImage may) frees it.
+        assert!(reg.delete_tag("app", "v1").unwrap());
+        let (two, outcome) = push(&reg, "app", Some("v1"), "two").unwrap();
+        assert_eq!(outcome, PushOutcome::Stored);
+        assert_eq!(reg.resolve_tag("app", "v1").unwrap(), Some(two));
+        // Other repositories are mutable.
+        let (_, _) = push(&reg, "other", Some("v1"), "one").unwrap();
+        let (_, outcome) = push(&reg, "other", Some("v1"), "two").unwrap();
+        assert_eq!(outcome, PushOutcome::Stored);
+    }
+
+    #[test]
+    fn upload_sessions_expire_after_their_ttl() {
+        let (_dir, reg) = registry("");
+        let uuid = reg.start_upload("app").unwrap();
+        let config = GcConfig::default();
+        assert!(reg.gc(&config, false).unwrap().uploads_removed.is_empty());
+        let r = reg
+            .gc_at(&config, false, SystemTime::now() + 25 * HOUR)
+            .unwrap();
+        assert_eq!(r.uploads_removed, vec![uuid.clone()]);
+        assert!(reg.upload_data("app", &uuid).unwrap().is_none());
+    }
+
+    /// Pushes race a GC that runs over and over with no grace at all: pushes may have
+    /// to retry (as clients do on MANIFEST_BLOB_UNKNOWN), but every push that
+    /// succeeded is whole afterwards and no link points at a missing blob.
+    #[test]
+    fn pushes_racing_gc_end_consistent() {
+        let (_dir, reg) = registry("");
+        let no_grace = GcConfig {
+            grace: Duration::ZERO,
+            ..GcConfig::default()
+        };
+        let pushed = std::thread::scope(|s| {
+            // A bounded number of sweeps, so the test's length does not depend on how
+            // often pushes lose the race.
+            s.spawn(|| {
+                for _ in 0..100 {
+                    reg.gc(&no_grace, false).unwrap();
+                }
+            });
+            let mut pushed = Vec::new();
+            for i in 0..6 {
+                let name = format!("repo{}", i % 3);
+                let tag = format!("t{i}");
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    assert!(attempts < 100_000, "push {i} never got through");
+                    match push(&reg, &name, Some(&tag), &format!("image{i}")) {
+                        Ok((d, PushOutcome::Stored)) => {
+                            pushed.push((name, tag, d));
+                            break;
+                        }
+                        // A blob swept between upload and manifest: retry.
+                        Ok((_, PushOutcome::Missing(_))) => {}
+                        // The store blob swept between its write and its link.
+                        Err(RegistryError::Blob(hoist_oci::BlobError::NotFound(_))) => {}
+                        Err(e) => panic!("push {i}: {e}"),
+                        Ok((_, other)) => panic!("push {i}: {other:?}"),
+                    }
+                }
+            }
+            pushed
+        });
+        // One last sweep, then check everything.
+        reg.gc(&no_grace, false).unwrap();
+        for (name, tag, digest) in &pushed {
+            assert_eq!(reg.resolve_tag(name, tag).unwrap().as_ref(), Some(digest));
+            let (bytes, _) = reg.manifest(name, digest).unwrap().expect("manifest kept");
+            let refs = manifest_refs(&bytes).unwrap();
+            for d in refs.all {
+                assert!(
+                    reg.blob_size(name, &d).unwrap().is_some(),
+                    "{name}: {d} missing"
+                );
+            }
+        }
+        for name in reg.catalog().unwrap() {
+            for (d, _) in reg.listing(&name).unwrap().layers {
+                assert!(reg.blobs().contains(&d), "{name}: link to missing {d}");
+            }
+        }
+    }
+}
