@@ -234,10 +234,18 @@ fn immutable_tags_lifecycle_and_gc_through_skopeo() {
         .iter()
         .map(|b| b["digest"].as_str().expect("digest"))
         .collect();
-    // Its manifest and config; the layer is shared with the kept images. (The config
-    // was also uploaded to team/app by the refused push, and that link went too.)
+    // Its manifest, config and layer (each epoch's layer differs). The refused push
+    // had uploaded the same blobs to team/app; those unreferenced links went too.
     assert!(removed.contains(&two_digest.as_str()), "{report:#}");
     assert!(removed.contains(&two_config.as_str()), "{report:#}");
+    let unlinked: Vec<&str> = report["unlinked"]
+        .as_array()
+        .expect("unlinked")
+        .iter()
+        .filter(|u| u["repository"] == "team/app")
+        .map(|u| u["digest"].as_str().expect("digest"))
+        .collect();
+    assert!(unlinked.contains(&two_config.as_str()), "{report:#}");
     assert!(report["bytes_freed"].as_u64().expect("bytes_freed") > 0);
     assert!(!store_file(&two_config).exists());
     assert!(!store_file(&two_digest).exists());
