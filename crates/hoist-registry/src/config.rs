@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 pub use crate::auth::AuthConfig;
 pub use crate::gc::GcConfig;
-pub use crate::policy::RepositoryPolicy;
+pub use crate::policy::{PolicyError, RepositoryPolicy};
 
 /// Everything `hoist registry serve` reads from its configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -74,11 +74,20 @@ pub enum ConfigError {
         /// What was wrong, naming the field.
         message: String,
     },
+    /// A `[[repository]]` entry that is invalid once resolved: its lifecycle policy
+    /// file is unreadable or breaks ECR's rules, or its mutability settings clash.
+    #[error("{path}: {source}")]
+    Policy {
+        /// The configuration file.
+        path: PathBuf,
+        /// What was wrong, naming the entry (and the rule and field).
+        source: PolicyError,
+    },
 }
 
 impl Config {
     /// Read and validate `path`; relative paths inside are resolved against its
-    /// directory.
+    /// directory, and lifecycle policy files are read and validated.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -95,6 +104,14 @@ impl Config {
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
+        }
+        for repository in &mut config.repositories {
+            repository
+                .resolve(base)
+                .map_err(|source| ConfigError::Policy {
+                    path: path.to_owned(),
+                    source,
+                })?;
         }
         Ok(config)
     }

@@ -17,7 +17,8 @@ use hoist_oci::media_type as mt;
 use hoist_oci::{BlobError, Digest};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::storage::{valid_name, valid_tag, Registry, RegistryError};
+use crate::policy::PushedManifest;
+use crate::storage::{valid_name, valid_tag, ManifestPush, PushOutcome, Registry, RegistryError};
 
 /// Largest manifest accepted on PUT: 4 MiB, as the spec suggests.
 const MAX_MANIFEST: usize = 4 << 20;
@@ -35,6 +36,7 @@ enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    TagInvalid,
     Unsupported,
     Unknown,
 }
@@ -52,6 +54,7 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
+            Code::TagInvalid => "TAG_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unknown => "UNKNOWN",
         }
@@ -975,46 +978,43 @@ async fn put_manifest(
                 .map(str::to_owned)
         });
     let annotations = doc.get("annotations").cloned();
-    let (n2, mt2) = (name.clone(), media_type.clone());
-    let size = bytes.len();
+    let referrer = subject.as_ref().map(|_| {
+        let mut desc = serde_json::json!({
+            "mediaType": media_type,
+            "digest": computed.to_string(),
+            "size": bytes.len(),
+        });
+        if let Some(a) = artifact_type {
+            desc["artifactType"] = a.into();
+        }
+        if let Some(a) = annotations {
+            desc["annotations"] = a;
+        }
+        desc.to_string().into_bytes()
+    });
+    let (r2, n2, mt2, d2, t2) = (
+        reg.clone(),
+        name.clone(),
+        media_type.clone(),
+        computed.clone(),
+        tag.clone(),
+    );
     let outcome = blocking(move || {
-        for b in &blobs {
-            if reg.blob_size(&n2, b)?.is_none() {
-                return Ok(Err(b.clone()));
-            }
-        }
-        for c in &children {
-            if reg.manifest_media_type(&n2, c)?.is_none() {
-                return Ok(Err(c.clone()));
-            }
-        }
-        let digest = if computed.algorithm() == hoist_oci::Algorithm::Sha256 {
-            reg.put_manifest(&n2, &bytes, &mt2, tag.as_deref())?
-        } else {
-            let (d, _) = reg.blobs().put_reader(&mut &bytes[..], Some(&computed))?;
-            reg.put_manifest_digest(&n2, &d, &mt2, tag.as_deref())?;
-            d
-        };
-        if let Some(subject) = &subject {
-            let mut desc = serde_json::json!({
-                "mediaType": mt2,
-                "digest": digest.to_string(),
-                "size": size,
-            });
-            if let Some(a) = artifact_type {
-                desc["artifactType"] = a.into();
-            }
-            if let Some(a) = annotations {
-                desc["annotations"] = a;
-            }
-            reg.add_referrer(&n2, subject, &digest, desc.to_string().as_bytes())?;
-        }
-        Ok(Ok(digest))
+        r2.push_manifest(&ManifestPush {
+            name: &n2,
+            bytes: &bytes,
+            media_type: &mt2,
+            digest: &d2,
+            tag: t2.as_deref(),
+            blobs: &blobs,
+            children: &children,
+            referrer: subject.as_ref().zip(referrer.as_deref()),
+        })
     })
     .await?;
     let digest = match outcome {
-        Ok(d) => d,
-        Err(missing) => {
+        PushOutcome::Stored => computed,
+        PushOutcome::Missing(missing) => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 Code::ManifestBlobUnknown,
@@ -1022,7 +1022,25 @@ async fn put_manifest(
             )
             .detail(serde_json::json!({ "digest": missing.to_string() })))
         }
+        PushOutcome::TagImmutable(existing) => {
+            // ECR's answer, word for word, so clients show users what they know.
+            let tag = tag.unwrap_or_default();
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Code::TagInvalid,
+                format!(
+                    "The image tag '{tag}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable."
+                ),
+            )
+            .detail(serde_json::json!({ "tag": tag, "digest": existing.to_string() })));
+        }
     };
+    reg.notify_push(PushedManifest {
+        repository: name.clone(),
+        digest: digest.clone(),
+        media_type,
+        tag,
+    });
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
     h.insert(

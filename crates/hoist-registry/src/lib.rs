@@ -28,19 +28,41 @@
 //! - A manifest is accepted only when everything it references (config and layers, or
 //!   an index's child manifests) is already in the repository.
 //!
+//! # Policies and garbage collection
+//!
+//! [`Registry::with_policies`] gives the registry ECR-like per-repository policies
+//! (module `policy`, the `[[repository]]` entries of the config file): the first
+//! entry whose globset pattern matches a repository applies. Tag mutability
+//! (`MUTABLE`, `IMMUTABLE`, and both `*_WITH_EXCLUSION` with wildcard filters) is
+//! enforced on manifest `PUT` with ECR's `TAG_INVALID` answer; `scan_on_push` calls
+//! the hooks installed with [`Registry::on_push`] without delaying the response; a
+//! lifecycle policy in ECR's JSON (module `lifecycle`, a pure evaluator) says which
+//! images expire. [`Registry::gc`] (module `gc`) applies lifecycle policies, drops
+//! repository links no manifest uses, deletes store blobs no repository links and
+//! removes abandoned upload sessions; it takes the exclusive `flock` on
+//! `<root>/gc.lock` that every link-creating push step takes shared, so it is safe
+//! against pushes in flight in this or another process, and a grace period protects
+//! blobs uploaded but not yet referenced. Each manifest revision's first push time
+//! is recorded for `sinceImagePushed` and `imageCountMoreThan`.
+//!
 //! # Not here (yet)
 //!
-//! Authentication, TLS, policies (immutable tags, quotas), garbage collection of
-//! unreferenced blobs and of abandoned upload sessions. Deleting a blob or manifest
-//! removes the repository's link only; the content stays in the store.
+//! Quotas, replication, pull-time tracking (ECR's `sinceImagePulled`) and archival
+//! storage classes. Nothing scans images yet: the scanner will plug into
+//! [`Registry::on_push`]. Deleting a blob or manifest through the API removes the
+//! repository's link only; the content stays in the store until the next GC.
 
 pub mod auth;
 pub mod config;
 pub mod gc;
 mod http;
+pub mod lifecycle;
 pub mod policy;
 mod storage;
 
 pub use config::{Config, ConfigError, TlsConfig};
+pub use gc::{GcConfig, GcReport};
 pub use http::{router, serve};
+pub use lifecycle::LifecyclePolicy;
+pub use policy::{PushHook, PushedManifest, RepositoryPolicy, TagMutability};
 pub use storage::{valid_name, valid_tag, Registry, RegistryError};

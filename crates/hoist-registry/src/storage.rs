@@ -13,7 +13,12 @@
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON)
 //! _uploads/<uuid>/name                               the repository of an upload
 //! _uploads/<uuid>/data                               the bytes received so far
+//! repositories/<name>/_manifests/pushed/<alg>/<hex>  when the revision was first pushed (RFC 3339)
+//! gc.lock                                            link creation (shared) against GC (exclusive)
 //! ```
+//!
+//! Registries written before push times were recorded have no `pushed/` file; the
+//! revision link's modification time stands in for it.
 //!
 //! Every metadata file is written with [`hoist_oci::write_atomic`]; blobs go through
 //! [`BlobStore`], which verifies the digest before renaming into place. Repository
@@ -23,6 +28,8 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use hoist_oci::{BlobError, BlobStore, Digest};
 
@@ -54,6 +61,8 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '
 pub struct Registry {
     root: PathBuf,
     blobs: BlobStore,
+    /// Repository policies and push hooks (module `policy`).
+    pub(crate) policy: Arc<crate::policy::PolicyState>,
 }
 
 /// `Ok(None)` for a missing file.
@@ -95,6 +104,7 @@ impl Registry {
         Ok(Registry {
             root: root.to_owned(),
             blobs,
+            policy: Arc::default(),
         })
     }
 
@@ -141,11 +151,14 @@ impl Registry {
         Ok(self.blobs.size(digest)?)
     }
 
-    /// Make a blob already in the store visible in repository `name`.
+    /// Make a blob already in the store visible in repository `name`. Holds the GC
+    /// lock shared and checks the blob is in the store, so a link never outlives its
+    /// blob; a link that exists already is rewritten, which restarts its GC grace.
     pub fn link_blob(&self, name: &str, digest: &Digest) -> Result<(), RegistryError> {
         let link = self.layer_link(name, digest);
-        if link.is_file() {
-            return Ok(());
+        let _lock = self.lock_shared()?;
+        if !self.blobs.contains(digest) {
+            return Err(BlobError::NotFound(digest.clone()).into());
         }
         write_file(&link, digest.to_string().as_bytes())
     }
@@ -210,6 +223,7 @@ impl Registry {
         tag: Option<&str>,
     ) -> Result<(), RegistryError> {
         write_file(&self.revision_link(name, digest), media_type.as_bytes())?;
+        self.record_push(name, digest)?;
         if let Some(tag) = tag {
             write_file(
                 &self.tags_dir(name).join(tag),
@@ -286,6 +300,7 @@ impl Registry {
     /// whether it existed.
     pub fn delete_manifest(&self, name: &str, digest: &Digest) -> Result<bool, RegistryError> {
         let existed = remove_opt(&self.revision_link(name, digest))?;
+        remove_opt(&self.pushed_record(name, digest))?;
         for tag in self.tags(name)?.unwrap_or_default() {
             if self.resolve_tag(name, &tag)?.as_ref() == Some(digest) {
                 self.delete_tag(name, &tag)?;
@@ -407,6 +422,308 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&dir)(e)),
         }
+    }
+}
+
+/// What one repository holds, as garbage collection and lifecycle rules see it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RepoListing {
+    /// Manifest revisions: digest, media type, push time.
+    pub revisions: Vec<(Digest, String, SystemTime)>,
+    /// Tags and the digest each points at.
+    pub tags: Vec<(String, Digest)>,
+    /// Blob links and their modification times.
+    pub layers: Vec<(Digest, SystemTime)>,
+}
+
+/// Files named `<alg>/<hex>` under `dir`, as digests with their paths.
+fn digest_files(dir: &Path) -> Result<Vec<(Digest, PathBuf)>, RegistryError> {
+    let mut out = Vec::new();
+    let algs = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for alg in algs {
+        let alg = alg.map_err(io_err(dir))?;
+        let Some(alg_name) = alg.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let sub = alg.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&sub).map_err(io_err(&sub))? {
+            let entry = entry.map_err(io_err(&sub))?;
+            let Some(hex) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Ok(d) = format!("{alg_name}:{hex}").parse::<Digest>() {
+                out.push((d, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn mtime(path: &Path) -> Result<Option<SystemTime>, RegistryError> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(m.modified().map_err(io_err(path))?)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Policy and garbage-collection support: the GC lock, push times, listings.
+impl Registry {
+    fn lock_file(&self) -> Result<(fs::File, PathBuf), RegistryError> {
+        let path = self.root.join("gc.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        Ok((file, path))
+    }
+
+    /// Take the GC lock shared (released when the file is dropped): held by pushes
+    /// while they check what they need and create links.
+    pub(crate) fn lock_shared(&self) -> Result<fs::File, RegistryError> {
+        let (file, path) = self.lock_file()?;
+        file.lock_shared().map_err(io_err(&path))?;
+        Ok(file)
+    }
+
+    /// Take the GC lock exclusively: held by the sweep, in this or another process.
+    pub(crate) fn lock_exclusive(&self) -> Result<fs::File, RegistryError> {
+        let (file, path) = self.lock_file()?;
+        file.lock().map_err(io_err(&path))?;
+        Ok(file)
+    }
+
+    fn pushed_record(&self, name: &str, digest: &Digest) -> PathBuf {
+        digest_path(self.repo(name).join("_manifests/pushed"), digest)
+    }
+
+    /// Note now as the push time of `digest` in `name`, unless one is recorded already
+    /// (re-pushing the same manifest keeps its first push time, as ECR's
+    /// `imagePushedAt`).
+    fn record_push(&self, name: &str, digest: &Digest) -> Result<(), RegistryError> {
+        let path = self.pushed_record(name, digest);
+        if path.is_file() {
+            return Ok(());
+        }
+        let now = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+        write_file(&path, now.as_bytes())
+    }
+
+    /// When manifest `digest` was pushed to `name`: the recorded time, else the
+    /// revision link's modification time; `None` when it is not there.
+    pub fn pushed_at(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<SystemTime>, RegistryError> {
+        if let Some(text) = read_opt(&self.pushed_record(name, digest))? {
+            if let Ok(t) = humantime::parse_rfc3339(text.trim()) {
+                return Ok(Some(t));
+            }
+        }
+        mtime(&self.revision_link(name, digest))
+    }
+
+    /// Point `tag` at `digest` only if the tag does not exist yet (atomically: a
+    /// hard link of a complete temp file). Returns the digest the tag already held
+    /// when it existed; `None` when it now points at `digest`.
+    pub(crate) fn create_tag(
+        &self,
+        name: &str,
+        tag: &str,
+        digest: &Digest,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let dir = self.tags_dir(name);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(tag);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(io_err(&dir))?;
+        tmp.write_all(digest.to_string().as_bytes())
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(io_err(tmp.path()))?;
+        match fs::hard_link(tmp.path(), &path) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match self.resolve_tag(name, tag)? {
+                    Some(d) if &d == digest => Ok(None),
+                    Some(d) => Ok(Some(d)),
+                    // A tag file we cannot read as a digest: replace it.
+                    None => {
+                        write_file(&path, digest.to_string().as_bytes())?;
+                        Ok(None)
+                    }
+                }
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Everything repository `name` holds, for lifecycle rules and GC.
+    pub(crate) fn listing(&self, name: &str) -> Result<RepoListing, RegistryError> {
+        let mut out = RepoListing::default();
+        for (digest, path) in digest_files(&self.repo(name).join("_manifests/revisions"))? {
+            let Some(media_type) = read_opt(&path)? else {
+                continue;
+            };
+            let pushed = self
+                .pushed_at(name, &digest)?
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.revisions.push((digest, media_type, pushed));
+        }
+        for tag in self.tags(name)?.unwrap_or_default() {
+            if let Some(d) = self.resolve_tag(name, &tag)? {
+                out.tags.push((tag, d));
+            }
+        }
+        for (digest, path) in digest_files(&self.repo(name).join("_layers"))? {
+            if let Some(t) = mtime(&path)? {
+                out.layers.push((digest, t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove the referrer records in `name` whose referrer is not a revision any
+    /// more; returns how many.
+    pub(crate) fn prune_referrers(&self, name: &str) -> Result<usize, RegistryError> {
+        let mut removed = 0;
+        for (_, dir) in digest_files(&self.repo(name).join("_referrers"))? {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&dir)(e)),
+            };
+            for entry in rd {
+                let entry = entry.map_err(io_err(&dir))?;
+                let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let Some(referrer) = file
+                    .split_once('-')
+                    .and_then(|(a, h)| format!("{a}:{h}").parse::<Digest>().ok())
+                else {
+                    continue;
+                };
+                if !self.revision_link(name, &referrer).is_file() && remove_opt(&entry.path())? {
+                    removed += 1;
+                }
+            }
+            let _ = fs::remove_dir(&dir); // only when empty
+        }
+        Ok(removed)
+    }
+
+    /// Upload sessions: id, directory and the last time any of its files changed.
+    pub(crate) fn upload_sessions(
+        &self,
+    ) -> Result<Vec<(String, PathBuf, SystemTime)>, RegistryError> {
+        let dir = self.root.join("_uploads");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let path = entry.path();
+            let Some(uuid) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let mut newest = mtime(&path)?.unwrap_or(SystemTime::UNIX_EPOCH);
+            for f in ["data", "name"] {
+                if let Some(t) = mtime(&path.join(f))? {
+                    newest = newest.max(t);
+                }
+            }
+            out.push((uuid, path, newest));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A validated manifest to store: what it needs in the repository, and how to tag it.
+#[derive(Debug)]
+pub(crate) struct ManifestPush<'a> {
+    /// The repository.
+    pub name: &'a str,
+    /// The manifest's bytes.
+    pub bytes: &'a [u8],
+    /// Its media type.
+    pub media_type: &'a str,
+    /// Its digest (computed by the caller with the algorithm the client used).
+    pub digest: &'a Digest,
+    /// The tag to point at it.
+    pub tag: Option<&'a str>,
+    /// Blobs that must be in the repository (config and layers).
+    pub blobs: &'a [Digest],
+    /// Manifests that must be in the repository (an index's children).
+    pub children: &'a [Digest],
+    /// When it has a `subject`: the subject and the referrer descriptor (JSON).
+    pub referrer: Option<(&'a Digest, &'a [u8])>,
+}
+
+/// How a manifest push ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PushOutcome {
+    /// Stored (and tagged).
+    Stored,
+    /// A blob or child manifest it needs is not in the repository.
+    Missing(Digest),
+    /// The tag is immutable and points at this other manifest.
+    TagImmutable(Digest),
+}
+
+impl Registry {
+    /// Store a manifest: check what it needs, refuse to move an immutable tag, write
+    /// it, tag it and record it as a referrer; all under the GC lock (shared), so a
+    /// concurrent garbage collection sees the push whole or not at all. An immutable
+    /// tag is created atomically (two racing pushes cannot both win); when the race is
+    /// lost, the manifest stays stored untagged.
+    pub(crate) fn push_manifest(&self, p: &ManifestPush<'_>) -> Result<PushOutcome, RegistryError> {
+        let _lock = self.lock_shared()?;
+        for b in p.blobs {
+            if self.blob_size(p.name, b)?.is_none() {
+                return Ok(PushOutcome::Missing(b.clone()));
+            }
+        }
+        for c in p.children {
+            if self.manifest_media_type(p.name, c)?.is_none() {
+                return Ok(PushOutcome::Missing(c.clone()));
+            }
+        }
+        let immutable_tag = p.tag.filter(|t| self.tag_is_immutable(p.name, t));
+        if let Some(tag) = immutable_tag {
+            if let Some(existing) = self.resolve_tag(p.name, tag)? {
+                if &existing != p.digest {
+                    return Ok(PushOutcome::TagImmutable(existing));
+                }
+            }
+        }
+        let plain_tag = if immutable_tag.is_some() { None } else { p.tag };
+        if p.digest.algorithm() == hoist_oci::Algorithm::Sha256 {
+            self.put_manifest(p.name, p.bytes, p.media_type, plain_tag)?;
+        } else {
+            self.blobs.put_reader(&mut &p.bytes[..], Some(p.digest))?;
+            self.put_manifest_digest(p.name, p.digest, p.media_type, plain_tag)?;
+        }
+        if let Some(tag) = immutable_tag {
+            if let Some(existing) = self.create_tag(p.name, tag, p.digest)? {
+                return Ok(PushOutcome::TagImmutable(existing));
+            }
+        }
+        if let Some((subject, descriptor)) = p.referrer {
+            self.add_referrer(p.name, subject, p.digest, descriptor)?;
+        }
+        Ok(PushOutcome::Stored)
     }
 }
 

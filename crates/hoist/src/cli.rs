@@ -231,6 +231,9 @@ pub struct LintArgs {
 pub enum RegistryCommand {
     /// Serve the OCI distribution API (v1.1) over plain HTTP until interrupted.
     Serve(RegistryServeArgs),
+    /// Collect garbage: apply lifecycle policies, drop unreferenced blobs and
+    /// abandoned uploads (safe while `hoist registry serve` runs).
+    Gc(RegistryGcArgs),
 }
 
 /// `hoist registry serve`
@@ -242,6 +245,23 @@ pub struct RegistryServeArgs {
     /// Registry storage directory (default: `<HOIST_HOME>/registry`).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Configuration file (TOML): repository policies, scheduled GC.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `hoist registry gc`
+#[derive(Debug, Args)]
+pub struct RegistryGcArgs {
+    /// Registry storage directory (default: `<HOIST_HOME>/registry`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Configuration file (TOML) with the repository policies and `[gc]` settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Report what would be removed without removing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `hoist push`
