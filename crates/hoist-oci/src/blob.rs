@@ -213,6 +213,27 @@ impl BlobStore {
         w.commit(expected)
     }
 
+    /// Move `file`, whose bytes the caller has already verified to hash to `digest`,
+    /// into the store without copying them: the file is fsynced, renamed to the blob's
+    /// path and the directory fsynced, as [`BlobWriter::commit`] does for its temp file.
+    /// `file` must be on the store's file system (a rename across file systems fails
+    /// and leaves `file` where it was). Returns the blob's size.
+    ///
+    /// The store trusts the caller here: adopting a file that does not hash to
+    /// `digest` breaks the store's one invariant.
+    pub fn adopt_verified(&self, file: &Path, digest: &Digest) -> Result<u64> {
+        let f = File::open(file).map_err(io_err(file))?;
+        f.sync_all().map_err(io_err(file))?;
+        let size = f.metadata().map_err(io_err(file))?.len();
+        drop(f);
+        let dest = self.path(digest);
+        fs::rename(file, &dest).map_err(io_err(&dest))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(size)
+    }
+
     /// Remove a blob; absent blobs are not an error.
     pub fn remove(&self, digest: &Digest) -> Result<()> {
         let path = self.path(digest);
@@ -397,5 +418,22 @@ mod tests {
             }
         });
         assert_eq!(fs::read(store.path(&expected)).unwrap(), data);
+    }
+
+    #[test]
+    fn adopting_a_verified_file_moves_it_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let src = dir.path().join("upload");
+        fs::write(&src, b"adopted bytes").unwrap();
+        let digest = Digest::sha256_of(b"adopted bytes");
+        assert_eq!(store.adopt_verified(&src, &digest).unwrap(), 13);
+        assert!(!src.exists());
+        assert_eq!(store.read(&digest).unwrap(), b"adopted bytes");
+        // A missing source is an error naming it, and stores nothing.
+        let other = Digest::sha256_of(b"other");
+        let err = store.adopt_verified(&src, &other).unwrap_err();
+        assert!(err.to_string().contains("upload"), "{err}");
+        assert!(!store.contains(&other));
     }
 }

@@ -15,7 +15,9 @@ use axum::Router;
 use futures_util::StreamExt;
 use hoist_oci::media_type as mt;
 use hoist_oci::{BlobError, Digest};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use std::io::{Read, Seek};
+
+use axum::body::Bytes;
 
 use crate::policy::PushedManifest;
 use crate::storage::{valid_name, valid_tag, ManifestPush, PushOutcome, Registry, RegistryError};
@@ -178,8 +180,16 @@ impl App {
     }
 }
 
-/// Serve the API on `listener` until the process ends.
+/// Serve the API on `listener` until the process ends. Connections are kept alive
+/// between requests and have Nagle's algorithm off (`TCP_NODELAY`), so small responses
+/// never wait for the client's delayed ACK.
 pub async fn serve(listener: tokio::net::TcpListener, registry: Registry) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(registry)).await
 }
 
@@ -558,12 +568,10 @@ async fn get_blob(
     };
     let body = if with_body {
         let path = reg.blobs().path(&digest);
-        let mut file = tokio::fs::File::open(&path).await?;
-        file.seek(SeekFrom::Start(start)).await?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(len),
-            1 << 16,
-        ))
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        file_body(file, start, len)
     } else {
         Body::empty()
     };
@@ -584,6 +592,44 @@ async fn get_blob(
         );
     }
     Ok(resp)
+}
+
+/// Bytes read per chunk of a blob download, and chunks read ahead of the connection.
+const DOWNLOAD_CHUNK: usize = 256 << 10;
+const DOWNLOAD_QUEUE: usize = 4;
+
+/// A response body streaming `len` bytes of `file` from `start`: one blocking thread
+/// reads large chunks ahead of the connection (instead of a thread hop per small read).
+fn file_body(mut file: std::fs::File, start: u64, len: u64) -> Body {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(DOWNLOAD_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(DOWNLOAD_CHUNK as u64);
+            let mut buf = Vec::with_capacity(want as usize);
+            let chunk = match (&mut file).take(want).read_to_end(&mut buf) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "blob shorter than its size",
+                )),
+                Ok(n) => {
+                    left -= n as u64;
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            // A closed channel: the client went away.
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 async fn delete_blob(reg: Registry, name: String, digest: Digest) -> ApiResult {
@@ -650,34 +696,65 @@ async fn start_upload(reg: Registry, name: String, query: Option<&str>, body: Bo
     if let Some(d) = query_param(query, "digest") {
         // Monolithic upload: the body is the whole blob.
         let digest = parse_digest(&d)?;
-        let data = reg
-            .upload_data(&name, &uuid)?
-            .ok_or_else(|| upload_unknown(&uuid))?;
-        append(&data, body).await?;
+        append(&reg, &name, &uuid, body).await?;
         return finish(reg, name, uuid, digest).await;
     }
     Ok(upload_accepted(StatusCode::ACCEPTED, &name, &uuid, 0))
 }
 
-/// Append the request body to an upload's data file, chunk by chunk.
-async fn append(data: &std::path::Path, body: Body) -> Result<u64, ApiError> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(data)
-        .await?;
+/// Request-body chunks queued between the connection and the thread writing them.
+const APPEND_QUEUE: usize = 16;
+
+/// Append the request body to upload `uuid`'s data file. The connection's task only
+/// receives; a blocking thread writes and hashes (`UploadWriter`), so the two overlap.
+/// Returns the session's size afterwards.
+async fn append(reg: &Registry, name: &str, uuid: &str, body: Body) -> Result<u64, ApiError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
+    let (r2, n2, u2) = (reg.clone(), name.to_owned(), uuid.to_owned());
+    let writer = tokio::task::spawn_blocking(move || {
+        let Some(mut w) = r2.upload_writer(&n2, &u2)? else {
+            return Ok(None);
+        };
+        while let Some(chunk) = rx.blocking_recv() {
+            w.write(&chunk)?;
+        }
+        w.finish().map(Some)
+    });
     let mut stream = body.into_data_stream();
+    let mut body_error = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                Code::BlobUploadInvalid,
-                format!("reading the request body: {e}"),
-            )
-        })?;
-        file.write_all(&chunk).await?;
+        match chunk {
+            // A closed queue means the writer stopped on an error, reported below.
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                body_error = Some(e);
+                break;
+            }
+        }
     }
-    file.flush().await?;
-    Ok(file.metadata().await?.len())
+    drop(tx);
+    let written = match writer.await {
+        Ok(r) => r.map_err(ApiError::from)?,
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Unknown,
+                format!("upload writer failed: {e}"),
+            ))
+        }
+    };
+    if let Some(e) = body_error {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::BlobUploadInvalid,
+            format!("reading the request body: {e}"),
+        ));
+    }
+    written.ok_or_else(|| upload_unknown(uuid))
 }
 
 async fn finish(reg: Registry, name: String, uuid: String, digest: Digest) -> ApiResult {
@@ -755,7 +832,7 @@ async fn patch_upload(
             }
         }
     }
-    let size = append(&data, body).await?;
+    let size = append(&reg, &name, &uuid, body).await?;
     Ok(upload_accepted(StatusCode::ACCEPTED, &name, &uuid, size))
 }
 
@@ -766,7 +843,7 @@ async fn put_upload(
     query: Option<&str>,
     body: Body,
 ) -> ApiResult {
-    let data = upload_file(&reg, &name, &uuid).await?;
+    upload_file(&reg, &name, &uuid).await?;
     let digest = match query_param(query, "digest") {
         Some(d) => parse_digest(&d)?,
         None => {
@@ -777,7 +854,7 @@ async fn put_upload(
             ))
         }
     };
-    append(&data, body).await?;
+    append(&reg, &name, &uuid, body).await?;
     finish(reg, name, uuid, digest).await
 }
 

@@ -22,9 +22,20 @@
 //! - Every metadata write is atomic (`hoist_oci::write_atomic`); blobs are verified
 //!   against their digest before being renamed into the store, so a crash leaves
 //!   either nothing or a whole, correct file.
-//! - Blob bodies are streamed: uploads are appended chunk by chunk to the session's
-//!   file, then hashed and copied into the store by streaming it at `PUT` time; `GET`
-//!   streams from the file (with `Range`). Only manifests (≤ 4 MiB) are read whole.
+//! - Blob bodies are streamed and written once: a request's body goes from the
+//!   connection through a small queue to a blocking thread that appends it to the
+//!   session's file *and* hashes it, keeping the running sha256 in memory per session
+//!   ([`UploadWriter`]). At `PUT` a matching digest means the file is fsynced and
+//!   renamed into the store (same file system: no copy, no second read), then the
+//!   directory is fsynced; only when the running hash is gone (the server restarted
+//!   mid-session, a request failed half-way, a sha512 digest) is the file hashed again.
+//!   `GET` streams from the blob file in 256 KiB reads on one blocking thread (with
+//!   `Range`). Only manifests (≤ 4 MiB) are read whole.
+//! - Durability: a `201` for a blob means its bytes, its store entry and its link are
+//!   on disk (fsync file, rename, fsync directory). Upload sessions are not fsynced; a
+//!   session lost in a crash is restarted by the client, and a partial session is
+//!   never visible as a blob. Sessions are flushed to disk every 64 MiB as they grow,
+//!   so the fsync before the `201` has little left to write.
 //! - A manifest is accepted only when everything it references (config and layers, or
 //!   an index's child manifests) is already in the repository.
 //!
@@ -65,4 +76,4 @@ pub use gc::{GcConfig, GcReport};
 pub use http::{router, serve};
 pub use lifecycle::LifecyclePolicy;
 pub use policy::{PushHook, PushedManifest, RepositoryPolicy, TagMutability};
-pub use storage::{valid_name, valid_tag, Registry, RegistryError};
+pub use storage::{valid_name, valid_tag, Registry, RegistryError, UploadWriter};

@@ -20,18 +20,21 @@
 //! Registries written before push times were recorded have no `pushed/` file; the
 //! revision link's modification time stands in for it.
 //!
-//! Every metadata file is written with [`hoist_oci::write_atomic`]; blobs go through
-//! [`BlobStore`], which verifies the digest before renaming into place. Repository
+//! Every metadata file except an upload's `name` is written with
+//! [`hoist_oci::write_atomic`]; blobs enter [`BlobStore`] verified, either through its
+//! writer or, for a finished upload, by renaming `data` into place
+//! ([`BlobStore::adopt_verified`]) once its digest matched. Repository
 //! components start with `[a-z0-9]` (the spec's name grammar), so they can never
 //! collide with the `_`-prefixed directories.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use hoist_oci::{BlobError, BlobStore, Digest};
+use hoist_oci::{Algorithm, BlobError, BlobStore, Digest, Digester};
 
 /// What went wrong opening or using the registry's storage.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,110 @@ pub struct Registry {
     blobs: BlobStore,
     /// Repository policies and push hooks (module `policy`).
     pub(crate) policy: Arc<crate::policy::PolicyState>,
+    hashes: RunningHashes,
+}
+
+/// The running sha256 of each upload session whose bytes all arrived through this
+/// process, keyed by upload id. A session is absent after a restart, after a failed
+/// write, or once its digest was taken at `PUT`; `finish_upload` then hashes the file.
+#[derive(Clone, Default)]
+struct RunningHashes(Arc<Mutex<HashMap<String, Digester>>>);
+
+impl RunningHashes {
+    fn take(&self, uuid: &str) -> Option<Digester> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uuid)
+    }
+
+    fn put(&self, uuid: &str, digester: Digester) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid.to_owned(), digester);
+    }
+}
+
+impl std::fmt::Debug for RunningHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |m| m.len());
+        write!(f, "RunningHashes({n} sessions)")
+    }
+}
+
+/// Write buffer of an upload's data file, and read buffer when it must be re-hashed.
+const UPLOAD_BUFFER: usize = 1 << 20;
+
+/// An upload's data file is flushed to disk (`fdatasync`) every this many bytes while
+/// it streams in, so the `fsync` before the `201` finds little left to write.
+const UPLOAD_SYNC_EVERY: u64 = 64 << 20;
+
+/// Appends one request's bytes to an upload session's data file, hashing them as they
+/// go. Made by [`Registry::upload_writer`]; [`UploadWriter::finish`] keeps the running
+/// hash for the next request of the session. Dropping it unfinished forgets the hash
+/// (the bytes written stay; `PUT` then re-hashes the file).
+pub struct UploadWriter {
+    hashes: RunningHashes,
+    uuid: String,
+    path: PathBuf,
+    out: BufWriter<fs::File>,
+    digester: Option<Digester>,
+    len: u64,
+    synced: u64,
+}
+
+impl UploadWriter {
+    /// The session's size so far, including what this writer appended.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the session holds no bytes yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), RegistryError> {
+        self.out.write_all(bytes).map_err(io_err(&self.path))?;
+        if let Some(d) = &mut self.digester {
+            d.update(bytes);
+        }
+        self.len += bytes.len() as u64;
+        if self.len - self.synced >= UPLOAD_SYNC_EVERY {
+            self.out.flush().map_err(io_err(&self.path))?;
+            self.out.get_ref().sync_data().map_err(io_err(&self.path))?;
+            self.synced = self.len;
+        }
+        Ok(())
+    }
+
+    /// Flush what was appended and keep the running hash; returns the session's size.
+    pub fn finish(mut self) -> Result<u64, RegistryError> {
+        self.out.flush().map_err(io_err(&self.path))?;
+        if let Some(d) = self.digester.take() {
+            self.hashes.put(&self.uuid, d);
+        }
+        Ok(self.len)
+    }
+}
+
+/// The digest of a file's contents, read with a large buffer.
+fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Digest, u64), RegistryError> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let mut digester = Digester::new(algorithm);
+    let mut buf = vec![0; UPLOAD_BUFFER];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => digester.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    let len = digester.len();
+    Ok((digester.finish(), len))
 }
 
 /// `Ok(None)` for a missing file.
@@ -105,6 +212,7 @@ impl Registry {
             root: root.to_owned(),
             blobs,
             policy: Arc::default(),
+            hashes: RunningHashes::default(),
         })
     }
 
@@ -372,14 +480,18 @@ impl Registry {
         self.root.join("_uploads").join(uuid)
     }
 
-    /// Start an upload session in `name`; returns its id.
+    /// Start an upload session in `name`; returns its id. Nothing here is fsynced: a
+    /// session lost in a crash is one the client starts again.
     pub fn start_upload(&self, name: &str) -> Result<String, RegistryError> {
         let uuid = format!("{:032x}", rand::random::<u128>());
         let dir = self.upload_dir(&uuid);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let data = dir.join("data");
         fs::File::create(&data).map_err(io_err(&data))?;
-        write_file(&dir.join("name"), name.as_bytes())?;
+        // Written after `data`, so a session with a name always has a data file; a
+        // torn name matches no repository and the session is simply unknown.
+        let name_file = dir.join("name");
+        fs::write(&name_file, name).map_err(io_err(&name_file))?;
         Ok(uuid)
     }
 
@@ -396,9 +508,45 @@ impl Registry {
         }
     }
 
-    /// Finish upload `uuid`: verify its bytes against `expected`, store the blob, link
-    /// it into `name` and drop the session. A mismatch stores nothing and keeps the
-    /// session (the client may retry with the right digest).
+    /// Open upload `uuid` in `name` for appending, or `None` when there is no such
+    /// upload. The caller makes sure only one writer per session exists at a time.
+    pub fn upload_writer(
+        &self,
+        name: &str,
+        uuid: &str,
+    ) -> Result<Option<UploadWriter>, RegistryError> {
+        let Some(path) = self.upload_data(name, uuid)? else {
+            return Ok(None);
+        };
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        // The running hash is good only if it covers exactly the bytes on disk; an
+        // empty session starts one.
+        let digester = self
+            .hashes
+            .take(uuid)
+            .filter(|d| d.len() == len)
+            .or_else(|| (len == 0).then(|| Digester::new(Algorithm::Sha256)));
+        Ok(Some(UploadWriter {
+            hashes: self.hashes.clone(),
+            uuid: uuid.to_owned(),
+            path,
+            out: BufWriter::with_capacity(UPLOAD_BUFFER, file),
+            digester,
+            len,
+            synced: len,
+        }))
+    }
+
+    /// Finish upload `uuid`: verify its bytes against `expected`, move the data file
+    /// into the blob store (fsync, rename, fsync the directory: no copy), link it into
+    /// `name` and drop the session. The digest is the running hash kept while the bytes
+    /// streamed in, or, when that is gone (a restart, a failed request), the file is
+    /// hashed again. A mismatch stores nothing and keeps the session (the client may
+    /// retry with the right digest).
     pub fn finish_upload(
         &self,
         name: &str,
@@ -407,15 +555,50 @@ impl Registry {
     ) -> Result<u64, RegistryError> {
         let dir = self.upload_dir(uuid);
         let data = dir.join("data");
-        let mut file = fs::File::open(&data).map_err(io_err(&data))?;
-        let (digest, size) = self.blobs.put_reader(&mut file, Some(expected))?;
-        self.link_blob(name, &digest)?;
+        let size = fs::metadata(&data).map_err(io_err(&data))?.len();
+        let running = self
+            .hashes
+            .take(uuid)
+            .filter(|d| d.len() == size && expected.algorithm() == Algorithm::Sha256);
+        let actual = match running {
+            Some(d) => d.finish(),
+            None => {
+                let (digest, len) = hash_file(&data, expected.algorithm())?;
+                if len != size {
+                    // Only a concurrent writer could do this; the session lock forbids it.
+                    return Err(io_err(&data)(io::Error::other(
+                        "the upload changed while it was being verified",
+                    )));
+                }
+                digest
+            }
+        };
+        if &actual != expected {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            }
+            .into());
+        }
+        if self.blobs.size(&actual)? != Some(size) {
+            if let Err(e) = self.blobs.adopt_verified(&data, &actual) {
+                if !data.is_file() {
+                    return Err(e.into());
+                }
+                // Not renamable (another file system under the root?): copy it in.
+                tracing::warn!("moving upload {uuid} into the blob store: {e}; copying it");
+                let mut file = fs::File::open(&data).map_err(io_err(&data))?;
+                self.blobs.put_reader(&mut file, Some(expected))?;
+            }
+        }
+        self.link_blob(name, &actual)?;
         self.cancel_upload(uuid)?;
         Ok(size)
     }
 
     /// Drop upload `uuid` and its bytes.
     pub fn cancel_upload(&self, uuid: &str) -> Result<(), RegistryError> {
+        self.hashes.take(uuid);
         let dir = self.upload_dir(uuid);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
