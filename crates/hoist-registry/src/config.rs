@@ -84,29 +84,26 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::parse(&text).map_err(|(line, column, message)| {
-            ConfigError::Invalid {
+        let mut config =
+            Config::parse(&text).map_err(|(line, column, message)| ConfigError::Invalid {
                 path: path.to_owned(),
                 line,
                 column,
                 message,
-            }
-        })?;
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
         }
+        config.auth.resolve_paths(base);
         Ok(config)
     }
 
     /// Parse the text of a configuration file; an error is (line, column, message).
     pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
         toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             (line, column, e.message().to_owned())
         })
     }
@@ -132,8 +129,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let (line, column, message) = Config::parse("\n[tls]\ncert = \"a\"\nkey = \"b\"\nkeys = 1\n")
-            .unwrap_err();
+        let (line, column, message) =
+            Config::parse("\n[tls]\ncert = \"a\"\nkey = \"b\"\nkeys = 1\n").unwrap_err();
         assert_eq!((line, column), (5, 1), "{message}");
         assert!(message.contains("keys"), "{message}");
     }
