@@ -113,6 +113,7 @@ impl Config {
                     source,
                 })?;
         }
+        config.auth.resolve_paths(base);
         Ok(config)
     }
 

@@ -19,6 +19,7 @@ use std::io::{Read, Seek};
 
 use axum::body::Bytes;
 
+use crate::auth::{Action, Auth, Caller, Need};
 use crate::policy::PushedManifest;
 use crate::storage::{valid_name, valid_tag, ManifestPush, PushOutcome, Registry, RegistryError};
 
@@ -151,13 +152,25 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The axum application serving the distribution API for `registry`: mount it at the
-/// root of a server (its paths all start with `/v2/`).
-pub fn router(registry: Registry) -> Router {
-    Router::new().fallback(dispatch).with_state(App {
-        reg: registry,
-        sessions: Arc::default(),
-    })
+/// The axum application serving the distribution API for `registry` with `auth`, and
+/// the token endpoint `/token`: mount it at the root of a server.
+pub fn router(registry: Registry, auth: Auth) -> Router {
+    Router::new()
+        .route("/token", axum::routing::get(token))
+        .fallback(dispatch)
+        .with_state(App {
+            reg: registry,
+            sessions: Arc::default(),
+            auth,
+        })
+}
+
+/// `GET /token`: Docker's token endpoint (module `auth`).
+async fn token(State(app): State<App>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    app.auth
+        .token_endpoint(&parts.headers, parts.uri.query())
+        .await
 }
 
 /// The router's state: the registry and one lock per upload session, so requests on
@@ -166,6 +179,7 @@ pub fn router(registry: Registry) -> Router {
 struct App {
     reg: Registry,
     sessions: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    auth: Auth,
 }
 
 impl App {
@@ -180,17 +194,21 @@ impl App {
     }
 }
 
-/// Serve the API on `listener` until the process ends. Connections are kept alive
-/// between requests and have Nagle's algorithm off (`TCP_NODELAY`), so small responses
-/// never wait for the client's delayed ACK.
-pub async fn serve(listener: tokio::net::TcpListener, registry: Registry) -> std::io::Result<()> {
+/// Serve the API over plain HTTP on `listener` until the process ends. Connections
+/// are kept alive between requests and have Nagle's algorithm off (`TCP_NODELAY`), so
+/// small responses never wait for the client's delayed ACK.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    auth: Auth,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("setting TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, router(registry)).await
+    axum::serve(listener, router(registry, auth)).await
 }
 
 /// What a request path names.
@@ -305,13 +323,68 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// What `route` with `method` needs from the caller.
+fn need<'a>(route: Option<&Route<'a>>, method: &Method) -> Need<'a> {
+    match route {
+        None => Need::Nothing,
+        Some(Route::Base) => Need::Base,
+        Some(Route::Catalog) => Need::Catalog,
+        Some(Route::Upload(n, _)) => Need::Repo(n, Action::Push),
+        Some(Route::Tags(n) | Route::Referrers(n, _)) => Need::Repo(n, Action::Pull),
+        Some(Route::Manifest(n, _) | Route::Blob(n, _)) => match *method {
+            Method::PUT | Method::POST | Method::PATCH => Need::Repo(n, Action::Push),
+            Method::DELETE => Need::Repo(n, Action::Delete),
+            _ => Need::Repo(n, Action::Pull),
+        },
+    }
+}
+
+/// A cross-repository mount from a repository the caller may not pull becomes a
+/// plain upload (the spec's fallback): drop `mount` and `from`.
+fn check_mount(query: Option<String>, caller: &Caller) -> Option<String> {
+    match query_param(query.as_deref(), "from") {
+        Some(from) if !caller.may_mount_from(&from) => Some(
+            query
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.starts_with("mount=") && !kv.starts_with("from="))
+                .collect::<Vec<_>>()
+                .join("&"),
+        ),
+        _ => query,
+    }
+}
+
+fn with_api_version(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
+}
+
 async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().map(str::to_owned);
+    let mut query = parts.uri.query().map(str::to_owned);
+    let caller = match app
+        .auth
+        .authorize(&parts.headers, need(route(&path).as_ref(), &parts.method))
+        .await
+    {
+        Ok(c) => c,
+        Err(resp) => return with_api_version(resp),
+    };
+    if parts.method == Method::POST && matches!(route(&path), Some(Route::Upload(_, ""))) {
+        query = check_mount(query, &caller);
+    }
     let reg = app.reg.clone();
     let result = match route(&path) {
         None => Err(not_found()),
+        Some(Route::Catalog) if parts.method == Method::GET => {
+            catalog(reg, query.as_deref(), &caller).await
+        }
         Some(Route::Upload(name, uuid)) if !uuid.is_empty() => {
             let lock = app.session_lock(uuid);
             let _guard = lock.lock().await;
@@ -374,7 +447,7 @@ async fn handle(
     let name = name.to_owned();
     match (route, method.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(StatusCode::OK.into_response()),
-        (Route::Catalog, Method::GET) => catalog(reg, query).await,
+        (Route::Catalog, Method::GET) => catalog(reg, query, &Caller::everything()).await,
         (Route::Tags(_), Method::GET) => tags_list(reg, name, query).await,
         (Route::Blob(_, d), Method::GET) => {
             get_blob(reg, name, parse_digest(d)?, headers, true).await
@@ -461,8 +534,9 @@ fn page_response(
     resp
 }
 
-async fn catalog(reg: Registry, query: Option<&str>) -> ApiResult {
-    let all = blocking(move || reg.catalog()).await?;
+async fn catalog(reg: Registry, query: Option<&str>, caller: &Caller) -> ApiResult {
+    let mut all = blocking(move || reg.catalog()).await?;
+    all.retain(|name| caller.may_pull(name));
     let (items, next) = paginate(all, query)?;
     Ok(page_response(
         "/v2/_catalog",

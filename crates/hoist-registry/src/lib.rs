@@ -14,8 +14,15 @@
 //! mounts add the link without copying). The layout is documented in `storage`.
 //!
 //! [`router`] builds the axum application for the distribution API (module `http`),
-//! and [`serve`] runs it on a listener. Routing is by hand from the right end of the
-//! path because names have any number of components (`team/app/busybox`).
+//! and [`serve`] runs it on a listener ([`serve_tls`] over HTTPS, module `tls`).
+//! Routing is by hand from the right end of the path because names have any number of
+//! components (`team/app/busybox`).
+//!
+//! [`Auth`] (module `auth`) decides who may do what before a request reaches its
+//! handler: anonymous callers, registry tokens ([`auth::TokenStore`], stored hashed
+//! under `<root>/auth/`) and htpasswd users, with Docker's token flow served at
+//! `/token` and short-lived HMAC-signed bearer tokens. With no tokens, no users and
+//! anonymous pull on (the default), the registry is open to everyone.
 //!
 //! # Invariants
 //!
@@ -38,6 +45,10 @@
 //!   so the fsync before the `201` has little left to write.
 //! - A manifest is accepted only when everything it references (config and layers, or
 //!   an index's child manifests) is already in the repository.
+//!
+//! - Every request is authorized before its handler runs; a bearer token is checked
+//!   on each request against its signature, expiry, access claim and a principal that
+//!   still exists (revoking a registry token takes effect at once).
 //!
 //! # Policies and garbage collection
 //!
@@ -62,6 +73,9 @@
 //! storage classes. Nothing scans images yet: the scanner will plug into
 //! [`Registry::on_push`]. Deleting a blob or manifest through the API removes the
 //! repository's link only; the content stays in the store until the next GC.
+//! Authentication has no refresh tokens, no OAuth2 `POST /token`, no password
+//! hash but bcrypt and no rate limit on guesses; TLS has no client certificates
+//! and no reloading of a renewed certificate.
 
 pub mod auth;
 pub mod config;
@@ -70,10 +84,13 @@ mod http;
 pub mod lifecycle;
 pub mod policy;
 mod storage;
+pub mod tls;
 
+pub use auth::{Auth, AuthConfig, AuthError};
 pub use config::{Config, ConfigError, TlsConfig};
 pub use gc::{GcConfig, GcReport};
 pub use http::{router, serve};
 pub use lifecycle::LifecyclePolicy;
 pub use policy::{PushHook, PushedManifest, RepositoryPolicy, TagMutability};
 pub use storage::{valid_name, valid_tag, Registry, RegistryError, UploadWriter};
+pub use tls::{serve_tls, Tls, TlsError};

@@ -234,6 +234,61 @@ pub enum RegistryCommand {
     /// Collect garbage: apply lifecycle policies, drop unreferenced blobs and
     /// abandoned uploads (safe while `hoist registry serve` runs).
     Gc(RegistryGcArgs),
+    /// Manage the registry's access tokens.
+    #[command(subcommand)]
+    Token(RegistryTokenCommand),
+}
+
+/// `hoist registry token`
+#[derive(Debug, Subcommand)]
+pub enum RegistryTokenCommand {
+    /// Make a token (always pull) and print its secret once; clients send it as the
+    /// password with any user name.
+    Create(TokenCreateArgs),
+    /// List the tokens (never their secrets).
+    Ls(TokenRootArgs),
+    /// Delete a token; a running registry refuses it from its next request on.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Where the registry keeps its tokens.
+#[derive(Debug, Args)]
+pub struct TokenRootArgs {
+    /// Registry storage directory (default: `<HOIST_HOME>/registry`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// `hoist registry token create`
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Repositories the token may act on (`*` within a path component, `**` across);
+    /// repeatable.
+    #[arg(long = "repo", value_name = "PATTERN", required = true)]
+    pub repos: Vec<String>,
+    /// Also allow pushing.
+    #[arg(long)]
+    pub push: bool,
+    /// Also allow deleting.
+    #[arg(long)]
+    pub delete: bool,
+    /// A name to recognize it by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime, e.g. `90d` or `12h` [default: never expires].
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<humantime::Duration>,
+    #[command(flatten)]
+    pub root: TokenRootArgs,
+}
+
+/// `hoist registry token revoke`
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's ID (from `hoist registry token ls`).
+    pub id: String,
+    #[command(flatten)]
+    pub root: TokenRootArgs,
 }
 
 /// `hoist registry serve`
@@ -245,7 +300,7 @@ pub struct RegistryServeArgs {
     /// Registry storage directory (default: `<HOIST_HOME>/registry`).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Configuration file (TOML): repository policies, scheduled GC.
+    /// Configuration file (TOML: `[tls]`, `[auth]`, `[gc]`, `[[repository]]` policies).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
