@@ -14,6 +14,8 @@
 //! - **an htpasswd user** (`[auth] htpasswd = FILE`, bcrypt hashes, the file
 //!   Distribution reads) with the access the `[[auth.grant]]` entries give it.
 //!
+//! An authenticated principal may also do whatever anonymous callers may.
+//!
 //! When there are no registry tokens, no htpasswd file and anonymous pull is on, the
 //! registry is **open**: everyone may do everything, as before authentication existed.
 //! The token and htpasswd files are re-read when they change, so `token create` and
@@ -301,10 +303,10 @@ impl Permissions {
                         }
                     }
                 }
-                "registry" if s.name == "catalog" && catalog => {
-                    if s.actions.iter().any(|a| a == "*") {
-                        out.insert((s.kind.clone(), s.name.clone()), vec!["*".to_owned()]);
-                    }
+                "registry"
+                    if s.name == "catalog" && catalog && s.actions.iter().any(|a| a == "*") =>
+                {
+                    out.insert((s.kind.clone(), s.name.clone()), vec!["*".to_owned()]);
                 }
                 _ => {}
             }
@@ -999,20 +1001,31 @@ impl Inner {
         self.config.anonymous_pull && tokens.is_empty() && self.users.is_none()
     }
 
+    /// What anyone may do: pull everything with `anonymous_pull`, else nothing.
+    fn anonymous_grants(&self) -> Vec<Grant> {
+        match RepoPattern::new("**") {
+            Ok(all) if self.config.anonymous_pull => vec![Grant {
+                repo: all,
+                actions: vec![Action::Pull],
+            }],
+            _ => Vec::new(),
+        }
+    }
+
     fn anonymous(&self) -> Caller {
-        let grants = if self.config.anonymous_pull {
-            match RepoPattern::new("**") {
-                Ok(all) => vec![Grant {
-                    repo: all,
-                    actions: vec![Action::Pull],
-                }],
-                Err(_) => Vec::new(),
-            }
-        } else {
-            Vec::new()
-        };
         Caller {
             principal: Principal::Anonymous,
+            perms: Permissions::new(self.anonymous_grants()),
+            token_access: None,
+        }
+    }
+
+    /// An authenticated caller: its own grants plus what anyone may do.
+    fn authenticated(&self, principal: Principal, own: Permissions) -> Caller {
+        let mut grants = own.grants;
+        grants.extend(self.anonymous_grants());
+        Caller {
+            principal,
             perms: Permissions::new(grants),
             token_access: None,
         }
@@ -1063,11 +1076,9 @@ impl Inner {
             }
             Presented::Basic(user, password) => {
                 if let Some(t) = tokens.find(&password, now) {
-                    return Ok(Some(Caller {
-                        principal: Principal::Token(t.id.clone()),
-                        perms: t.permissions(),
-                        token_access: None,
-                    }));
+                    return Ok(Some(
+                        self.authenticated(Principal::Token(t.id.clone()), t.permissions()),
+                    ));
                 }
                 let Some(users) = &self.users else {
                     return Err(Failure::BadCredentials { bearer: false });
@@ -1082,11 +1093,8 @@ impl Inner {
                 if !ok {
                     return Err(Failure::BadCredentials { bearer: false });
                 }
-                Ok(Some(Caller {
-                    perms: self.user_permissions(&user),
-                    principal: Principal::User(user),
-                    token_access: None,
-                }))
+                let perms = self.user_permissions(&user);
+                Ok(Some(self.authenticated(Principal::User(user), perms)))
             }
         }
     }
@@ -1102,20 +1110,17 @@ impl Inner {
             return Ok(Some(self.anonymous()));
         }
         if let Some(id) = sub.strip_prefix("token:") {
-            return Ok(tokens.get(id, now).map(|t| Caller {
-                principal: Principal::Token(t.id.clone()),
-                perms: t.permissions(),
-                token_access: None,
-            }));
+            return Ok(tokens
+                .get(id, now)
+                .map(|t| self.authenticated(Principal::Token(t.id.clone()), t.permissions())));
         }
         if let (Some(user), Some(users)) = (sub.strip_prefix("user:"), &self.users) {
             let users = users.get().map_err(Failure::Internal)?;
             if users.contains(user) {
-                return Ok(Some(Caller {
-                    perms: self.user_permissions(user),
-                    principal: Principal::User(user.to_owned()),
-                    token_access: None,
-                }));
+                let perms = self.user_permissions(user);
+                return Ok(Some(
+                    self.authenticated(Principal::User(user.to_owned()), perms),
+                ));
             }
         }
         Ok(None)

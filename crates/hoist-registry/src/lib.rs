@@ -45,7 +45,6 @@
 //!   so the fsync before the `201` has little left to write.
 //! - A manifest is accepted only when everything it references (config and layers, or
 //!   an index's child manifests) is already in the repository.
-//!
 //! - Every request is authorized before its handler runs; a bearer token is checked
 //!   on each request against its signature, expiry, access claim and a principal that
 //!   still exists (revoking a registry token takes effect at once).
