@@ -43,13 +43,14 @@
 //! HTTP; everything else over HTTPS unless [`ClientOptions::insecure`] is set.
 
 pub mod auth;
+mod transfer;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoist_oci::blob::MAX_DOCUMENT_SIZE;
@@ -62,6 +63,18 @@ use ureq::http::{Response, StatusCode};
 use ureq::Body;
 
 pub use auth::Credentials;
+pub use transfer::{is_ecr_host, UploadKind, UploadMode};
+
+/// Credentials for a registry host from outside Docker's config (hoist-aws's ECR
+/// tokens): `Ok(None)` when the provider has nothing for that host.
+pub type CredentialProvider = Arc<
+    dyn Fn(
+            &str,
+        )
+            -> std::result::Result<Option<Credentials>, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
 
 /// Docker Hub's registry host, which `docker.io` names stand for.
 pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
@@ -121,6 +134,25 @@ pub enum ClientError {
         /// The realm URL.
         realm: String,
         /// What went wrong.
+        message: String,
+    },
+    /// A transfer cut short (a body that ended early, a chunk the registry did not
+    /// take in order); retried.
+    #[error("{registry}: {what}: {message}")]
+    Interrupted {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        what: String,
+        /// What happened.
+        message: String,
+    },
+    /// A [`CredentialProvider`] that failed.
+    #[error("{registry}: getting credentials: {message}")]
+    CredentialProvider {
+        /// The registry host.
+        registry: String,
+        /// The provider's error.
         message: String,
     },
     /// A Docker config file that cannot be used.
@@ -184,7 +216,7 @@ pub enum ClientError {
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// How a [`Client`] behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Docker's config directory to read credentials from (`config.json`); `None`
     /// reads none.
@@ -197,11 +229,48 @@ pub struct ClientOptions {
     pub parallel: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// How blobs are uploaded ([`ClientOptions::upload_kind`] decides per blob).
+    pub upload: UploadMode,
+    /// Bytes per `PATCH` of a chunked upload (raised to the registry's
+    /// `OCI-Chunk-Min-Length`).
+    pub chunk_size: u64,
+    /// Under [`UploadMode::Auto`], blobs smaller than this go monolithic.
+    pub chunk_threshold: u64,
+    /// Further attempts after a blob transfer fails with a connection error or a
+    /// 5xx (uploads continue their session, downloads their partial file).
+    pub retries: u32,
+    /// The pause before the first retry, doubled for each further one (at most 30 s).
+    pub backoff: Duration,
+    /// Asked for a registry's credentials before Docker's config (after
+    /// [`ClientOptions::credentials`]).
+    pub credential_provider: Option<CredentialProvider>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("docker_config", &self.docker_config)
+            .field("credentials", &self.credentials)
+            .field("insecure", &self.insecure)
+            .field("parallel", &self.parallel)
+            .field("user_agent", &self.user_agent)
+            .field("upload", &self.upload)
+            .field("chunk_size", &self.chunk_size)
+            .field("chunk_threshold", &self.chunk_threshold)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field(
+                "credential_provider",
+                &self.credential_provider.as_ref().map(|_| "<fn>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
     /// Credentials from `$DOCKER_CONFIG` (or `~/.docker`), HTTPS except on loopback,
-    /// four blobs at a time.
+    /// four blobs at a time, [`UploadMode::Auto`] with 8 MiB chunks for blobs of
+    /// 16 MiB and more, four retries starting after half a second.
     fn default() -> Self {
         ClientOptions {
             docker_config: auth::docker_config_dir(),
@@ -209,6 +278,12 @@ impl Default for ClientOptions {
             insecure: false,
             parallel: 4,
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
+            upload: UploadMode::Auto,
+            chunk_size: 8 << 20,
+            chunk_threshold: 16 << 20,
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            credential_provider: None,
         }
     }
 }
@@ -230,6 +305,25 @@ pub enum Event {
         digest: Digest,
         /// Its size.
         size: u64,
+    },
+    /// Bytes of a blob moved so far (at most every 100 ms per blob, and at the end).
+    /// A resumed transfer starts at the bytes already there; a restarted one at 0.
+    BlobProgress {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// Bytes the destination holds now.
+        transferred: u64,
+    },
+    /// A blob transfer failed and is tried again after a pause.
+    Retry {
+        /// The blob.
+        digest: Digest,
+        /// Which retry this is (1 for the first).
+        attempt: u32,
+        /// What failed.
+        error: String,
     },
     /// A manifest written to the registry (push) or the store (pull).
     Manifest {
@@ -270,8 +364,11 @@ pub struct PullReport {
     pub blobs_copied: usize,
     /// Blobs already in the store.
     pub blobs_skipped: usize,
-    /// Blob bytes downloaded (manifests not counted).
+    /// Blob bytes downloaded (manifests not counted), including those an earlier
+    /// pull left in partial files.
     pub bytes_copied: u64,
+    /// Of those, bytes that were already in partial files when this pull started.
+    pub bytes_resumed: u64,
     /// Wall time.
     pub duration: Duration,
 }
@@ -304,9 +401,19 @@ impl Client {
             domain.to_owned()
         };
         let plain = self.options.insecure || is_loopback(&host);
-        let credentials = match &self.options.credentials {
-            Some(c) => Some(c.clone()),
-            None => match &self.options.docker_config {
+        let provided = match (&self.options.credentials, &self.options.credential_provider) {
+            (None, Some(provider)) => {
+                provider(&host).map_err(|e| ClientError::CredentialProvider {
+                    registry: host.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            _ => None,
+        };
+        let credentials = match (&self.options.credentials, provided) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(c)) => Some(c),
+            (None, None) => match &self.options.docker_config {
                 Some(dir) => auth::lookup(dir, domain)?,
                 None => None,
             },
@@ -361,7 +468,7 @@ impl Client {
         let totals = Mutex::new(Totals::default());
         let s = &session;
         parallel(self.options.parallel, blobs, |desc| {
-            let skipped = s.push_blob(store, &desc)?;
+            let skipped = s.push_blob(store, &desc, progress)?;
             let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
             if skipped {
                 t.skipped += 1;
@@ -490,20 +597,21 @@ impl Client {
                 wanted_blobs.push(d.clone());
             }
         }
-        let copied = Mutex::new((0usize, 0u64));
+        let copied = Mutex::new((0usize, 0u64, 0u64));
         let s = &session;
         parallel(self.options.parallel, wanted_blobs, |desc| {
-            s.pull_blob(store, &desc)?;
+            let resumed = s.pull_blob(store, &desc, progress)?;
             let mut c = copied.lock().unwrap_or_else(|e| e.into_inner());
             c.0 += 1;
             c.1 += desc.size;
+            c.2 += resumed;
             progress(&Event::BlobCopied {
                 digest: desc.digest.clone(),
                 size: desc.size,
             });
             Ok(())
         })?;
-        let (n, b) = copied.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (n, b, resumed) = copied.into_inner().unwrap_or_else(|e| e.into_inner());
         totals.copied += n;
         totals.bytes_copied += b;
         // Children first, so nothing ever points at a missing manifest.
@@ -526,6 +634,7 @@ impl Client {
             blobs_copied: totals.copied,
             blobs_skipped: totals.skipped,
             bytes_copied: totals.bytes_copied,
+            bytes_resumed: resumed,
             duration: started.elapsed(),
         })
     }
@@ -867,69 +976,6 @@ impl Session<'_> {
         }
     }
 
-    /// Upload one blob unless the registry has it; returns whether it was skipped.
-    fn push_blob(&self, store: &Store, desc: &Descriptor) -> Result<bool> {
-        let digest = desc.digest.to_string();
-        let url = self.url(&format!("blobs/{digest}"));
-        let resp = self.send("HEAD", &url, "checking blob", &digest, &|auth| {
-            let mut r = self.agent().head(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        })?;
-        match resp.status().as_u16() {
-            200 => return Ok(true),
-            404 => {}
-            _ => return Err(self.refused("checking blob", &digest, resp)),
-        }
-        let url = self.url("blobs/uploads/");
-        let resp = self.send("POST", &url, "starting upload of blob", &digest, &|auth| {
-            let mut r = self.agent().post(&url).header("Content-Length", "0");
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send_empty()
-        })?;
-        if resp.status().as_u16() != 202 {
-            return Err(self.refused("starting upload of blob", &digest, resp));
-        }
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Registry {
-                registry: self.host.clone(),
-                what: "starting upload of blob",
-                reference: digest.clone(),
-                status: 202,
-                code: None,
-                message: "the response has no Location".to_owned(),
-            })?;
-        let mut put = absolute(&self.base, location);
-        put.push(if put.contains('?') { '&' } else { '?' });
-        put.push_str("digest=");
-        put.push_str(&digest);
-        let resp = self.send("PUT", &put, "uploading blob", &digest, &|auth| {
-            let file = store
-                .blobs()
-                .open_blob(&desc.digest, Some(desc.size))
-                .map_err(|e| ureq::Error::Io(io::Error::other(e.to_string())))?;
-            let mut r = self
-                .agent()
-                .put(&put)
-                .header("Content-Type", "application/octet-stream");
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(file)
-        })?;
-        if resp.status().as_u16() != 201 {
-            return Err(self.refused("uploading blob", &digest, resp));
-        }
-        Ok(false)
-    }
-
     fn put_manifest(
         &self,
         tag: &str,
@@ -1026,48 +1072,6 @@ impl Session<'_> {
             String::new()
         };
         Ok((bytes, media_type, digest))
-    }
-
-    /// Download one blob into the store, verifying size and digest.
-    fn pull_blob(&self, store: &Store, desc: &Descriptor) -> Result<()> {
-        let digest = desc.digest.to_string();
-        let url = self.url(&format!("blobs/{digest}"));
-        let mut resp = self.send("GET", &url, "pulling blob", &digest, &|auth| {
-            let mut r = self.agent().get(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        })?;
-        if resp.status().as_u16() != 200 {
-            return Err(self.refused("pulling blob", &digest, resp));
-        }
-        let mut w = store.blobs().writer_with(desc.digest.algorithm())?;
-        let mut reader = resp
-            .body_mut()
-            .with_config()
-            .limit(desc.size.saturating_add(1))
-            .reader()
-            .take(desc.size.saturating_add(1));
-        io::copy(&mut reader, &mut w).map_err(|e| ClientError::Http {
-            method: "GET",
-            url: url.clone(),
-            error: Box::new(ureq::Error::Io(e)),
-        })?;
-        if w.len() != desc.size {
-            return Err(ClientError::Mismatch {
-                registry: self.host.clone(),
-                what: format!("size of blob {digest}"),
-                expected: desc.size.to_string(),
-                actual: if w.len() > desc.size {
-                    format!("more than {}", desc.size)
-                } else {
-                    w.len().to_string()
-                },
-            });
-        }
-        w.commit(Some(&desc.digest))?;
-        Ok(())
     }
 }
 
