@@ -16,19 +16,44 @@
 //!
 //! Every blob the image reaches (configs and layers of each manifest, children of an
 //! index that are in the store) is checked with `HEAD /v2/<name>/blobs/<digest>`;
-//! present blobs are skipped, missing ones are uploaded monolithically
-//! (`POST /blobs/uploads/` then one `PUT <location>?digest=` streaming from the blob
-//! file with its `Content-Length`), which every registry, ECR included, accepts.
-//! Then the child manifests of an index are put by digest and the root manifest under
-//! the tag, always as the exact stored bytes, so the registry's digest is the store's.
+//! present blobs are skipped, missing ones are uploaded in the way
+//! [`ClientOptions::upload_kind`] picks from [`ClientOptions::upload`]:
+//!
+//! - monolithic: `POST /blobs/uploads/` then one `PUT <location>?digest=` streaming
+//!   the blob file with its `Content-Length`. What every registry accepts, and the
+//!   only way to ECR, which drops every chunk after the first; [`UploadMode::Auto`]
+//!   uses it for ECR hosts ([`is_ecr_host`]) and for blobs under
+//!   [`ClientOptions::chunk_threshold`];
+//! - chunked: `POST`, then one `PATCH` per chunk with `Content-Range: <start>-<end>`
+//!   (chunks of [`ClientOptions::chunk_size`], raised to the registry's
+//!   `OCI-Chunk-Min-Length`), then an empty `PUT ?digest=`. When a chunk fails, the
+//!   next attempt asks the upload where it stands (`GET <location>`, `Range: 0-<end>`)
+//!   and continues from there; a session the registry lost or refuses starts over.
+//!
+//! A blob transfer that fails with a connection error, a cut body or a 5xx is tried
+//! again [`ClientOptions::retries`] times with doubling pauses
+//! ([`ClientOptions::backoff`]); a retry first checks whether the blob arrived after
+//! all. Then the child manifests of an index are put by digest and the root manifest
+//! under the tag, always as the exact stored bytes, so the registry's digest is the
+//! store's.
 //!
 //! # Pull ([`Client::pull`])
 //!
 //! The manifest is fetched with every OCI and Docker v2 media type accepted; for an
 //! index the entry for [`Platform::host`] is fetched too. Missing blobs stream into
-//! [`hoist_oci::BlobWriter`]s, which verify size and digest before anything becomes
-//! visible; the image is recorded (under the pulled name) only once everything is in,
-//! all within one [`Store::write_session`], so a killed pull records nothing.
+//! the store's partial file for their digest ([`hoist_oci::PartialBlob`],
+//! `tmp/partial-<alg>-<hex>`), which survives a failure: the next attempt, in this pull
+//! or a later one, asks for the rest with `Range: bytes=<n>-` and appends it (a server
+//! that answers 200 instead of 206 is downloaded whole again). The digest of the whole
+//! content is checked before it is renamed into the store. The image is recorded
+//! (under the pulled name) only once everything is in, all within one
+//! [`Store::write_session`], so a killed pull records nothing.
+//!
+//! # Progress
+//!
+//! `push` and `pull` report [`Event`]s from the transfer threads: a blob skipped or
+//! copied, a manifest written, a retry, and [`Event::BlobProgress`] with the bytes of
+//! a blob moved so far (at most every 100 ms per blob). The binary draws them.
 //!
 //! # Auth
 //!
@@ -36,7 +61,9 @@
 //! is answered with the registry's credentials; a `Bearer` challenge (Docker's token
 //! flow) with a token fetched from the challenge's realm for the repository's
 //! `pull` (or `pull,push`) scope, using the credentials as Basic auth when there are
-//! any. Credentials come from [`ClientOptions::credentials`] or from Docker's
+//! any. Credentials come from [`ClientOptions::credentials`], else from
+//! [`ClientOptions::credential_provider`] (a hook the binary uses for ECR tokens from
+//! hoist-aws, so this crate does not depend on the AWS SDK), else from Docker's
 //! `config.json` ([`auth::lookup`]: `credHelpers`, `auths`, `credsStore`).
 //!
 //! Registries on loopback (`localhost`, 127.0.0.0/8, `::1`) are spoken to in plain
