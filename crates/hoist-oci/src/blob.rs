@@ -8,7 +8,10 @@
 //! - concurrent writers of one blob are safe: each writes its own temp file, and the
 //!   rename of identical content over identical content changes nothing for readers;
 //! - reads check the size (cheap) always, and the digest where the caller asks for it
-//!   (manifests and configs, which are small and are parsed).
+//!   (manifests and configs, which are small and are parsed);
+//! - a resumable download ([`PartialBlob`], `tmp/partial-<algorithm>-<hex>`) is a temp
+//!   file that outlives its process, locked by its one writer and verified against its
+//!   digest before it is renamed into place, exactly like a [`BlobWriter`]'s.
 //!
 //! The store knows nothing of images or names; see [`crate::store`] for that.
 
@@ -344,6 +347,147 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>)
     sync_dir(dir)
 }
 
+/// A download that survives its process: the bytes of one blob received so far, kept
+/// in `tmp/partial-<algorithm>-<hex>` so a later attempt can continue where this one
+/// stopped (the registry client asks for the rest with `Range`).
+///
+/// The file is locked (`flock`) while a `PartialBlob` holds it, so two processes never
+/// append to one file; what is already there is hashed when it is opened, so
+/// [`PartialBlob::commit`] verifies the whole content without reading it again. Like
+/// any temp file it is removed by GC ([`crate::Store::gc`]).
+pub struct PartialBlob {
+    store: BlobStore,
+    digest: Digest,
+    path: PathBuf,
+    out: BufWriter<File>,
+    digester: Digester,
+}
+
+impl BlobStore {
+    /// Where a resumable download of `digest` keeps its bytes so far.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.tmp.join(format!(
+            "partial-{}-{}",
+            digest.algorithm().as_str(),
+            digest.hex()
+        ))
+    }
+
+    /// Open (creating it if needed) the partial download of `digest`, hashing what it
+    /// already holds. `None` when another process is writing it.
+    pub fn partial(&self, digest: &Digest) -> Result<Option<PartialBlob>> {
+        let path = self.partial_path(digest);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+        }
+        // The holder before us may have committed (renamed) the file between our open
+        // and our lock: then the path names another file, or none.
+        let ours = file.metadata().map_err(io_err(&path))?;
+        match fs::metadata(&path) {
+            Ok(m)
+                if std::os::unix::fs::MetadataExt::ino(&m)
+                    == std::os::unix::fs::MetadataExt::ino(&ours) => {}
+            _ => return Ok(None),
+        }
+        let mut digester = Digester::new(digest.algorithm());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(io_err(&path))?;
+            if n == 0 {
+                break;
+            }
+            digester.update(&buf[..n]);
+        }
+        Ok(Some(PartialBlob {
+            store: self.clone(),
+            digest: digest.clone(),
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            digester,
+        }))
+    }
+}
+
+impl PartialBlob {
+    /// Bytes held so far.
+    pub fn len(&self) -> u64 {
+        self.digester.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.digester.is_empty()
+    }
+
+    /// The file the bytes are kept in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Drop what is held and start again from byte 0.
+    pub fn restart(&mut self) -> Result<()> {
+        self.out.flush().map_err(io_err(&self.path))?;
+        self.out.get_ref().set_len(0).map_err(io_err(&self.path))?;
+        self.digester = Digester::new(self.digest.algorithm());
+        Ok(())
+    }
+
+    /// Verify the content against the digest, fsync it and move it into the store.
+    /// On a mismatch the partial file is deleted (its bytes are wrong, so a later
+    /// attempt must start over) and nothing is stored.
+    pub fn commit(self) -> Result<u64> {
+        let PartialBlob {
+            store,
+            digest,
+            path,
+            out,
+            digester,
+        } = self;
+        let size = digester.len();
+        let actual = digester.finish();
+        if actual != digest {
+            drop(out);
+            let _ = fs::remove_file(&path);
+            return Err(BlobError::DigestMismatch {
+                expected: digest,
+                actual,
+            });
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| io_err(&path)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&path))?;
+        let dest = store.path(&digest);
+        // Renamed while still locked, so no other process opens it as a partial.
+        fs::rename(&path, &dest).map_err(io_err(&dest))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        drop(file);
+        Ok(size)
+    }
+}
+
+impl Write for PartialBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.digester.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// fsync a directory so a rename into it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -435,5 +579,44 @@ mod tests {
         let err = store.adopt_verified(&src, &other).unwrap_err();
         assert!(err.to_string().contains("upload"), "{err}");
         assert!(!store.contains(&other));
+    }
+
+    #[test]
+    fn partial_blobs_resume_and_verify_before_entering_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let content = b"hello, resumable world".to_vec();
+        let digest = Digest::sha256_of(&content);
+        let mut p = store.partial(&digest).unwrap().unwrap();
+        // A second holder (another process, or thread) is turned away.
+        assert!(store.partial(&digest).unwrap().is_none());
+        p.write_all(&content[..7]).unwrap();
+        drop(p);
+        assert_eq!(
+            fs::read(store.partial_path(&digest)).unwrap(),
+            &content[..7]
+        );
+        // Reopened: it knows what it has, and the rest completes the digest.
+        let mut p = store.partial(&digest).unwrap().unwrap();
+        assert_eq!(p.len(), 7);
+        p.write_all(&content[7..]).unwrap();
+        assert_eq!(p.commit().unwrap(), content.len() as u64);
+        assert_eq!(store.read(&digest).unwrap(), content);
+        assert!(!store.partial_path(&digest).exists());
+        // Wrong bytes: nothing stored, and the partial is gone.
+        let other = Digest::sha256_of(b"other");
+        let mut p = store.partial(&other).unwrap().unwrap();
+        p.write_all(b"othe!").unwrap();
+        assert!(matches!(p.commit(), Err(BlobError::DigestMismatch { .. })));
+        assert!(!store.contains(&other));
+        assert!(!store.partial_path(&other).exists());
+        // restart() empties it.
+        let mut p = store.partial(&other).unwrap().unwrap();
+        p.write_all(b"junk").unwrap();
+        p.restart().unwrap();
+        assert!(p.is_empty());
+        p.write_all(b"other").unwrap();
+        p.commit().unwrap();
+        assert_eq!(store.read(&other).unwrap(), b"other");
     }
 }

@@ -30,7 +30,7 @@ pub mod reference;
 pub mod store;
 pub mod transfer;
 
-pub use blob::{write_atomic, BlobError, BlobStore, BlobWriter};
+pub use blob::{write_atomic, BlobError, BlobStore, BlobWriter, PartialBlob};
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, DigestError, DigestReader, DigestWriter, Digester};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestError, Platform};

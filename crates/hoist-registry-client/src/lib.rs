@@ -16,19 +16,44 @@
 //!
 //! Every blob the image reaches (configs and layers of each manifest, children of an
 //! index that are in the store) is checked with `HEAD /v2/<name>/blobs/<digest>`;
-//! present blobs are skipped, missing ones are uploaded monolithically
-//! (`POST /blobs/uploads/` then one `PUT <location>?digest=` streaming from the blob
-//! file with its `Content-Length`), which every registry, ECR included, accepts.
-//! Then the child manifests of an index are put by digest and the root manifest under
-//! the tag, always as the exact stored bytes, so the registry's digest is the store's.
+//! present blobs are skipped, missing ones are uploaded in the way
+//! [`ClientOptions::upload_kind`] picks from [`ClientOptions::upload`]:
+//!
+//! - monolithic: `POST /blobs/uploads/` then one `PUT <location>?digest=` streaming
+//!   the blob file with its `Content-Length`. What every registry accepts, and the
+//!   only way to ECR, which drops every chunk after the first; [`UploadMode::Auto`]
+//!   uses it for ECR hosts ([`is_ecr_host`]) and for blobs under
+//!   [`ClientOptions::chunk_threshold`];
+//! - chunked: `POST`, then one `PATCH` per chunk with `Content-Range: <start>-<end>`
+//!   (chunks of [`ClientOptions::chunk_size`], raised to the registry's
+//!   `OCI-Chunk-Min-Length`), then an empty `PUT ?digest=`. When a chunk fails, the
+//!   next attempt asks the upload where it stands (`GET <location>`, `Range: 0-<end>`)
+//!   and continues from there; a session the registry lost or refuses starts over.
+//!
+//! A blob transfer that fails with a connection error, a cut body or a 5xx is tried
+//! again [`ClientOptions::retries`] times with doubling pauses
+//! ([`ClientOptions::backoff`]); a retry first checks whether the blob arrived after
+//! all. Then the child manifests of an index are put by digest and the root manifest
+//! under the tag, always as the exact stored bytes, so the registry's digest is the
+//! store's.
 //!
 //! # Pull ([`Client::pull`])
 //!
 //! The manifest is fetched with every OCI and Docker v2 media type accepted; for an
 //! index the entry for [`Platform::host`] is fetched too. Missing blobs stream into
-//! [`hoist_oci::BlobWriter`]s, which verify size and digest before anything becomes
-//! visible; the image is recorded (under the pulled name) only once everything is in,
-//! all within one [`Store::write_session`], so a killed pull records nothing.
+//! the store's partial file for their digest ([`hoist_oci::PartialBlob`],
+//! `tmp/partial-<alg>-<hex>`), which survives a failure: the next attempt, in this pull
+//! or a later one, asks for the rest with `Range: bytes=<n>-` and appends it (a server
+//! that answers 200 instead of 206 is downloaded whole again). The digest of the whole
+//! content is checked before it is renamed into the store. The image is recorded
+//! (under the pulled name) only once everything is in, all within one
+//! [`Store::write_session`], so a killed pull records nothing.
+//!
+//! # Progress
+//!
+//! `push` and `pull` report [`Event`]s from the transfer threads: a blob skipped or
+//! copied, a manifest written, a retry, and [`Event::BlobProgress`] with the bytes of
+//! a blob moved so far (at most every 100 ms per blob). The binary draws them.
 //!
 //! # Auth
 //!
@@ -36,20 +61,23 @@
 //! is answered with the registry's credentials; a `Bearer` challenge (Docker's token
 //! flow) with a token fetched from the challenge's realm for the repository's
 //! `pull` (or `pull,push`) scope, using the credentials as Basic auth when there are
-//! any. Credentials come from [`ClientOptions::credentials`] or from Docker's
+//! any. Credentials come from [`ClientOptions::credentials`], else from
+//! [`ClientOptions::credential_provider`] (a hook the binary uses for ECR tokens from
+//! hoist-aws, so this crate does not depend on the AWS SDK), else from Docker's
 //! `config.json` ([`auth::lookup`]: `credHelpers`, `auths`, `credsStore`).
 //!
 //! Registries on loopback (`localhost`, 127.0.0.0/8, `::1`) are spoken to in plain
 //! HTTP; everything else over HTTPS unless [`ClientOptions::insecure`] is set.
 
 pub mod auth;
+mod transfer;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoist_oci::blob::MAX_DOCUMENT_SIZE;
@@ -62,6 +90,18 @@ use ureq::http::{Response, StatusCode};
 use ureq::Body;
 
 pub use auth::Credentials;
+pub use transfer::{is_ecr_host, UploadKind, UploadMode};
+
+/// Credentials for a registry host from outside Docker's config (hoist-aws's ECR
+/// tokens): `Ok(None)` when the provider has nothing for that host.
+pub type CredentialProvider = Arc<
+    dyn Fn(
+            &str,
+        )
+            -> std::result::Result<Option<Credentials>, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
 
 /// Docker Hub's registry host, which `docker.io` names stand for.
 pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
@@ -121,6 +161,25 @@ pub enum ClientError {
         /// The realm URL.
         realm: String,
         /// What went wrong.
+        message: String,
+    },
+    /// A transfer cut short (a body that ended early, a chunk the registry did not
+    /// take in order); retried.
+    #[error("{registry}: {what}: {message}")]
+    Interrupted {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        what: String,
+        /// What happened.
+        message: String,
+    },
+    /// A [`CredentialProvider`] that failed.
+    #[error("{registry}: getting credentials: {message}")]
+    CredentialProvider {
+        /// The registry host.
+        registry: String,
+        /// The provider's error.
         message: String,
     },
     /// A Docker config file that cannot be used.
@@ -184,7 +243,7 @@ pub enum ClientError {
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// How a [`Client`] behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Docker's config directory to read credentials from (`config.json`); `None`
     /// reads none.
@@ -197,11 +256,48 @@ pub struct ClientOptions {
     pub parallel: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// How blobs are uploaded ([`ClientOptions::upload_kind`] decides per blob).
+    pub upload: UploadMode,
+    /// Bytes per `PATCH` of a chunked upload (raised to the registry's
+    /// `OCI-Chunk-Min-Length`).
+    pub chunk_size: u64,
+    /// Under [`UploadMode::Auto`], blobs smaller than this go monolithic.
+    pub chunk_threshold: u64,
+    /// Further attempts after a blob transfer fails with a connection error or a
+    /// 5xx (uploads continue their session, downloads their partial file).
+    pub retries: u32,
+    /// The pause before the first retry, doubled for each further one (at most 30 s).
+    pub backoff: Duration,
+    /// Asked for a registry's credentials before Docker's config (after
+    /// [`ClientOptions::credentials`]).
+    pub credential_provider: Option<CredentialProvider>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("docker_config", &self.docker_config)
+            .field("credentials", &self.credentials)
+            .field("insecure", &self.insecure)
+            .field("parallel", &self.parallel)
+            .field("user_agent", &self.user_agent)
+            .field("upload", &self.upload)
+            .field("chunk_size", &self.chunk_size)
+            .field("chunk_threshold", &self.chunk_threshold)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field(
+                "credential_provider",
+                &self.credential_provider.as_ref().map(|_| "<fn>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
     /// Credentials from `$DOCKER_CONFIG` (or `~/.docker`), HTTPS except on loopback,
-    /// four blobs at a time.
+    /// four blobs at a time, [`UploadMode::Auto`] with 8 MiB chunks for blobs of
+    /// 16 MiB and more, four retries starting after half a second.
     fn default() -> Self {
         ClientOptions {
             docker_config: auth::docker_config_dir(),
@@ -209,6 +305,12 @@ impl Default for ClientOptions {
             insecure: false,
             parallel: 4,
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
+            upload: UploadMode::Auto,
+            chunk_size: 8 << 20,
+            chunk_threshold: 16 << 20,
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            credential_provider: None,
         }
     }
 }
@@ -230,6 +332,25 @@ pub enum Event {
         digest: Digest,
         /// Its size.
         size: u64,
+    },
+    /// Bytes of a blob moved so far (at most every 100 ms per blob, and at the end).
+    /// A resumed transfer starts at the bytes already there; a restarted one at 0.
+    BlobProgress {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// Bytes the destination holds now.
+        transferred: u64,
+    },
+    /// A blob transfer failed and is tried again after a pause.
+    Retry {
+        /// The blob.
+        digest: Digest,
+        /// Which retry this is (1 for the first).
+        attempt: u32,
+        /// What failed.
+        error: String,
     },
     /// A manifest written to the registry (push) or the store (pull).
     Manifest {
@@ -270,8 +391,11 @@ pub struct PullReport {
     pub blobs_copied: usize,
     /// Blobs already in the store.
     pub blobs_skipped: usize,
-    /// Blob bytes downloaded (manifests not counted).
+    /// Blob bytes downloaded (manifests not counted), including those an earlier
+    /// pull left in partial files.
     pub bytes_copied: u64,
+    /// Of those, bytes that were already in partial files when this pull started.
+    pub bytes_resumed: u64,
     /// Wall time.
     pub duration: Duration,
 }
@@ -304,9 +428,19 @@ impl Client {
             domain.to_owned()
         };
         let plain = self.options.insecure || is_loopback(&host);
-        let credentials = match &self.options.credentials {
-            Some(c) => Some(c.clone()),
-            None => match &self.options.docker_config {
+        let provided = match (&self.options.credentials, &self.options.credential_provider) {
+            (None, Some(provider)) => {
+                provider(&host).map_err(|e| ClientError::CredentialProvider {
+                    registry: host.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            _ => None,
+        };
+        let credentials = match (&self.options.credentials, provided) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(c)) => Some(c),
+            (None, None) => match &self.options.docker_config {
                 Some(dir) => auth::lookup(dir, domain)?,
                 None => None,
             },
@@ -361,7 +495,7 @@ impl Client {
         let totals = Mutex::new(Totals::default());
         let s = &session;
         parallel(self.options.parallel, blobs, |desc| {
-            let skipped = s.push_blob(store, &desc)?;
+            let skipped = s.push_blob(store, &desc, progress)?;
             let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
             if skipped {
                 t.skipped += 1;
@@ -490,20 +624,21 @@ impl Client {
                 wanted_blobs.push(d.clone());
             }
         }
-        let copied = Mutex::new((0usize, 0u64));
+        let copied = Mutex::new((0usize, 0u64, 0u64));
         let s = &session;
         parallel(self.options.parallel, wanted_blobs, |desc| {
-            s.pull_blob(store, &desc)?;
+            let resumed = s.pull_blob(store, &desc, progress)?;
             let mut c = copied.lock().unwrap_or_else(|e| e.into_inner());
             c.0 += 1;
             c.1 += desc.size;
+            c.2 += resumed;
             progress(&Event::BlobCopied {
                 digest: desc.digest.clone(),
                 size: desc.size,
             });
             Ok(())
         })?;
-        let (n, b) = copied.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (n, b, resumed) = copied.into_inner().unwrap_or_else(|e| e.into_inner());
         totals.copied += n;
         totals.bytes_copied += b;
         // Children first, so nothing ever points at a missing manifest.
@@ -526,6 +661,7 @@ impl Client {
             blobs_copied: totals.copied,
             blobs_skipped: totals.skipped,
             bytes_copied: totals.bytes_copied,
+            bytes_resumed: resumed,
             duration: started.elapsed(),
         })
     }
@@ -867,69 +1003,6 @@ impl Session<'_> {
         }
     }
 
-    /// Upload one blob unless the registry has it; returns whether it was skipped.
-    fn push_blob(&self, store: &Store, desc: &Descriptor) -> Result<bool> {
-        let digest = desc.digest.to_string();
-        let url = self.url(&format!("blobs/{digest}"));
-        let resp = self.send("HEAD", &url, "checking blob", &digest, &|auth| {
-            let mut r = self.agent().head(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        })?;
-        match resp.status().as_u16() {
-            200 => return Ok(true),
-            404 => {}
-            _ => return Err(self.refused("checking blob", &digest, resp)),
-        }
-        let url = self.url("blobs/uploads/");
-        let resp = self.send("POST", &url, "starting upload of blob", &digest, &|auth| {
-            let mut r = self.agent().post(&url).header("Content-Length", "0");
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send_empty()
-        })?;
-        if resp.status().as_u16() != 202 {
-            return Err(self.refused("starting upload of blob", &digest, resp));
-        }
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Registry {
-                registry: self.host.clone(),
-                what: "starting upload of blob",
-                reference: digest.clone(),
-                status: 202,
-                code: None,
-                message: "the response has no Location".to_owned(),
-            })?;
-        let mut put = absolute(&self.base, location);
-        put.push(if put.contains('?') { '&' } else { '?' });
-        put.push_str("digest=");
-        put.push_str(&digest);
-        let resp = self.send("PUT", &put, "uploading blob", &digest, &|auth| {
-            let file = store
-                .blobs()
-                .open_blob(&desc.digest, Some(desc.size))
-                .map_err(|e| ureq::Error::Io(io::Error::other(e.to_string())))?;
-            let mut r = self
-                .agent()
-                .put(&put)
-                .header("Content-Type", "application/octet-stream");
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(file)
-        })?;
-        if resp.status().as_u16() != 201 {
-            return Err(self.refused("uploading blob", &digest, resp));
-        }
-        Ok(false)
-    }
-
     fn put_manifest(
         &self,
         tag: &str,
@@ -1026,48 +1099,6 @@ impl Session<'_> {
             String::new()
         };
         Ok((bytes, media_type, digest))
-    }
-
-    /// Download one blob into the store, verifying size and digest.
-    fn pull_blob(&self, store: &Store, desc: &Descriptor) -> Result<()> {
-        let digest = desc.digest.to_string();
-        let url = self.url(&format!("blobs/{digest}"));
-        let mut resp = self.send("GET", &url, "pulling blob", &digest, &|auth| {
-            let mut r = self.agent().get(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        })?;
-        if resp.status().as_u16() != 200 {
-            return Err(self.refused("pulling blob", &digest, resp));
-        }
-        let mut w = store.blobs().writer_with(desc.digest.algorithm())?;
-        let mut reader = resp
-            .body_mut()
-            .with_config()
-            .limit(desc.size.saturating_add(1))
-            .reader()
-            .take(desc.size.saturating_add(1));
-        io::copy(&mut reader, &mut w).map_err(|e| ClientError::Http {
-            method: "GET",
-            url: url.clone(),
-            error: Box::new(ureq::Error::Io(e)),
-        })?;
-        if w.len() != desc.size {
-            return Err(ClientError::Mismatch {
-                registry: self.host.clone(),
-                what: format!("size of blob {digest}"),
-                expected: desc.size.to_string(),
-                actual: if w.len() > desc.size {
-                    format!("more than {}", desc.size)
-                } else {
-                    w.len().to_string()
-                },
-            });
-        }
-        w.commit(Some(&desc.digest))?;
-        Ok(())
     }
 }
 

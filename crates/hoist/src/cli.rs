@@ -46,6 +46,13 @@ pub enum Command {
     Push(PushArgs),
     /// Pull an image from a registry into the store.
     Pull(PullArgs),
+    /// Add a name to an image (the same as `hoist image tag`).
+    Tag {
+        /// The image.
+        source: String,
+        /// The new name.
+        target: String,
+    },
     /// Run hoist's embedded OCI registry.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -330,6 +337,27 @@ pub struct PushArgs {
     /// Plain HTTP even for a registry that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
+    /// How blobs are uploaded: `auto` is monolithic for ECR and small blobs and
+    /// chunked (resumable) for large blobs elsewhere.
+    #[arg(long, value_enum, default_value_t = UploadArg::Auto)]
+    pub upload: UploadArg,
+    /// Bytes per chunk of a chunked upload.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub chunk_size: u64,
+    /// Retries of a blob transfer after a connection error or a 5xx.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+}
+
+/// Blob upload modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UploadArg {
+    /// Monolithic for ECR hosts and blobs under 16 MiB, chunked otherwise.
+    Auto,
+    /// One PUT per blob.
+    Monolithic,
+    /// PATCH chunks, resumed after a failure.
+    Chunked,
 }
 
 /// `hoist pull`
@@ -340,4 +368,8 @@ pub struct PullArgs {
     /// Plain HTTP even for a registry that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
+    /// Retries of a blob download after a connection error or a 5xx (each continues
+    /// where the last stopped; so does a later `hoist pull`).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
 }

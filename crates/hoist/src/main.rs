@@ -54,6 +54,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prune => commands::build::prune(&settings),
         Command::Push(args) => commands::remote::push(&settings, args),
         Command::Pull(args) => commands::remote::pull(&settings, args),
+        Command::Tag { source, target } => {
+            commands::image::run(&settings, cli::ImageCommand::Tag { source, target })
+        }
         Command::Registry(cmd) => commands::registry::run(&settings, cmd),
     }
 }
