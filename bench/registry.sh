@@ -215,8 +215,8 @@ sk() { skopeo --insecure-policy copy --quiet "$@"; }
 
 # A light client, so the server's own speed shows: Python's http.client on one
 # keep-alive connection with 1 MiB buffers and no hashing. push: for every blob of the
-# layout a POST and one streaming PUT ?digest= of the file, then the manifest; pull: a
-# GET of every blob into a file.
+# layout a POST and one streaming PUT ?digest= of the file, then the manifest; pull: the
+# manifest, then a GET of its config and every layer into a file.
 light() { # push|pull layout host:port name [out-dir]
   python3 - "$@" <<'PY'
 import http.client, json, os, sys
@@ -252,7 +252,12 @@ else:
     out = sys.argv[5]
     os.makedirs(out)
     buf = bytearray(1 << 20)
-    for hexd in sorted(os.listdir(blobs)):
+    r = call("GET", f"/v2/{name}/manifests/1", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    m = json.loads(r.read())
+    assert r.status == 200, r.status
+    for desc in [m["config"]] + m["layers"]:
+        hexd = desc["digest"][7:]
         r = call("GET", f"/v2/{name}/blobs/sha256:{hexd}")
         assert r.status == 200, r.status
         with open(os.path.join(out, hexd), "wb") as f:

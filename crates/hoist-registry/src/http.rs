@@ -4,10 +4,10 @@
 //! and out in chunks and never held whole in memory.
 
 use std::collections::HashMap;
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,9 +15,6 @@ use axum::Router;
 use futures_util::StreamExt;
 use hoist_oci::media_type as mt;
 use hoist_oci::{BlobError, Digest};
-use std::io::{Read, Seek};
-
-use axum::body::Bytes;
 
 use crate::auth::{Action, Auth, Caller, Need};
 use crate::policy::PushedManifest;
@@ -616,7 +613,22 @@ async fn get_blob(
     with_body: bool,
 ) -> ApiResult {
     let (r2, n2, d2) = (reg.clone(), name.clone(), digest.clone());
-    let Some(size) = blocking(move || r2.blob_size(&n2, &d2)).await? else {
+    // One trip to a blocking thread: the link, the size and (for GET) the open file.
+    let found = blocking(move || {
+        let Some(size) = r2.blob_size(&n2, &d2)? else {
+            return Ok(None);
+        };
+        if !with_body {
+            return Ok(Some((size, None)));
+        }
+        match r2.blobs().open_blob(&d2, None) {
+            Ok(file) => Ok(Some((size, Some(file)))),
+            Err(BlobError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    let Some((size, file)) = found else {
         return Err(blob_unknown(&digest));
     };
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -640,14 +652,9 @@ async fn get_blob(
         Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
         None => (StatusCode::OK, 0, size),
     };
-    let body = if with_body {
-        let path = reg.blobs().path(&digest);
-        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-        file_body(file, start, len)
-    } else {
-        Body::empty()
+    let body = match file {
+        Some(file) => file_body(file, start, len),
+        None => Body::empty(),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
