@@ -276,8 +276,15 @@ async fn netns_target_is_reached_inside_its_namespace() {
         .spawn()
         .expect("unshare");
     let child = ChildGuard(child);
+    let ns_path = std::path::PathBuf::from(format!("/proc/{}/ns/net", child.0.id()));
+    // Until unshare(2) has run, the child is still in our namespace.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    wait_for("the child to unshare its network namespace", || {
+        std::fs::read_link(&ns_path).is_ok_and(|theirs| theirs != ours)
+    })
+    .await;
     let ns = Endpoint::Netns {
-        path: format!("/proc/{}/ns/net", child.0.id()).into(),
+        path: ns_path,
         port,
     };
 
