@@ -3,8 +3,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,6 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::balance::{host_matches, normalize_host, path_matches, SmoothWrr};
@@ -23,15 +26,13 @@ use crate::target::{Body, ConnectError, InflightGuard, TargetRuntime};
 const MAX_CONNECT_ATTEMPTS: usize = 3;
 
 pub(crate) struct GroupRuntime {
-    pub(crate) name: String,
     pub(crate) targets: Vec<Arc<TargetRuntime>>,
     rr: AtomicUsize,
 }
 
 impl GroupRuntime {
-    pub(crate) fn new(name: String, targets: Vec<Arc<TargetRuntime>>) -> Self {
+    pub(crate) fn new(targets: Vec<Arc<TargetRuntime>>) -> Self {
         GroupRuntime {
-            name,
             targets,
             rr: AtomicUsize::new(0),
         }
@@ -243,26 +244,20 @@ pub(crate) async fn handle(
         let status = resp.status().as_u16();
         let counters = group.map_or(&rule.no_group_counters, |g| &rule.counters[g]);
         counters.record(status);
-        let labels = vec![
-            ("service", rule.service.clone()),
-            (
-                "target_group",
-                group
-                    .map(|g| rule.groups[g].name.clone())
-                    .unwrap_or_default(),
-            ),
-            (
-                "target",
-                target.map(|t| t.label.clone()).unwrap_or_default(),
-            ),
-        ];
-        metrics
-            .latency
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        let mut labels = labels;
-        labels.push(("code", status_class(status).to_owned()));
-        metrics.requests.get_or_create(&labels).inc();
+        let seconds = started.elapsed().as_secs_f64();
+        match target {
+            Some(t) => t.series(&rule.service).record(status, seconds),
+            None => {
+                let mut labels = vec![
+                    ("service", rule.service.clone()),
+                    ("target_group", String::new()),
+                    ("target", String::new()),
+                ];
+                metrics.latency.get_or_create(&labels).observe(seconds);
+                labels.push(("code", status_class(status).to_owned()));
+                metrics.requests.get_or_create(&labels).inc();
+            }
+        }
         Ok(resp)
     };
 
@@ -278,6 +273,10 @@ pub(crate) async fn handle(
             None
         } else {
             target.checkout()
+        };
+        let pooled = match pooled {
+            Some(mut s) => s.ready().await.is_ok().then_some(s),
+            None => None,
         };
         let mut sender = match pooled {
             Some(s) => s,
@@ -316,10 +315,8 @@ pub(crate) async fn handle(
             },
             Ok(Ok(resp)) => resp,
         };
-        if upgrade.is_none() {
-            target.checkin_when_ready(sender);
-        }
-        let resp = forward_response(resp, client_upgrade, guard, &target);
+        let pool_return = upgrade.is_none().then_some(sender);
+        let resp = forward_response(resp, client_upgrade, guard, pool_return, &target);
         return finish(resp, Some(gi), Some(&target));
     }
     let resp = match last_error {
@@ -340,6 +337,7 @@ fn forward_response(
     mut resp: Response<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     guard: InflightGuard,
+    sender: Option<SendRequest<Body>>,
     target: &Arc<TargetRuntime>,
 ) -> Response<Body> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -370,10 +368,69 @@ fn forward_response(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, None);
-    // The guard lives as long as the body, so draining waits for the whole response.
-    let body = body.map_frame(move |frame| {
-        let _ = &guard;
-        frame
-    });
+    let body = ResponseBody {
+        inner: body,
+        guard: Some(guard),
+        pool: sender.map(|s| (s, target.clone())),
+    };
     Response::from_parts(parts, body.boxed())
+}
+
+/// A target's response body on its way to the client. While it lives the request
+/// counts as in flight (draining waits for it); when it ends, its connection goes back
+/// to the pool at once, so the next request finds it.
+struct ResponseBody {
+    inner: Incoming,
+    guard: Option<InflightGuard>,
+    pool: Option<(SendRequest<Body>, Arc<TargetRuntime>)>,
+}
+
+impl ResponseBody {
+    fn ended(&mut self) {
+        if let Some((sender, target)) = self.pool.take() {
+            target.checkin(sender);
+        }
+        self.guard = None;
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // hyper does not poll a body that says it is empty (204, HEAD, length 0).
+        if hyper::body::Body::is_end_stream(&self.inner) {
+            self.ended();
+        }
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.ended(),
+            Poll::Ready(Some(Err(_))) => {
+                // The connection is broken; never pool it.
+                this.pool = None;
+                this.guard = None;
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -401,10 +401,7 @@ impl Proxy {
                 members.push(t.clone());
                 targets.insert(key, t);
             }
-            groups.insert(
-                g.name.clone(),
-                Arc::new(GroupRuntime::new(g.name.clone(), members)),
-            );
+            groups.insert(g.name.clone(), Arc::new(GroupRuntime::new(members)));
         }
 
         // Nothing can fail from here on.

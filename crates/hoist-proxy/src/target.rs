@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, HealthCheck};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::metrics::{Labels, Metrics};
 use crate::netns::NetnsDialer;
 use crate::HealthState;
@@ -87,7 +90,24 @@ pub(crate) struct TargetRuntime {
     pub(crate) drain_generation: AtomicU64,
     pub(crate) drain_state: Mutex<Option<DrainState>>,
     metrics: Arc<Metrics>,
+    series: Mutex<Vec<(String, Arc<Series>)>>,
 }
+
+/// The metric handles of one (service, target), cached so the request path does not
+/// build label sets.
+pub(crate) struct Series {
+    pub(crate) latency: Histogram,
+    requests: [Counter; 5],
+}
+
+impl Series {
+    pub(crate) fn record(&self, status: u16, seconds: f64) {
+        self.latency.observe(seconds);
+        self.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Counts a request or tunnel as in flight on a target while alive.
 pub(crate) struct InflightGuard(Arc<TargetRuntime>);
@@ -133,9 +153,47 @@ impl TargetRuntime {
             drain_generation: AtomicU64::new(0),
             drain_state: Mutex::new(None),
             metrics,
+            series: Mutex::new(Vec::new()),
         });
         target.publish_health();
         Ok(target)
+    }
+
+    fn series_labels(&self, service: &str) -> Labels {
+        vec![
+            ("service", service.to_owned()),
+            ("target_group", self.group.clone()),
+            ("target", self.label.clone()),
+        ]
+    }
+
+    fn class_labels(&self, service: &str, class: &str) -> Labels {
+        let mut labels = self.series_labels(service);
+        labels.push(("code", class.to_owned()));
+        labels
+    }
+
+    /// The metric handles for requests of `service` to this target.
+    pub(crate) fn series(&self, service: &str) -> Arc<Series> {
+        let mut cache = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, s)) = cache.iter().find(|(name, _)| name == service) {
+            return s.clone();
+        }
+        let series = Arc::new(Series {
+            latency: self
+                .metrics
+                .latency
+                .get_or_create(&self.series_labels(service))
+                .clone(),
+            requests: CLASSES.map(|c| {
+                self.metrics
+                    .requests
+                    .get_or_create(&self.class_labels(service, c))
+                    .clone()
+            }),
+        });
+        cache.push((service.to_owned(), series.clone()));
+        series
     }
 
     fn labels(&self) -> Labels {
@@ -253,31 +311,27 @@ impl TargetRuntime {
         Ok(sender)
     }
 
-    /// A pooled connection ready for a request, if there is one.
+    /// A pooled connection that is not closed, if there is one. It was returned when
+    /// its last response ended, so it is ready or about to be: wait with `ready()`.
     pub(crate) fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some((sender, since)) = idle.pop() {
-            if sender.is_ready() && since.elapsed() < POOL_IDLE {
+            if !sender.is_closed() && since.elapsed() < POOL_IDLE {
                 return Some(sender);
             }
         }
         None
     }
 
-    /// Returns the connection to the pool once its current response is finished.
-    pub(crate) fn checkin_when_ready(self: &Arc<Self>, mut sender: SendRequest<Body>) {
-        let target = self.clone();
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok()
-                && !target.is_draining()
-                && !target.cancel.is_cancelled()
-            {
-                let mut idle = target.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                if idle.len() < POOL_MAX_IDLE {
-                    idle.push((sender, Instant::now()));
-                }
-            }
-        });
+    /// Returns a connection whose response has ended to the pool.
+    pub(crate) fn checkin(&self, sender: SendRequest<Body>) {
+        if self.is_draining() || self.cancel.is_cancelled() || sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
     }
 
     fn publish_health(&self) {
@@ -288,6 +342,16 @@ impl TargetRuntime {
     pub(crate) fn forget_metrics(&self) {
         self.metrics.healthy.remove(&self.labels());
         self.metrics.upstream_connections.remove(&self.labels());
+        let cache =
+            std::mem::take(&mut *self.series.lock().unwrap_or_else(PoisonError::into_inner));
+        for (service, _) in cache {
+            self.metrics.latency.remove(&self.series_labels(&service));
+            for class in CLASSES {
+                self.metrics
+                    .requests
+                    .remove(&self.class_labels(&service, class));
+            }
+        }
     }
 
     /// Starts (or restarts) the health-check loop.

@@ -33,6 +33,8 @@ struct Backend {
     addr: SocketAddr,
     healthy: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
+    /// Connections accepted (health checks use their own).
+    conns: Arc<AtomicUsize>,
 }
 
 async fn backend(name: &'static str) -> Backend {
@@ -40,10 +42,12 @@ async fn backend(name: &'static str) -> Backend {
     let addr = listener.local_addr().unwrap();
     let healthy = Arc::new(AtomicBool::new(true));
     let hits = Arc::new(AtomicUsize::new(0));
-    let (h, n) = (healthy.clone(), hits.clone());
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (h, n, c) = (healthy.clone(), hits.clone(), conns.clone());
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
             let (h, n) = (h.clone(), n.clone());
             tokio::spawn(async move {
                 let svc =
@@ -58,6 +62,7 @@ async fn backend(name: &'static str) -> Backend {
         addr,
         healthy,
         hits,
+        conns,
     }
 }
 
@@ -348,6 +353,14 @@ async fn weighted_split_is_exact() {
             green.hits.load(Ordering::SeqCst)
         ),
         (800, 200)
+    );
+    // One client at a time: each target's single keep-alive connection is reused.
+    assert_eq!(
+        (
+            blue.conns.load(Ordering::SeqCst),
+            green.conns.load(Ordering::SeqCst)
+        ),
+        (1, 1)
     );
 }
 
