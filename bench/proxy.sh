@@ -8,6 +8,7 @@
 # workers on this box). wrk (Debian) drives each proxy in alternation, ROUNDS times,
 # after a warm-up. Prints requests/s and p99 of every run, then the ratios
 # hoist/nginx of the means (throughput > 1 and p99 < 1 mean hoist is better).
+# HOIST_BENCH_RUNTIME=current runs hoist on a current-thread runtime (one core).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -81,7 +82,7 @@ run() { # name port -> "rps p99us"
     echo "$rps $p99"
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) CPUs, $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "hoist runtime: ${HOIST_BENCH_RUNTIME:-multi}; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) CPUs, $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d3s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 wrk -t"$THREADS" -c"$CONNECTIONS" -d3s "http://127.0.0.1:$HOIST_PORT/" >/dev/null
 printf '%-6s %-6s %12s %10s\n' round proxy requests/s p99_us
