@@ -275,7 +275,10 @@ pub(crate) async fn handle(
             target.checkout()
         };
         let pooled = match pooled {
-            Some(mut s) => s.ready().await.is_ok().then_some(s),
+            Some(mut s) => {
+                let ready = tokio::time::timeout(timeouts.connect, s.ready()).await;
+                matches!(ready, Ok(Ok(()))).then_some(s)
+            }
             None => None,
         };
         let mut sender = match pooled {

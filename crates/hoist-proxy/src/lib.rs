@@ -25,15 +25,22 @@
 //!   needs no bridge and no address. For each such target a dedicated std thread
 //!   enters the namespace once (`setns(CLONE_NEWNET)`) and makes unconnected sockets on
 //!   request; a socket keeps the namespace it was created in, so Tokio connects it like
-//!   any other. No Tokio worker thread ever changes namespace.
+//!   any other. No Tokio worker thread ever changes namespace. The thread enters the
+//!   namespace at the target's first connection (health check or request) and stays
+//!   there (retrying while the path cannot be opened), so the path must already name
+//!   the task's namespace when the target is applied; a restarted task is a new
+//!   target.
 //! - Configuration lives in an [`arc_swap::ArcSwap`]: a request reads one snapshot for
 //!   its whole life, and `apply` swaps in the next one without locking or dropping
 //!   requests in flight.
 //!
 //! # Forwarding
 //!
-//! Requests go to targets over HTTP/1.1 on keep-alive connections, pooled per target
-//! (idle connections are reused for at most 15 s). `X-Forwarded-For` gets the client
+//! Requests go to targets over HTTP/1.1 on keep-alive connections, pooled per target:
+//! a connection goes back to the pool the moment its response body ends (the body
+//! wrapper does it, no task per request), is reused last-in first-out, and is closed
+//! after 15 s idle or when its target drains. Health checks use their own short-lived
+//! connections. `X-Forwarded-For` gets the client
 //! address appended, `X-Forwarded-Proto` is set to `http` and `X-Forwarded-Host` to the
 //! host the client asked for; hop-by-hop headers (`Connection` and the headers it names,
 //! `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are not
@@ -89,12 +96,16 @@
 //! - The proxy never waits on the controller: `apply` is synchronous and bounded, and
 //!   nothing on the request path calls out of the crate.
 //! - Depends on no other hoist crate.
+//! - A request holds an in-flight slot on its target from before it connects until its
+//!   response body ends (or its WebSocket closes); draining waits on exactly that.
 //! - A target is identified by (target group name, endpoint); the same endpoint in two
 //!   groups is two targets with their own health and pool.
 //!
 //! # Not there yet
 //!
-//! TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
+//! One Tokio runtime per core with its own `SO_REUSEPORT` listener and pools (the proxy
+//! runs on whatever runtime created it; see BENCHMARKS.md for what that costs against
+//! nginx); TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
 //! HTTP/2 (RFC 8441); passive health (outlier detection); per-rule timeouts; sticky
 //! sessions; a serialized form of [`Config`] (the controller owns how it is stored).
 

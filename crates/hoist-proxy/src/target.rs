@@ -196,6 +196,14 @@ impl TargetRuntime {
         series
     }
 
+    /// `Host` of health checks: the address the target is reached at.
+    fn host_header(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => addr.to_string(),
+            Endpoint::Netns { port, .. } => format!("127.0.0.1:{port}"),
+        }
+    }
+
     fn labels(&self) -> Labels {
         vec![
             ("target_group", self.group.clone()),
@@ -411,7 +419,7 @@ impl TargetRuntime {
             .map_err(|e| format!("handshake: {e}"))?;
         let driver = tokio::spawn(conn);
         let req = http::Request::get(hc.path.as_str())
-            .header(http::header::HOST, self.label.as_str())
+            .header(http::header::HOST, self.host_header())
             .header(http::header::USER_AGENT, "hoist-proxy-health-check")
             .header(http::header::CONNECTION, "close")
             .body(empty_body())

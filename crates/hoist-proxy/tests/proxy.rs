@@ -103,6 +103,15 @@ async fn handle(
             );
             Ok(Response::new(full(body)))
         }
+        "/echo" => {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let method = req.method().to_string();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            Ok(Response::new(full(format!(
+                "{name} {method} {}",
+                String::from_utf8_lossy(&body)
+            ))))
+        }
         "/slow" => {
             let ms: u64 = req
                 .uri()
@@ -844,4 +853,32 @@ async fn metrics_and_request_counts() {
     }
     let (_, health) = get(&c, &format!("http://{admin}/health")).await.unwrap();
     assert_eq!(health, format!("blue\t{target}\thealthy\n"));
+}
+
+#[tokio::test]
+async fn request_bodies_reach_the_target_over_http1_and_http2() {
+    let b = backend("b").await;
+    let proxy = Proxy::new().unwrap();
+    proxy
+        .apply(config(
+            listen_any(),
+            vec![rule("web", &[("g", 1)])],
+            vec![group("g", None, vec![tcp(&b)])],
+        ))
+        .unwrap();
+    let url = format!("http://{}/echo", bound(&proxy));
+    let big = "x".repeat(300_000);
+    for http2 in [false, true] {
+        let c: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .http2_only(http2)
+            .build_http();
+        let req = Request::post(url.as_str())
+            .body(Full::new(Bytes::from(big.clone())))
+            .unwrap();
+        let resp = c.request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), "b POST ".len() + big.len(), "http2={http2}");
+        assert!(body.starts_with(b"b POST xxx"));
+    }
 }
