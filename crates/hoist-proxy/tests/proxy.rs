@@ -882,3 +882,36 @@ async fn request_bodies_reach_the_target_over_http1_and_http2() {
         assert!(body.starts_with(b"b POST xxx"));
     }
 }
+
+#[tokio::test]
+async fn drain_timeout_cuts_what_is_left() {
+    let (stuck, other) = (backend("stuck").await, backend("other").await);
+    let proxy = Proxy::new().unwrap();
+    let mut cfg = config(
+        listen_any(),
+        vec![rule("web", &[("g", 1)])],
+        vec![group("g", None, vec![tcp(&stuck)])],
+    );
+    cfg.drain_timeout = Duration::from_millis(300);
+    proxy.apply(cfg.clone()).unwrap();
+    let base = format!("http://{}", bound(&proxy));
+    let c = client();
+    let slow = tokio::spawn({
+        let (c, url) = (c.clone(), format!("{base}/slow?60000"));
+        async move { get(&c, &url).await }
+    });
+    wait_for("the stuck request to be in flight", || {
+        proxy
+            .metrics_text()
+            .contains("hoist_proxy_upstream_connections{target_group=\"g\"")
+    })
+    .await;
+    cfg.target_groups = vec![group("g", None, vec![tcp(&other)])];
+    proxy.apply(cfg).unwrap();
+    assert_eq!(proxy.draining().len(), 1);
+    // Cut at the deadline: the client gets a 502 long before the target would answer.
+    let (status, _) = slow.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    wait_for("the drain to end", || proxy.draining().is_empty()).await;
+    assert_eq!(stuck.hits.load(Ordering::SeqCst), 0);
+}
