@@ -8,7 +8,8 @@
 # workers on this box). wrk (Debian) drives each proxy in alternation, ROUNDS times,
 # after a warm-up. Prints requests/s and p99 of every run, then the ratios
 # hoist/nginx of the means (throughput > 1 and p99 < 1 mean hoist is better).
-# HOIST_BENCH_RUNTIME=current runs hoist on a current-thread runtime (one core).
+# HOIST_BENCH_RUNTIME=multi (default), current (one current-thread runtime) or workers
+# (Proxy::with_workers, one current-thread runtime per CPU) picks how hoist runs.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}

@@ -1,7 +1,8 @@
 //! A standalone proxy for `bench/proxy.sh`: `bench_proxy LISTEN TARGET [TARGET...]`
 //! forwards every request on LISTEN to the TCP targets, round-robin, no health check.
-//! `HOIST_BENCH_RUNTIME=current` runs it on a current-thread Tokio runtime instead of
-//! the default multi-thread one.
+//! `HOIST_BENCH_RUNTIME` picks how it runs: `multi` (default) a multi-thread Tokio
+//! runtime, `current` one current-thread runtime, `workers` `Proxy::with_workers`
+//! with one worker per CPU.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -9,18 +10,24 @@ use std::net::SocketAddr;
 use hoist_proxy::{Config, Endpoint, Listener, Proxy, Rule, TargetGroup, WeightedGroup};
 
 fn main() {
-    let mut builder = match std::env::var("HOIST_BENCH_RUNTIME").as_deref() {
-        Ok("current") => tokio::runtime::Builder::new_current_thread(),
+    let flavour = std::env::var("HOIST_BENCH_RUNTIME").unwrap_or_default();
+    let mut builder = match flavour.as_str() {
+        "current" | "workers" => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
-    builder.enable_all().build().unwrap().block_on(run());
+    let workers = if flavour == "workers" {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        0
+    };
+    builder.enable_all().build().unwrap().block_on(run(workers));
 }
 
-async fn run() {
+async fn run(workers: usize) {
     let mut args = std::env::args().skip(1);
     let listen: SocketAddr = args.next().expect("LISTEN").parse().unwrap();
     let targets: Vec<Endpoint> = args.map(|a| Endpoint::Tcp(a.parse().unwrap())).collect();
-    let proxy = Proxy::new().unwrap();
+    let proxy = Proxy::with_workers(workers).unwrap();
     proxy
         .apply(Config {
             listeners: vec![Listener {

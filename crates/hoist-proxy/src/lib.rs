@@ -30,6 +30,10 @@
 //!   there (retrying while the path cannot be opened), so the path must already name
 //!   the task's namespace when the target is applied; a restarted task is a new
 //!   target.
+//! - **Runtimes**: [`Proxy::new`] serves on the Tokio runtime it is created in.
+//!   [`Proxy::with_workers`] starts N threads, each with a current-thread runtime, its
+//!   own `SO_REUSEPORT` socket per listener and its own connection pool per target
+//!   (nginx's worker model); health checks and draining stay on the creating runtime.
 //! - Configuration lives in an [`arc_swap::ArcSwap`]: a request reads one snapshot for
 //!   its whole life, and `apply` swaps in the next one without locking or dropping
 //!   requests in flight.
@@ -103,9 +107,7 @@
 //!
 //! # Not there yet
 //!
-//! One Tokio runtime per core with its own `SO_REUSEPORT` listener and pools (the proxy
-//! runs on whatever runtime created it; see BENCHMARKS.md for what that costs against
-//! nginx); TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
+//! TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
 //! HTTP/2 (RFC 8441); passive health (outlier detection); per-rule timeouts; sticky
 //! sessions; a serialized form of [`Config`] (the controller owns how it is stored).
 
@@ -184,6 +186,9 @@ pub enum Error {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A worker thread or its runtime could not be started.
+    #[error("cannot start a proxy worker thread: {0}")]
+    Worker(#[source] io::Error),
     /// The thread that enters a target's network namespace could not be started.
     #[error(
         "target {endpoint} of group {target_group:?}: cannot start its namespace thread: {source}"
@@ -246,7 +251,14 @@ type TargetKey = (String, Endpoint);
 
 struct ListenerHandle {
     local: SocketAddr,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A thread running a current-thread runtime that accepts and serves client
+/// connections on its own `SO_REUSEPORT` socket.
+struct Worker {
+    handle: Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -261,6 +273,7 @@ struct Control {
 /// connections to targets.
 pub struct Proxy {
     runtime: Handle,
+    workers: Vec<Worker>,
     routes: Arc<ArcSwap<RouteState>>,
     metrics: Arc<Metrics>,
     control: Arc<Mutex<Control>>,
@@ -321,13 +334,31 @@ fn validate(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// One listening socket, or with workers one `SO_REUSEPORT` socket per worker on the
+/// same address (the kernel spreads connections over them).
+fn bind_all(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if workers == 0 {
+        return Ok(vec![bind(addr, false)?]);
+    }
+    let first = bind(addr, true)?;
+    let actual = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(bind(actual, true)?);
+    }
+    Ok(all)
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         None,
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
@@ -338,13 +369,56 @@ impl Proxy {
     /// Creates a proxy with no listeners. Must be called inside a Tokio runtime (any
     /// flavour); its tasks run there.
     pub fn new() -> Result<Proxy, Error> {
+        Proxy::with_workers(0)
+    }
+
+    /// Like [`Proxy::new`], but client connections are accepted and served by
+    /// `workers` threads, each running its own current-thread Tokio runtime with its
+    /// own `SO_REUSEPORT` socket per listener and its own connection pools (nginx's
+    /// worker model: no work stealing, no cross-core wake-ups on the request path).
+    /// Health checks and draining still run on the calling runtime. `0` serves on the
+    /// calling runtime, as [`Proxy::new`] does.
+    pub fn with_workers(workers: usize) -> Result<Proxy, Error> {
         let runtime = Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let mut started = Vec::new();
+        for i in 0..workers {
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("hoist-proxy-{i}"))
+                .spawn(move || {
+                    target::set_worker_index(i);
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = handle_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = handle_tx.send(Ok(rt.handle().clone()));
+                    // Runs the worker's tasks until the proxy is dropped.
+                    let _ = rt.block_on(stop_rx);
+                })
+                .map_err(Error::Worker)?;
+            let handle = handle_rx
+                .recv()
+                .map_err(|_| Error::Worker(io::Error::other("worker thread died")))?
+                .map_err(Error::Worker)?;
+            started.push(Worker {
+                handle,
+                stop: Some(stop_tx),
+            });
+        }
         let empty = RouteState {
             listeners: HashMap::new(),
             timeouts: Timeouts::default(),
         };
         Ok(Proxy {
             runtime,
+            workers: started,
             routes: Arc::new(ArcSwap::from_pointee(empty)),
             metrics: Arc::new(Metrics::new()),
             control: Arc::new(Mutex::new(Control::default())),
@@ -364,11 +438,12 @@ impl Proxy {
         let mut new_listeners = Vec::new();
         for l in &config.listeners {
             if !control.listeners.contains_key(&l.addr) {
-                let std_listener = bind(l.addr).map_err(|source| Error::Bind {
-                    addr: l.addr,
-                    source,
-                })?;
-                new_listeners.push((l.addr, std_listener));
+                let sockets =
+                    bind_all(l.addr, self.workers.len()).map_err(|source| Error::Bind {
+                        addr: l.addr,
+                        source,
+                    })?;
+                new_listeners.push((l.addr, sockets));
             }
         }
 
@@ -399,6 +474,7 @@ impl Proxy {
                             ep,
                             g.health_check.clone(),
                             self.metrics.clone(),
+                            self.workers.len(),
                         )
                         .map_err(|source| Error::NetnsThread {
                             target_group: g.name.clone(),
@@ -492,29 +568,33 @@ impl Proxy {
         control.listeners.retain(|addr, h| {
             let keep = keep.contains(addr);
             if !keep {
-                h.task.abort();
+                h.tasks.iter().for_each(JoinHandle::abort);
             }
             keep
         });
-        for (addr, std_listener) in new_listeners {
-            let local = std_listener.local_addr().unwrap_or(addr);
-            // Cannot fail: the socket is a non-blocking listener and a runtime is entered.
-            let listener = match TcpListener::from_std(std_listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(%addr, error = %e, "cannot register listener");
-                    continue;
-                }
-            };
-            let task = tokio::spawn(accept_loop(
-                listener,
-                addr,
-                self.routes.clone(),
-                self.metrics.clone(),
-            ));
+        for (addr, sockets) in new_listeners {
+            let local = sockets
+                .first()
+                .and_then(|l| l.local_addr().ok())
+                .unwrap_or(addr);
+            let mut tasks = Vec::new();
+            for (i, std_listener) in sockets.into_iter().enumerate() {
+                let handle = self
+                    .workers
+                    .get(i)
+                    .map_or_else(|| self.runtime.clone(), |w| w.handle.clone());
+                let (routes, metrics) = (self.routes.clone(), self.metrics.clone());
+                tasks.push(handle.spawn(async move {
+                    // Registers with the reactor of the runtime that serves it.
+                    match TcpListener::from_std(std_listener) {
+                        Ok(l) => accept_loop(l, addr, routes, metrics).await,
+                        Err(e) => tracing::error!(%addr, error = %e, "cannot register listener"),
+                    }
+                }));
+            }
             control
                 .listeners
-                .insert(addr, ListenerHandle { local, task });
+                .insert(addr, ListenerHandle { local, tasks });
         }
         Ok(())
     }
@@ -596,7 +676,7 @@ impl Proxy {
     /// listeners; returns the bound address. It stops when the proxy is dropped.
     pub fn serve_admin(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
         let _enter = self.runtime.enter();
-        let std_listener = bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let std_listener = bind(addr, false).map_err(|source| Error::Bind { addr, source })?;
         let local = std_listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
@@ -656,7 +736,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, h) in control.listeners.drain() {
-            h.task.abort();
+            h.tasks.iter().for_each(JoinHandle::abort);
         }
         for task in control.admin.drain(..) {
             task.abort();
@@ -665,6 +745,11 @@ impl Drop for Proxy {
         for t in control.targets.values().chain(draining.values()) {
             t.stop_health();
             t.cancel.cancel();
+        }
+        for w in &mut self.workers {
+            if let Some(stop) = w.stop.take() {
+                let _ = stop.send(());
+            }
         }
     }
 }
@@ -771,5 +856,14 @@ async fn accept_loop(
             }
             gauge.dec();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_can_be_shared_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Proxy>();
     }
 }

@@ -1,6 +1,7 @@
 //! One registered target: its connection pool, in-flight count, health state and
 //! draining state.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -28,10 +29,22 @@ use crate::HealthState;
 
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
+/// Idle connections to one target, with when they went idle.
+type Pool = Mutex<Vec<(SendRequest<Body>, Instant)>>;
+
 /// Pooled connections idle longer than this are closed rather than reused, to stay
 /// under common keep-alive timeouts of servers.
 const POOL_IDLE: Duration = Duration::from_secs(15);
 const POOL_MAX_IDLE: usize = 128;
+
+thread_local! {
+    /// Which worker runtime this thread is (0 outside workers); picks the pool.
+    static WORKER_INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+pub(crate) fn set_worker_index(i: usize) {
+    WORKER_INDEX.with(|w| w.set(i));
+}
 
 const INITIAL: u8 = 0;
 const HEALTHY: u8 = 1;
@@ -77,7 +90,8 @@ pub(crate) struct TargetRuntime {
     pub(crate) endpoint: Endpoint,
     pub(crate) label: String,
     dialer: Option<NetnsDialer>,
-    idle: Mutex<Vec<(SendRequest<Body>, Instant)>>,
+    /// One pool per worker runtime, so a connection is used where its task runs.
+    idle: Vec<Pool>,
     inflight: AtomicUsize,
     idle_notify: Notify,
     /// Cut everything: the drain timeout passed or the proxy is gone.
@@ -126,6 +140,7 @@ impl TargetRuntime {
         endpoint: &Endpoint,
         health_check: Option<HealthCheck>,
         metrics: Arc<Metrics>,
+        pools: usize,
     ) -> io::Result<Arc<TargetRuntime>> {
         let dialer = match endpoint {
             Endpoint::Tcp(_) => None,
@@ -141,7 +156,7 @@ impl TargetRuntime {
             endpoint: endpoint.clone(),
             label: endpoint.to_string(),
             dialer,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
             inflight: AtomicUsize::new(0),
             idle_notify: Notify::new(),
             cancel: CancellationToken::new(),
@@ -235,13 +250,16 @@ impl TargetRuntime {
         self.draining.load(Ordering::SeqCst)
     }
 
+    fn pool(&self) -> &Pool {
+        &self.idle[WORKER_INDEX.with(Cell::get) % self.idle.len()]
+    }
+
     pub(crate) fn set_draining(&self, draining: bool) {
         self.draining.store(draining, Ordering::SeqCst);
         if draining {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            for pool in &self.idle {
+                pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            }
         }
     }
 
@@ -322,7 +340,7 @@ impl TargetRuntime {
     /// A pooled connection that is not closed, if there is one. It was returned when
     /// its last response ended, so it is ready or about to be: wait with `ready()`.
     pub(crate) fn checkout(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
         while let Some((sender, since)) = idle.pop() {
             if !sender.is_closed() && since.elapsed() < POOL_IDLE {
                 return Some(sender);
@@ -336,7 +354,7 @@ impl TargetRuntime {
         if self.is_draining() || self.cancel.is_cancelled() || sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < POOL_MAX_IDLE {
             idle.push((sender, Instant::now()));
         }

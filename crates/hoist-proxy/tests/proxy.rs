@@ -579,7 +579,8 @@ async fn draining_finishes_in_flight_and_sends_new_requests_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_swaps_under_load_drop_nothing() {
     let backends = [backend("a").await, backend("b").await, backend("c").await];
-    let proxy = Arc::new(Proxy::new().unwrap());
+    // Two worker runtimes with SO_REUSEPORT sockets and per-worker pools.
+    let proxy = Arc::new(Proxy::with_workers(2).unwrap());
     let sets: [&[usize]; 5] = [&[0], &[0, 1], &[1], &[1, 2], &[2, 0]];
     let apply = |set: &[usize]| {
         let eps = set.iter().map(|&i| tcp(&backends[i])).collect();
