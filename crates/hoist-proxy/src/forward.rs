@@ -1,0 +1,439 @@
+//! The request path: match a rule, pick a target group and target, forward, retry
+//! connect failures, tunnel upgrades.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+use crate::balance::{host_matches, normalize_host, path_matches, SmoothWrr};
+use crate::config::{HostMatch, Timeouts};
+use crate::metrics::{status_class, ClassCounters, Metrics};
+use crate::target::{Body, ConnectError, InflightGuard, TargetRuntime};
+
+/// How many targets one request may try when connecting fails.
+const MAX_CONNECT_ATTEMPTS: usize = 3;
+
+pub(crate) struct GroupRuntime {
+    pub(crate) targets: Vec<Arc<TargetRuntime>>,
+    rr: AtomicUsize,
+}
+
+impl GroupRuntime {
+    pub(crate) fn new(targets: Vec<Arc<TargetRuntime>>) -> Self {
+        GroupRuntime {
+            targets,
+            rr: AtomicUsize::new(0),
+        }
+    }
+
+    fn usable(&self, t: &TargetRuntime, tried: &[Arc<TargetRuntime>], healthy_only: bool) -> bool {
+        !t.is_draining()
+            && !tried.iter().any(|x| std::ptr::eq(Arc::as_ptr(x), t))
+            && (!healthy_only || t.is_healthy())
+    }
+
+    fn has(&self, tried: &[Arc<TargetRuntime>], healthy_only: bool) -> bool {
+        self.targets
+            .iter()
+            .any(|t| self.usable(t, tried, healthy_only))
+    }
+
+    /// Round-robin over usable targets.
+    fn pick(&self, tried: &[Arc<TargetRuntime>], healthy_only: bool) -> Option<Arc<TargetRuntime>> {
+        let n = self.targets.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.targets[(start + i) % n])
+            .find(|t| self.usable(t, tried, healthy_only))
+            .cloned()
+    }
+}
+
+pub(crate) struct CompiledRule {
+    pub(crate) service: String,
+    pub(crate) host: Option<HostMatch>,
+    pub(crate) path_prefix: String,
+    pub(crate) groups: Vec<Arc<GroupRuntime>>,
+    pub(crate) weights: Vec<u32>,
+    pub(crate) counters: Vec<Arc<ClassCounters>>,
+    pub(crate) no_group_counters: Arc<ClassCounters>,
+    pub(crate) wrr: Mutex<SmoothWrr>,
+}
+
+impl CompiledRule {
+    /// Picks a group by weight among those with a healthy target; when none has one,
+    /// fails open to groups with any registered target (as an ALB does).
+    fn pick(&self, tried: &[Arc<TargetRuntime>]) -> Option<(usize, Arc<TargetRuntime>)> {
+        for healthy_only in [true, false] {
+            let chosen = self
+                .wrr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pick(&self.weights, |i| self.groups[i].has(tried, healthy_only));
+            if let Some(i) = chosen {
+                if let Some(t) = self.groups[i].pick(tried, healthy_only) {
+                    return Some((i, t));
+                }
+            }
+        }
+        None
+    }
+}
+
+pub(crate) struct ListenerRoutes {
+    pub(crate) rules: Vec<CompiledRule>,
+}
+
+pub(crate) struct RouteState {
+    pub(crate) listeners: std::collections::HashMap<SocketAddr, ListenerRoutes>,
+    pub(crate) timeouts: Timeouts,
+}
+
+fn text(status: StatusCode, msg: &str) -> Response<Body> {
+    let body = Full::new(Bytes::from(format!(
+        "{} {}: {msg}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )))
+    .map_err(|never: Infallible| match never {})
+    .boxed();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Removes hop-by-hop headers; with `upgrade`, keeps `Upgrade` and sends
+/// `Connection: upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    for token in connection_tokens(headers) {
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+    if let Some(proto) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, proto);
+    }
+}
+
+fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11
+        || !connection_tokens(req.headers())
+            .iter()
+            .any(|t| t == "upgrade")
+    {
+        return None;
+    }
+    req.headers().get(header::UPGRADE).cloned()
+}
+
+pub(crate) async fn handle(
+    state: Arc<arc_swap::ArcSwap<RouteState>>,
+    metrics: Arc<Metrics>,
+    listener: SocketAddr,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let routes = state.load_full();
+    let host_raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let host = normalize_host(&host_raw);
+    let rule = routes.listeners.get(&listener).and_then(|l| {
+        l.rules.iter().find(|r| {
+            host_matches(r.host.as_ref(), &host) && path_matches(&r.path_prefix, req.uri().path())
+        })
+    });
+    let Some(rule) = rule else {
+        return Ok(text(
+            StatusCode::NOT_FOUND,
+            "no rule matches this host and path",
+        ));
+    };
+
+    // Build the request the target will see.
+    let upgrade = upgrade_protocol(&req);
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade.clone());
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = Uri::try_from(path_and_query).unwrap_or_else(|_| Uri::from_static("/"));
+    parts.version = Version::HTTP_11;
+    if !host_raw.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&host_raw) {
+            parts.headers.insert(header::HOST, v.clone());
+            parts
+                .headers
+                .insert(HeaderName::from_static("x-forwarded-host"), v);
+        }
+    }
+    let xff_name = HeaderName::from_static("x-forwarded-for");
+    let ip = peer.ip().to_canonical().to_string();
+    let xff = match parts.headers.get(&xff_name).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        parts.headers.insert(xff_name, v);
+    }
+    parts.headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    let mut outgoing = Some(Request::from_parts(parts, body.boxed()));
+
+    let timeouts = routes.timeouts;
+    let mut tried: Vec<Arc<TargetRuntime>> = Vec::new();
+    let mut last_error: Option<ConnectError> = None;
+    let mut resends = 0usize;
+    let finish = |resp: Response<Body>, group: Option<usize>, target: Option<&TargetRuntime>| {
+        let status = resp.status().as_u16();
+        let counters = group.map_or(&rule.no_group_counters, |g| &rule.counters[g]);
+        counters.record(status);
+        let seconds = started.elapsed().as_secs_f64();
+        match target {
+            Some(t) => t.series(&rule.service).record(status, seconds),
+            None => {
+                let mut labels = vec![
+                    ("service", rule.service.clone()),
+                    ("target_group", String::new()),
+                    ("target", String::new()),
+                ];
+                metrics.latency.get_or_create(&labels).observe(seconds);
+                labels.push(("code", status_class(status).to_owned()));
+                metrics.requests.get_or_create(&labels).inc();
+            }
+        }
+        Ok(resp)
+    };
+
+    while tried.len() < MAX_CONNECT_ATTEMPTS {
+        let Some((gi, target)) = rule.pick(&tried) else {
+            break;
+        };
+        let Some(guard) = target.enter() else {
+            tried.push(target.clone());
+            continue;
+        };
+        let pooled = if upgrade.is_some() {
+            None
+        } else {
+            target.checkout()
+        };
+        let pooled = match pooled {
+            Some(mut s) => {
+                let ready = tokio::time::timeout(timeouts.connect, s.ready()).await;
+                matches!(ready, Ok(Ok(()))).then_some(s)
+            }
+            None => None,
+        };
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => match target.open(timeouts.connect, upgrade.is_some()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(target = %target.label, error = %e, "connect failed, trying another target");
+                    tried.push(target.clone());
+                    last_error = Some(e);
+                    continue;
+                }
+            },
+        };
+        let Some(req) = outgoing.take() else { break };
+        let sent = tokio::time::timeout(timeouts.request, sender.try_send_request(req)).await;
+        let resp = match sent {
+            Err(_) => {
+                let r = text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the target did not answer in time",
+                );
+                return finish(r, Some(gi), Some(&target));
+            }
+            Ok(Err(mut e)) => match e.take_message() {
+                // Never written: the pooled connection was closing. Try again.
+                Some(req) if resends < 8 => {
+                    resends += 1;
+                    outgoing = Some(req);
+                    continue;
+                }
+                _ => {
+                    tracing::debug!(target = %target.label, error = %e.into_error(), "request failed");
+                    let r = text(StatusCode::BAD_GATEWAY, "the target failed to answer");
+                    return finish(r, Some(gi), Some(&target));
+                }
+            },
+            Ok(Ok(resp)) => resp,
+        };
+        let pool_return = upgrade.is_none().then_some(sender);
+        let resp = forward_response(resp, client_upgrade, guard, pool_return, &target);
+        return finish(resp, Some(gi), Some(&target));
+    }
+    let resp = match last_error {
+        Some(ConnectError::Timeout) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            "connecting to the target timed out",
+        ),
+        Some(e) => text(
+            StatusCode::BAD_GATEWAY,
+            &format!("no target could be reached ({e})"),
+        ),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "no target is available"),
+    };
+    finish(resp, None, None)
+}
+
+fn forward_response(
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    guard: InflightGuard,
+    sender: Option<SendRequest<Body>>,
+    target: &Arc<TargetRuntime>,
+) -> Response<Body> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            let upstream = hyper::upgrade::on(&mut resp);
+            let cancel = target.cancel.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                let (client, upstream) = match tokio::try_join!(client, upstream) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "upgrade failed");
+                        return;
+                    }
+                };
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            });
+            let (mut parts, _) = resp.into_parts();
+            let proto = parts.headers.get(header::UPGRADE).cloned();
+            strip_hop_by_hop(&mut parts.headers, proto);
+            return Response::from_parts(parts, crate::target::empty_body());
+        }
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, None);
+    let body = ResponseBody {
+        inner: body,
+        guard: Some(guard),
+        pool: sender.map(|s| (s, target.clone())),
+    };
+    Response::from_parts(parts, body.boxed())
+}
+
+/// A target's response body on its way to the client. While it lives the request
+/// counts as in flight (draining waits for it); when it ends, its connection goes back
+/// to the pool at once, so the next request finds it.
+struct ResponseBody {
+    inner: Incoming,
+    guard: Option<InflightGuard>,
+    pool: Option<(SendRequest<Body>, Arc<TargetRuntime>)>,
+}
+
+impl ResponseBody {
+    fn ended(&mut self) {
+        if let Some((sender, target)) = self.pool.take() {
+            target.checkin(sender);
+        }
+        self.guard = None;
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // hyper does not poll a body that says it is empty (204, HEAD, length 0).
+        if hyper::body::Body::is_end_stream(&self.inner) {
+            self.ended();
+        }
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.ended(),
+            Poll::Ready(Some(Err(_))) => {
+                // The connection is broken; never pool it.
+                this.pool = None;
+                this.guard = None;
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,495 @@
+//! One registered target: its connection pool, in-flight count, health state and
+//! draining state.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Endpoint, HealthCheck};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::{Labels, Metrics};
+use crate::netns::NetnsDialer;
+use crate::HealthState;
+
+pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Idle connections to one target, with when they went idle.
+type Pool = Mutex<Vec<(SendRequest<Body>, Instant)>>;
+
+/// Pooled connections idle longer than this are closed rather than reused, to stay
+/// under common keep-alive timeouts of servers.
+const POOL_IDLE: Duration = Duration::from_secs(15);
+const POOL_MAX_IDLE: usize = 128;
+
+thread_local! {
+    /// Which worker runtime this thread is (0 outside workers); picks the pool.
+    static WORKER_INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+pub(crate) fn set_worker_index(i: usize) {
+    WORKER_INDEX.with(|w| w.set(i));
+}
+
+const INITIAL: u8 = 0;
+const HEALTHY: u8 = 1;
+const UNHEALTHY: u8 = 2;
+
+pub(crate) fn empty_body() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Io(io::Error),
+    Timeout,
+    Handshake(hyper::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Io(e) => write!(f, "connect: {e}"),
+            ConnectError::Timeout => write!(f, "connect timed out"),
+            ConnectError::Handshake(e) => write!(f, "handshake: {e}"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct HealthCounters {
+    ok: u32,
+    failed: u32,
+    reason: Option<String>,
+}
+
+pub(crate) struct DrainState {
+    pub(crate) since: Instant,
+    pub(crate) deadline: Instant,
+}
+
+pub(crate) struct TargetRuntime {
+    pub(crate) group: String,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) label: String,
+    dialer: Option<NetnsDialer>,
+    /// One pool per worker runtime, so a connection is used where its task runs.
+    idle: Vec<Pool>,
+    inflight: AtomicUsize,
+    idle_notify: Notify,
+    /// Cut everything: the drain timeout passed or the proxy is gone.
+    pub(crate) cancel: CancellationToken,
+    state: AtomicU8,
+    counters: Mutex<HealthCounters>,
+    pub(crate) health_check: ArcSwapOption<HealthCheck>,
+    health_task: Mutex<Option<JoinHandle<()>>>,
+    draining: AtomicBool,
+    pub(crate) drain_generation: AtomicU64,
+    pub(crate) drain_state: Mutex<Option<DrainState>>,
+    metrics: Arc<Metrics>,
+    series: Mutex<Vec<(String, Arc<Series>)>>,
+}
+
+/// The metric handles of one (service, target), cached so the request path does not
+/// build label sets.
+pub(crate) struct Series {
+    pub(crate) latency: Histogram,
+    requests: [Counter; 5],
+}
+
+impl Series {
+    pub(crate) fn record(&self, status: u16, seconds: f64) {
+        self.latency.observe(seconds);
+        self.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Counts a request or tunnel as in flight on a target while alive.
+pub(crate) struct InflightGuard(Arc<TargetRuntime>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle_notify.notify_waiters();
+        }
+    }
+}
+
+impl TargetRuntime {
+    pub(crate) fn new(
+        group: &str,
+        endpoint: &Endpoint,
+        health_check: Option<HealthCheck>,
+        metrics: Arc<Metrics>,
+        pools: usize,
+    ) -> io::Result<Arc<TargetRuntime>> {
+        let dialer = match endpoint {
+            Endpoint::Tcp(_) => None,
+            Endpoint::Netns { path, .. } => Some(NetnsDialer::spawn(path)?),
+        };
+        let state = if health_check.is_some() {
+            INITIAL
+        } else {
+            HEALTHY
+        };
+        let target = Arc::new(TargetRuntime {
+            group: group.to_owned(),
+            endpoint: endpoint.clone(),
+            label: endpoint.to_string(),
+            dialer,
+            idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            inflight: AtomicUsize::new(0),
+            idle_notify: Notify::new(),
+            cancel: CancellationToken::new(),
+            state: AtomicU8::new(state),
+            counters: Mutex::new(HealthCounters::default()),
+            health_check: ArcSwapOption::from_pointee(health_check),
+            health_task: Mutex::new(None),
+            draining: AtomicBool::new(false),
+            drain_generation: AtomicU64::new(0),
+            drain_state: Mutex::new(None),
+            metrics,
+            series: Mutex::new(Vec::new()),
+        });
+        target.publish_health();
+        Ok(target)
+    }
+
+    fn series_labels(&self, service: &str) -> Labels {
+        vec![
+            ("service", service.to_owned()),
+            ("target_group", self.group.clone()),
+            ("target", self.label.clone()),
+        ]
+    }
+
+    fn class_labels(&self, service: &str, class: &str) -> Labels {
+        let mut labels = self.series_labels(service);
+        labels.push(("code", class.to_owned()));
+        labels
+    }
+
+    /// The metric handles for requests of `service` to this target.
+    pub(crate) fn series(&self, service: &str) -> Arc<Series> {
+        let mut cache = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, s)) = cache.iter().find(|(name, _)| name == service) {
+            return s.clone();
+        }
+        let series = Arc::new(Series {
+            latency: self
+                .metrics
+                .latency
+                .get_or_create(&self.series_labels(service))
+                .clone(),
+            requests: CLASSES.map(|c| {
+                self.metrics
+                    .requests
+                    .get_or_create(&self.class_labels(service, c))
+                    .clone()
+            }),
+        });
+        cache.push((service.to_owned(), series.clone()));
+        series
+    }
+
+    /// `Host` of health checks: the address the target is reached at.
+    fn host_header(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => addr.to_string(),
+            Endpoint::Netns { port, .. } => format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn labels(&self) -> Labels {
+        vec![
+            ("target_group", self.group.clone()),
+            ("target", self.label.clone()),
+        ]
+    }
+
+    pub(crate) fn health(&self) -> HealthState {
+        match self.state.load(Ordering::Relaxed) {
+            HEALTHY => HealthState::Healthy,
+            UNHEALTHY => HealthState::Unhealthy,
+            _ => HealthState::Initial,
+        }
+    }
+
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == HEALTHY
+    }
+
+    pub(crate) fn health_reason(&self) -> Option<String> {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reason
+            .clone()
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.idle[WORKER_INDEX.with(Cell::get) % self.idle.len()]
+    }
+
+    pub(crate) fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::SeqCst);
+        if draining {
+            for pool in &self.idle {
+                pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            }
+        }
+    }
+
+    pub(crate) fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    /// Takes an in-flight slot, or `None` if the target started draining.
+    pub(crate) fn enter(self: &Arc<Self>) -> Option<InflightGuard> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = InflightGuard(self.clone());
+        (!self.is_draining()).then_some(guard)
+    }
+
+    /// Waits until nothing is in flight or `deadline`; true when idle.
+    pub(crate) async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.idle_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inflight() == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return self.inflight() == 0,
+            }
+        }
+    }
+
+    async fn connect_tcp(&self) -> io::Result<TcpStream> {
+        match (&self.endpoint, &self.dialer) {
+            (Endpoint::Tcp(addr), _) => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Ok(stream)
+            }
+            (Endpoint::Netns { port, .. }, Some(dialer)) => dialer.connect(*port).await,
+            (Endpoint::Netns { .. }, None) => Err(io::Error::other("no netns dialer")),
+        }
+    }
+
+    /// Opens a new HTTP/1.1 connection; its driver task ends when the target is cut.
+    pub(crate) async fn open(
+        self: &Arc<Self>,
+        timeout: Duration,
+        upgrades: bool,
+    ) -> Result<SendRequest<Body>, ConnectError> {
+        let work = async {
+            let stream = self.connect_tcp().await.map_err(ConnectError::Io)?;
+            http1::Builder::new()
+                .handshake::<_, Body>(TokioIo::new(stream))
+                .await
+                .map_err(ConnectError::Handshake)
+        };
+        let (sender, conn) = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        let gauge = self
+            .metrics
+            .upstream_connections
+            .get_or_create(&self.labels())
+            .clone();
+        gauge.inc();
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            if upgrades {
+                let conn = conn.with_upgrades();
+                tokio::select! { _ = conn => {}, _ = cancel.cancelled() => {} }
+            } else {
+                tokio::select! { _ = conn => {}, _ = cancel.cancelled() => {} }
+            }
+            gauge.dec();
+        });
+        Ok(sender)
+    }
+
+    /// A pooled connection that is not closed, if there is one. It was returned when
+    /// its last response ended, so it is ready or about to be: wait with `ready()`.
+    pub(crate) fn checkout(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((sender, since)) = idle.pop() {
+            if !sender.is_closed() && since.elapsed() < POOL_IDLE {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose response has ended to the pool.
+    pub(crate) fn checkin(&self, sender: SendRequest<Body>) {
+        if self.is_draining() || self.cancel.is_cancelled() || sender.is_closed() {
+            return;
+        }
+        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    fn publish_health(&self) {
+        let gauge = self.metrics.healthy.get_or_create(&self.labels()).clone();
+        gauge.set(i64::from(self.is_healthy()));
+    }
+
+    pub(crate) fn forget_metrics(&self) {
+        self.metrics.healthy.remove(&self.labels());
+        self.metrics.upstream_connections.remove(&self.labels());
+        let cache =
+            std::mem::take(&mut *self.series.lock().unwrap_or_else(PoisonError::into_inner));
+        for (service, _) in cache {
+            self.metrics.latency.remove(&self.series_labels(&service));
+            for class in CLASSES {
+                self.metrics
+                    .requests
+                    .remove(&self.class_labels(&service, class));
+            }
+        }
+    }
+
+    /// Starts (or restarts) the health-check loop.
+    pub(crate) fn start_health(self: &Arc<Self>) {
+        let mut slot = self
+            .health_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.take() {
+            old.abort();
+        }
+        if self.health_check.load().is_none() {
+            self.state.store(HEALTHY, Ordering::Relaxed);
+            self.publish_health();
+            return;
+        }
+        let target = self.clone();
+        *slot = Some(tokio::spawn(async move { target.health_loop().await }));
+    }
+
+    pub(crate) fn stop_health(&self) {
+        if let Some(task) = self
+            .health_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    async fn health_loop(self: Arc<Self>) {
+        loop {
+            let Some(hc) = self.health_check.load_full() else {
+                self.state.store(HEALTHY, Ordering::Relaxed);
+                self.publish_health();
+                return;
+            };
+            let started = tokio::time::Instant::now();
+            let result = match tokio::time::timeout(hc.timeout, self.check_once(&hc)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("timed out after {:?}", hc.timeout)),
+            };
+            self.record_check(&hc, result);
+            tokio::time::sleep_until(started + hc.interval).await;
+        }
+    }
+
+    async fn check_once(self: &Arc<Self>, hc: &HealthCheck) -> Result<(), String> {
+        let stream = self
+            .connect_tcp()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, conn) = http1::Builder::new()
+            .handshake::<_, Body>(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let driver = tokio::spawn(conn);
+        let req = http::Request::get(hc.path.as_str())
+            .header(http::header::HOST, self.host_header())
+            .header(http::header::USER_AGENT, "hoist-proxy-health-check")
+            .header(http::header::CONNECTION, "close")
+            .body(empty_body())
+            .map_err(|e| format!("bad health check path {:?}: {e}", hc.path))?;
+        let result = sender.send_request(req).await;
+        let outcome = match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // Read the body so the server is not cut off mid-write.
+                let _ = resp.into_body().collect().await;
+                if hc.is_success(status) {
+                    Ok(())
+                } else {
+                    Err(format!("status {status}"))
+                }
+            }
+            Err(e) => Err(format!("request: {e}")),
+        };
+        driver.abort();
+        outcome
+    }
+
+    fn record_check(&self, hc: &HealthCheck, result: Result<(), String>) {
+        let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.load(Ordering::Relaxed);
+        let new_state = match result {
+            Ok(()) => {
+                c.ok = c.ok.saturating_add(1);
+                c.failed = 0;
+                if state != HEALTHY && c.ok >= hc.healthy_threshold {
+                    c.reason = None;
+                    HEALTHY
+                } else {
+                    state
+                }
+            }
+            Err(reason) => {
+                c.failed = c.failed.saturating_add(1);
+                c.ok = 0;
+                c.reason = Some(reason);
+                if state != UNHEALTHY && c.failed >= hc.unhealthy_threshold {
+                    UNHEALTHY
+                } else {
+                    state
+                }
+            }
+        };
+        drop(c);
+        if new_state != state {
+            tracing::info!(target_group = %self.group, target = %self.label, ?new_state, "target health changed");
+            self.state.store(new_state, Ordering::Relaxed);
+            self.publish_health();
+        }
+    }
+}
