@@ -21,9 +21,9 @@
 //!
 //! - monolithic: `POST /blobs/uploads/` then one `PUT <location>?digest=` streaming
 //!   the blob file with its `Content-Length`. What every registry accepts, and the
-//!   only way to ECR, which drops every chunk after the first; [`UploadMode::Auto`]
-//!   uses it for ECR hosts ([`is_ecr_host`]) and for blobs under
-//!   [`ClientOptions::chunk_threshold`];
+//!   only way to ECR, which drops every chunk after the first (the caller picks
+//!   [`UploadMode::Monolithic`] for ECR); [`UploadMode::Auto`] uses it for blobs
+//!   under [`ClientOptions::chunk_threshold`];
 //! - chunked: `POST`, then one `PATCH` per chunk with `Content-Range: <start>-<end>`
 //!   (chunks of [`ClientOptions::chunk_size`], raised to the registry's
 //!   `OCI-Chunk-Min-Length`), then an empty `PUT ?digest=`. When a chunk fails, the
@@ -90,7 +90,7 @@ use ureq::http::{Response, StatusCode};
 use ureq::Body;
 
 pub use auth::Credentials;
-pub use transfer::{is_ecr_host, UploadKind, UploadMode};
+pub use transfer::{UploadKind, UploadMode};
 
 /// Credentials for a registry host from outside Docker's config (hoist-aws's ECR
 /// tokens): `Ok(None)` when the provider has nothing for that host.

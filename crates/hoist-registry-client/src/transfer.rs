@@ -15,9 +15,10 @@ use crate::{absolute, ClientError, ClientOptions, Event, Result, Session};
 /// How blobs are uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UploadMode {
-    /// Monolithic for ECR hosts (ECR drops every chunk after the first) and for
-    /// blobs smaller than [`ClientOptions::chunk_threshold`]; chunked otherwise, so
-    /// an interrupted upload continues where it stopped.
+    /// Monolithic for blobs smaller than [`ClientOptions::chunk_threshold`];
+    /// chunked otherwise, so an interrupted upload continues where it stopped.
+    /// (For ECR, which drops every chunk after the first, the caller asks for
+    /// [`UploadMode::Monolithic`]: hoist's binary does it for ECR hosts.)
     #[default]
     Auto,
     /// `POST` then one `PUT` carrying the whole blob.
@@ -39,52 +40,16 @@ pub enum UploadKind {
     },
 }
 
-/// Whether `host` (with an optional port) is an Amazon ECR registry:
-/// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`. (hoist-aws parses such
-/// names fully; this is only what upload planning needs.)
-pub fn is_ecr_host(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let name = name.to_ascii_lowercase();
-    let Some(rest) = name
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| name.strip_suffix(".amazonaws.com.cn"))
-    else {
-        return false;
-    };
-    let mut labels = rest.split('.');
-    let (Some(account), Some("dkr"), Some(ecr), Some(region), None) = (
-        labels.next(),
-        labels.next(),
-        labels.next(),
-        labels.next(),
-        labels.next(),
-    ) else {
-        return false;
-    };
-    account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && (ecr == "ecr" || ecr == "ecr-fips")
-        && !region.is_empty()
-}
-
 impl ClientOptions {
-    /// How a blob of `size` bytes is uploaded to `host` under these options.
-    pub fn upload_kind(&self, host: &str, size: u64) -> UploadKind {
+    /// How a blob of `size` bytes is uploaded under these options.
+    pub fn upload_kind(&self, size: u64) -> UploadKind {
         let chunked = UploadKind::Chunked {
             chunk_size: self.chunk_size.max(1),
         };
         match self.upload {
             UploadMode::Monolithic => UploadKind::Monolithic,
             UploadMode::Chunked => chunked,
-            UploadMode::Auto if is_ecr_host(host) || size < self.chunk_threshold => {
-                UploadKind::Monolithic
-            }
+            UploadMode::Auto if size < self.chunk_threshold => UploadKind::Monolithic,
             UploadMode::Auto => chunked,
         }
     }
@@ -336,7 +301,7 @@ impl Session<'_> {
         if self.with_retries(&desc.digest, progress, |_| self.has_blob(&desc.digest))? {
             return Ok(true);
         }
-        let kind = self.client.options.upload_kind(&self.host, desc.size);
+        let kind = self.client.options.upload_kind(desc.size);
         let mut meter = Meter::new(&desc.digest, desc.size, progress);
         let mut session: Option<UploadSession> = None;
         self.with_retries(&desc.digest, progress, |attempt| {
@@ -853,16 +818,11 @@ mod tests {
     }
 
     #[test]
-    fn upload_kind_is_monolithic_for_ecr_and_small_blobs() {
+    fn upload_kind_is_monolithic_for_small_blobs_or_when_asked() {
         let o = ClientOptions::default();
-        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
-        assert_eq!(o.upload_kind(ecr, 1 << 30), UploadKind::Monolithic);
+        assert_eq!(o.upload_kind(1000), UploadKind::Monolithic);
         assert_eq!(
-            o.upload_kind("127.0.0.1:5000", 1000),
-            UploadKind::Monolithic
-        );
-        assert_eq!(
-            o.upload_kind("127.0.0.1:5000", 1 << 30),
+            o.upload_kind(1 << 30),
             UploadKind::Chunked {
                 chunk_size: o.chunk_size
             }
@@ -871,37 +831,12 @@ mod tests {
             upload: UploadMode::Chunked,
             ..ClientOptions::default()
         };
-        assert!(matches!(
-            forced.upload_kind(ecr, 10),
-            UploadKind::Chunked { .. }
-        ));
+        assert!(matches!(forced.upload_kind(10), UploadKind::Chunked { .. }));
         let mono = ClientOptions {
             upload: UploadMode::Monolithic,
             ..ClientOptions::default()
         };
-        assert_eq!(mono.upload_kind("ghcr.io", 1 << 30), UploadKind::Monolithic);
-    }
-
-    #[test]
-    fn ecr_hosts_are_recognized() {
-        for h in [
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
-            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
-            "123456789012.DKR.ECR.us-east-1.amazonaws.com:443",
-        ] {
-            assert!(is_ecr_host(h), "{h}");
-        }
-        for h in [
-            "public.ecr.aws",
-            "12345.dkr.ecr.us-east-1.amazonaws.com",
-            "123456789012.dkr.ecr.amazonaws.com",
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.io",
-            "ghcr.io",
-            "127.0.0.1:5000",
-        ] {
-            assert!(!is_ecr_host(h), "{h}");
-        }
+        assert_eq!(mono.upload_kind(1 << 30), UploadKind::Monolithic);
     }
 
     #[test]

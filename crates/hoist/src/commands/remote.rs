@@ -209,6 +209,17 @@ impl Progress {
     }
 }
 
+/// The upload mode for a push to `host`: `auto` means monolithic for ECR, which
+/// drops every chunk after the first.
+fn upload_mode(arg: UploadArg, host: &str) -> UploadMode {
+    match arg {
+        UploadArg::Auto if EcrRegistry::parse(host).is_some() => UploadMode::Monolithic,
+        UploadArg::Auto => UploadMode::Auto,
+        UploadArg::Monolithic => UploadMode::Monolithic,
+        UploadArg::Chunked => UploadMode::Chunked,
+    }
+}
+
 /// Run `hoist push REF [DEST]`.
 pub fn push(settings: &Settings, args: PushArgs) -> Result<()> {
     let store = settings.store()?;
@@ -217,11 +228,7 @@ pub fn push(settings: &Settings, args: PushArgs) -> Result<()> {
         .parse()
         .with_context(|| format!("push destination {dest_text:?}"))?;
     let client = Client::new(ClientOptions {
-        upload: match args.upload {
-            UploadArg::Auto => UploadMode::Auto,
-            UploadArg::Monolithic => UploadMode::Monolithic,
-            UploadArg::Chunked => UploadMode::Chunked,
-        },
+        upload: upload_mode(args.upload, dest.domain()),
         chunk_size: args.chunk_size.max(1),
         retries: args.retries,
         ..options(&settings.home, args.insecure)
@@ -356,9 +363,20 @@ mod tests {
         assert!(provider("ghcr.io").unwrap().is_none());
         assert!(provider("127.0.0.1:5000").unwrap().is_none());
         // ECR gets monolithic uploads whatever the size; elsewhere big blobs are chunked.
-        assert_eq!(opts.upload_kind(host, 1 << 30), UploadKind::Monolithic);
+        let to = |arg, host| ClientOptions {
+            upload: upload_mode(arg, host),
+            ..ClientOptions::default()
+        };
+        assert_eq!(
+            to(UploadArg::Auto, host).upload_kind(1 << 30),
+            UploadKind::Monolithic
+        );
         assert!(matches!(
-            opts.upload_kind("ghcr.io", 1 << 30),
+            to(UploadArg::Auto, "ghcr.io").upload_kind(1 << 30),
+            UploadKind::Chunked { .. }
+        ));
+        assert!(matches!(
+            to(UploadArg::Chunked, host).upload_kind(1 << 30),
             UploadKind::Chunked { .. }
         ));
     }
