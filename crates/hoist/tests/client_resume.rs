@@ -11,110 +11,51 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use util::{assert_success, Env};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_http(port: u16, what: &str, log: &dyn Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut head = [0u8; 12];
-            if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use util::{assert_success, Distribution, Env, RegistryServer};
 
 /// A registry process (hoist's or Distribution), killed on drop.
-struct Registry {
-    _dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
+enum Registry {
+    /// The server and the temp dir it keeps its store in.
+    Hoist {
+        server: RegistryServer,
+        _home: Env,
+    },
+    Distribution(Distribution),
 }
 
 impl Registry {
     fn hoist() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = dir.path().join("registry.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .env("HOIST_HOME", dir.path().join("home"))
-            .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}")])
-            .arg("--root")
-            .arg(dir.path().join("registry"))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_http(port, "hoist registry serve", &|| {
-            fs::read_to_string(&log).unwrap_or_default()
-        });
-        Registry {
-            _dir: dir,
-            child,
-            port,
+        let env = Env::new();
+        Registry::Hoist {
+            server: RegistryServer::start(&env),
+            _home: env,
         }
     }
 
     fn distribution() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("registry.log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("docker-registry is installed (apt-get install docker-registry)");
-        wait_http(port, "docker-registry", &|| {
-            fs::read_to_string(&log).unwrap_or_default()
-        });
-        Registry {
-            _dir: dir,
-            child,
-            port,
-        }
+        Registry::Distribution(Distribution::start(None))
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match self {
+            Registry::Hoist { server, .. } => server.addr.clone(),
+            Registry::Distribution(d) => d.host(),
+        }
     }
-}
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn port(&self) -> u16 {
+        match self {
+            Registry::Hoist { server, .. } => server
+                .addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .expect("port"),
+            Registry::Distribution(d) => d.port,
+        }
     }
 }
 
@@ -357,7 +298,7 @@ fn chunked_push_survives_a_cut(registry: &Registry) -> Vec<String> {
     let env = Env::new();
     let img = big_image(&env, "big:1", 6);
     let (layer_digest, layer_size) = layer(&img);
-    let relay = Relay::start(registry.port, Cut::Upload(5 << 19), false);
+    let relay = Relay::start(registry.port(), Cut::Upload(5 << 19), false);
     let dest = format!("{}/team/big:v1", relay.host());
     let out = run(
         &env,
@@ -459,7 +400,7 @@ fn a_cut_pull_is_resumed_with_range_by_the_next_pull_and_within_one_pull() {
     json_ok(&env, &["--json", "push", "big:1", &direct]);
 
     // 1. No retries: the pull fails, and the bytes that came stay in a partial file.
-    let relay = Relay::start(registry.port, Cut::Download(2 << 20), false);
+    let relay = Relay::start(registry.port(), Cut::Download(2 << 20), false);
     let src = format!("{}/team/big:v1", relay.host());
     let other = Env::new();
     let out = run(&other, &["--json", "pull", "--retries", "0", &src]);
@@ -496,7 +437,7 @@ fn a_cut_pull_is_resumed_with_range_by_the_next_pull_and_within_one_pull() {
     assert!(partials(&other).is_empty());
 
     // 3. With retries (the default), one pull resumes by itself.
-    let relay = Relay::start(registry.port, Cut::Download(3 << 20), false);
+    let relay = Relay::start(registry.port(), Cut::Download(3 << 20), false);
     let third = Env::new();
     let out = run(
         &third,
@@ -537,7 +478,7 @@ fn a_server_that_ignores_range_gets_a_full_download() {
             &format!("{}/r/big:1", registry.host()),
         ],
     );
-    let cutter = Relay::start(registry.port, Cut::Download(1 << 20), false);
+    let cutter = Relay::start(registry.port(), Cut::Download(1 << 20), false);
     let other = Env::new();
     let out = run(
         &other,
@@ -552,7 +493,7 @@ fn a_server_that_ignores_range_gets_a_full_download() {
     assert_eq!(partials(&other).len(), 1);
 
     // This relay drops Range, so the registry answers 200 with the whole blob.
-    let deaf = Relay::start(registry.port, Cut::Never, true);
+    let deaf = Relay::start(registry.port(), Cut::Never, true);
     let pulled = json_ok(
         &other,
         &["--json", "pull", &format!("{}/r/big:1", deaf.host())],

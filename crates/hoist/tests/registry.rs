@@ -4,65 +4,13 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use sha2::{Digest as _, Sha256};
-use util::{busybox_rootfs, skopeo, Env};
-
-/// A running `hoist registry serve`, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(env: &Env) -> Server {
-        // A free port: bind :0, note it, release it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind :0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let root = env.path("registry");
-        let mut child = env
-            .hoist()
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(&root)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn hoist registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if line.contains(&format!("listening on http://{addr}")) {
-                        break;
-                    }
-                }
-                _ => panic!("hoist registry serve exited before listening:\n{seen}"),
-            }
-        }
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use util::{busybox_rootfs, skopeo, Env, RegistryServer};
 
 struct Resp {
     status: u16,
@@ -176,7 +124,7 @@ fn push_blob(addr: &str, name: &str, bytes: &[u8]) -> String {
 #[test]
 fn skopeo_copies_an_image_in_and_out_with_the_same_digest() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let rootfs = busybox_rootfs();
     env.ok(&[
         "image",
@@ -308,7 +256,7 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
 #[test]
 fn an_index_with_two_platforms_round_trips() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let layout = env.path("multi");
     std::fs::create_dir_all(&layout).expect("mkdir");
     std::fs::write(
@@ -427,7 +375,7 @@ fn an_index_with_two_platforms_round_trips() {
 #[test]
 fn upload_protocol_edges() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let addr = server.addr.as_str();
 
     let base = http(addr, "GET", "/v2/", &[], b"");
@@ -710,7 +658,7 @@ fn upload_protocol_edges() {
 #[test]
 fn concurrent_uploads_of_overlapping_blobs_are_all_intact() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let blobs: Vec<Vec<u8>> = (0..4u32)
         .map(|k| {
             (0..300_000u32)
@@ -769,7 +717,7 @@ fn concurrent_uploads_of_overlapping_blobs_are_all_intact() {
 #[test]
 fn patches_racing_on_one_session_do_not_interleave() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let addr = server.addr.as_str();
     let start = http(addr, "POST", "/v2/race/blobs/uploads/", &[], b"");
     let loc = start.header("Location").expect("location").to_owned();
@@ -797,7 +745,7 @@ fn patches_racing_on_one_session_do_not_interleave() {
 #[test]
 fn hoist_pushes_pulls_and_builds_from_its_own_registry() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = RegistryServer::start(&env);
     let base = env.import_busybox("busybox");
     let dest = format!("{}/base/busybox:1", server.addr);
     env.ok(&["push", "busybox", &dest]);

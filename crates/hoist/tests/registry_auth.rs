@@ -4,71 +4,34 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
-use util::{assert_success, skopeo, Env};
+use util::{assert_success, skopeo, Env, RegistryServer};
 
-/// A running `hoist registry serve`, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    root: PathBuf,
+/// `hoist registry serve`, with `config` (TOML text written next to the registry)
+/// if given; over https when the config has `[tls]`.
+fn start(env: &Env, config: Option<&str>) -> RegistryServer {
+    let root = env.path("registry");
+    match config {
+        Some(text) => {
+            let path = env.path("registry.toml");
+            std::fs::write(&path, text).expect("write config");
+            let scheme = if text.contains("[tls]") {
+                "https"
+            } else {
+                "http"
+            };
+            RegistryServer::start_with(env, &root, Some(&path), scheme)
+        }
+        None => RegistryServer::start_with(env, &root, None, "http"),
+    }
 }
 
-impl Server {
-    /// Start with `config` (TOML text written next to the registry) if given.
-    fn start(env: &Env, config: Option<&str>) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind :0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let root = env.path("registry");
-        let mut cmd = env.hoist();
-        cmd.args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(&root);
-        let scheme = match config {
-            Some(text) => {
-                let path = env.path("registry.toml");
-                std::fs::write(&path, text).expect("write config");
-                cmd.arg("--config").arg(&path);
-                if text.contains("[tls]") {
-                    "https"
-                } else {
-                    "http"
-                }
-            }
-            None => "http",
-        };
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn hoist registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if line.contains(&format!("listening on {scheme}://{addr}")) {
-                        break;
-                    }
-                }
-                _ => panic!("hoist registry serve exited before listening:\n{seen}"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, root }
-    }
-
+impl RegistryServer {
     /// `hoist registry token create` with `args`; returns (id, secret).
     fn token(&self, env: &Env, args: &[&str]) -> (String, String) {
         let out = env
@@ -88,13 +51,6 @@ impl Server {
             .to_owned();
         assert!(secret.contains(&id), "{secret} / {stderr}");
         (id, secret)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -233,7 +189,7 @@ fn creds(secret: &str) -> String {
 #[test]
 fn without_anonymous_pull_every_request_needs_a_token() {
     let env = Env::new();
-    let server = Server::start(&env, Some("[auth]\nanonymous_pull = false\n"));
+    let server = start(&env, Some("[auth]\nanonymous_pull = false\n"));
     let addr = &server.addr;
     let src = busybox_layout(&env);
     let (_, push) = server.token(&env, &["--repo", "team/**", "--push", "--name", "ci"]);
@@ -354,7 +310,7 @@ fn without_anonymous_pull_every_request_needs_a_token() {
 #[test]
 fn a_pull_token_cannot_push_and_a_push_token_can() {
     let env = Env::new();
-    let server = Server::start(&env, None);
+    let server = start(&env, None);
     let addr = &server.addr;
     let src = busybox_layout(&env);
     let dest = format!("docker://{addr}/team/app:1");
@@ -426,7 +382,7 @@ fn a_pull_token_cannot_push_and_a_push_token_can() {
 #[test]
 fn a_bearer_token_that_lacks_a_scope_the_caller_has_is_challenged_for_more() {
     let env = Env::new();
-    let server = Server::start(&env, Some("[auth]\nanonymous_pull = false\n"));
+    let server = start(&env, Some("[auth]\nanonymous_pull = false\n"));
     let addr = &server.addr;
     let (_, push) = server.token(&env, &["--repo", "team/**", "--push"]);
     let (tok, _) = bearer(addr, "repository:team/app:pull", Some(&basic("x", &push)));
@@ -483,7 +439,7 @@ fn a_bearer_token_that_lacks_a_scope_the_caller_has_is_challenged_for_more() {
 #[test]
 fn revoked_tokens_stop_working_at_once() {
     let env = Env::new();
-    let server = Server::start(&env, Some("[auth]\nanonymous_pull = false\n"));
+    let server = start(&env, Some("[auth]\nanonymous_pull = false\n"));
     let addr = &server.addr;
     let src = busybox_layout(&env);
     let (id, push) = server.token(&env, &["--repo", "team/**", "--push"]);
@@ -558,7 +514,7 @@ fn docker_config(env: &Env, addr: &str, secret: &str) -> PathBuf {
 #[test]
 fn hoist_push_and_pull_go_through_the_token_flow() {
     let env = Env::new();
-    let server = Server::start(&env, Some("[auth]\nanonymous_pull = false\n"));
+    let server = start(&env, Some("[auth]\nanonymous_pull = false\n"));
     let addr = &server.addr;
     env.import_busybox("busybox");
     let target = format!("{addr}/team/app:1");
@@ -621,7 +577,7 @@ fn htpasswd_users_get_the_access_their_grants_give() {
         .output()
         .expect("htpasswd is installed (apache2-utils)");
     assert_success(&out, "htpasswd");
-    let server = Server::start(
+    let server = start(
         &env,
         Some(
             "[auth]\nanonymous_pull = false\nhtpasswd = \"users.htpasswd\"\n\
@@ -686,7 +642,7 @@ fn write_cert(dir: &Path) -> (PathBuf, PathBuf) {
 fn tls_serves_https_and_the_token_flow_over_it() {
     let env = Env::new();
     write_cert(env.dir.path());
-    let server = Server::start(
+    let server = start(
         &env,
         Some("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"),
     );

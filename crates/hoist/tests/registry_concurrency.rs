@@ -6,49 +6,14 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use util::Env;
+use util::{Env, RegistryServer};
 
 const CLIENTS: usize = 20;
 /// Distinct layers; client `i` pushes layer `i % DISTINCT`, so pairs overlap.
 const DISTINCT: usize = 7;
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(env: &Env) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = env
-        .hoist()
-        .args(["registry", "serve", "--addr", &addr, "--root"])
-        .arg(env.path("registry"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("listening on") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server(child, addr)
-}
 
 #[test]
 fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
@@ -78,7 +43,7 @@ fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
         let info = env.import_at_epoch(&src, &format!("app{i}:v1"), 1_700_000_000);
         digests.push(info["Digest"].as_str().unwrap().to_owned());
     }
-    let server = serve(&env);
+    let server = RegistryServer::start(&env);
 
     // GC from another process, over and over, while the pushes run.
     let pushing = Arc::new(AtomicBool::new(true));
@@ -101,7 +66,7 @@ fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
         });
         let clients: Vec<_> = (0..CLIENTS)
             .map(|i| {
-                let (env, addr) = (&env, &server.1);
+                let (env, addr) = (&env, &server.addr);
                 s.spawn(move || {
                     // A blob swept between its upload and the manifest (zero grace)
                     // makes the manifest PUT fail; the client then pushes again.

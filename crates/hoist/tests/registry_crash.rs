@@ -9,69 +9,14 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use util::{skopeo, Env};
-
-/// A running `hoist registry serve` on `root`; SIGKILLed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(env: &Env, root: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind :0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut child = env
-            .hoist()
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(root)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn hoist registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if line.contains(&format!("listening on http://{addr}")) {
-                        break;
-                    }
-                }
-                _ => panic!("hoist registry serve exited before listening:\n{seen}"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-
-    /// SIGKILL the server and reap it.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL the registry");
-        self.child.wait().expect("reap the registry");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use util::{skopeo, Env, RegistryServer};
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -224,7 +169,7 @@ fn a_server_killed_mid_upload_shows_no_partial_blob_and_takes_the_push_again() {
     let layer_digest = write_layout(&layout, &layer);
     let layer_hex = &layer_digest["sha256:".len()..];
 
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     let reference = format!("{}/crash/big:1", server.addr);
     let mut pusher = std::process::Command::new("skopeo")
         .args([
@@ -272,7 +217,7 @@ fn a_server_killed_mid_upload_shows_no_partial_blob_and_takes_the_push_again() {
 
     // Restarted on the same root: the layer is unknown, a new push takes it whole and
     // a pull gives back every digest.
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     let reference = format!("{}/crash/big:1", server.addr);
     push(&layout, &reference);
     assert!(assert_store_is_sound(&root).contains(&layer_digest));
@@ -292,7 +237,7 @@ fn a_blob_acknowledged_before_a_kill_is_whole_after_restart() {
     let layout = env.path("layout");
     let layer_digest = write_layout(&layout, &layer);
 
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     push(&layout, &format!("{}/acked/big:1", server.addr));
     // Every blob and the manifest got their 201; kill at once.
     server.kill();
@@ -303,7 +248,7 @@ fn a_blob_acknowledged_before_a_kill_is_whole_after_restart() {
         session_files(&root).is_empty(),
         "a finished upload left its session"
     );
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     let pulled = pull_and_verify(&env, &format!("{}/acked/big:1", server.addr), "pulled");
     let back = std::fs::read(
         pulled
@@ -363,7 +308,7 @@ fn an_upload_continues_after_a_restart_and_is_verified_by_hashing_the_file() {
     let (first, second) = blob.split_at(1 << 20);
     let digest = format!("sha256:{}", sha256_hex(&blob));
 
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     let (status, resp) = http(&server.addr, "POST", "/v2/resume/blobs/uploads/", &[], b"");
     assert_eq!(status, 202, "{resp}");
     let location = header(&resp, "location").to_owned();
@@ -372,7 +317,7 @@ fn an_upload_continues_after_a_restart_and_is_verified_by_hashing_the_file() {
     server.kill();
 
     // The new process has no running hash of the session: it hashes the file at PUT.
-    let server = Server::start(&env, &root);
+    let server = RegistryServer::start_with(&env, &root, None, "http");
     let (status, resp) = http(&server.addr, "GET", &location, &[], b"");
     assert_eq!(status, 204, "{resp}");
     assert_eq!(header(&resp, "range"), format!("0-{}", first.len() - 1));

@@ -5,68 +5,9 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use util::{busybox_rootfs, skopeo, Env};
-
-/// A running `hoist registry serve --config FILE`, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    /// What it printed to stderr up to "listening on".
-    startup: String,
-}
-
-impl Server {
-    fn start(env: &Env, config: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind :0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut child = env
-            .hoist()
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(env.path("registry"))
-            .arg("--config")
-            .arg(config)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn hoist registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut startup = String::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    startup.push_str(&line);
-                    startup.push('\n');
-                    if line.contains(&format!("listening on http://{addr}")) {
-                        break;
-                    }
-                }
-                _ => panic!("hoist registry serve exited before listening:\n{startup}"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            addr,
-            startup,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use util::{busybox_rootfs, skopeo, Env, RegistryServer};
 
 /// Run skopeo expecting failure; returns its stderr.
 fn skopeo_fails(args: &[&str]) -> String {
@@ -160,7 +101,12 @@ fn immutable_tags_lifecycle_and_gc_through_skopeo() {
     let env = Env::new();
     std::fs::write(env.path("lifecycle.json"), LIFECYCLE).expect("write lifecycle.json");
     std::fs::write(env.path("registry.toml"), CONFIG).expect("write registry.toml");
-    let server = Server::start(&env, &env.path("registry.toml"));
+    let server = RegistryServer::start_with(
+        &env,
+        &env.path("registry"),
+        Some(&env.path("registry.toml")),
+        "http",
+    );
     assert!(
         server.startup.contains("\"team/*\"")
             && server

@@ -5,95 +5,11 @@
 mod util;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-use util::{assert_success, skopeo, Env};
-
-/// A Distribution registry serving from a temp dir until dropped.
-struct Registry {
-    dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    /// Start one; with `user`, it requires Basic auth as `user`/`password`.
-    fn start(user: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        // A free port: bind, read, release. The registry binds it right after.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, password)) = user {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("htpasswd is installed (apt-get install apache2-utils)");
-            assert_success(&out, "htpasswd");
-            let file = dir.path().join("htpasswd");
-            fs::write(&file, &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                file.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        fs::write(&config_path, config).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (apt-get install docker-registry)");
-        let reg = Registry { dir, child, port };
-        reg.wait_ready();
-        reg
-    }
-
-    /// Wait until `/v2/` answers (any status); fail after a generous minute.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n");
-                let mut head = [0u8; 12];
-                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry did not start; log:\n{}",
-                fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use util::{assert_success, skopeo, Distribution, Env};
 
 /// A Docker config directory, empty or with `auths` for `host`.
 fn docker_config(env: &Env, name: &str, auth: Option<(&str, &str, &str)>) -> PathBuf {
@@ -155,7 +71,7 @@ fn failing(env: &Env, config: &Path, args: &[&str]) -> String {
 
 #[test]
 fn push_then_pull_keeps_the_digest_and_second_push_skips_every_blob() {
-    let reg = Registry::start(None);
+    let reg = Distribution::start(None);
     let env = Env::new();
     let cfg = docker_config(&env, "docker", None);
     let img = env.import_busybox("busybox:1");
@@ -202,7 +118,7 @@ fn push_then_pull_keeps_the_digest_and_second_push_skips_every_blob() {
 
 #[test]
 fn pulling_a_missing_tag_names_the_ref_and_the_registry_error() {
-    let reg = Registry::start(None);
+    let reg = Distribution::start(None);
     let env = Env::new();
     let cfg = docker_config(&env, "docker", None);
     let src = format!("{}/nobody/here:nope", reg.host());
@@ -220,7 +136,7 @@ fn pulling_a_missing_tag_names_the_ref_and_the_registry_error() {
 
 #[test]
 fn htpasswd_registry_needs_the_docker_config_credentials() {
-    let reg = Registry::start(Some(("alice", "s3cret")));
+    let reg = Distribution::start(Some(("alice", "s3cret")));
     let env = Env::new();
     env.import_busybox("busybox:1");
     let dest = format!("{}/private/bb:1", reg.host());

@@ -125,3 +125,169 @@ pub fn skopeo(args: &[&str]) -> String {
     assert_success(&out, &format!("skopeo {}", args.join(" ")));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A free loopback port: bind `:0`, note the port, release it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind :0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// A running `hoist registry serve`, killed on drop.
+pub struct RegistryServer {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The registry's storage directory.
+    pub root: PathBuf,
+    /// What it printed to stderr up to and including "listening on".
+    pub startup: String,
+}
+
+impl RegistryServer {
+    /// Serve `env.path("registry")` over plain HTTP with no config file.
+    pub fn start(env: &Env) -> RegistryServer {
+        RegistryServer::start_with(env, &env.path("registry"), None, "http")
+    }
+
+    /// Serve `root` with `config` (if any), waiting until it listens on `scheme`
+    /// (`https` when the config has `[tls]`).
+    pub fn start_with(
+        env: &Env,
+        root: &Path,
+        config: Option<&Path>,
+        scheme: &str,
+    ) -> RegistryServer {
+        use std::io::{BufRead, BufReader};
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = env.hoist();
+        cmd.args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(root);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let mut child = cmd
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn hoist registry serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut startup = String::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    startup.push_str(&line);
+                    startup.push('\n');
+                    if line.contains(&format!("listening on {scheme}://{addr}")) {
+                        break;
+                    }
+                }
+                _ => panic!("hoist registry serve exited before listening:\n{startup}"),
+            }
+        }
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        RegistryServer {
+            child,
+            addr,
+            root: root.to_owned(),
+            startup,
+        }
+    }
+
+    /// SIGKILL the server and reap it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL the registry");
+        self.child.wait().expect("reap the registry");
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Distribution registry serving from a temp dir until dropped.
+pub struct Distribution {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Distribution {
+    /// Start one; with `user`, it requires Basic auth as `user`/`password`.
+    pub fn start(user: Option<(&str, &str)>) -> Distribution {
+        let dir = tempfile::tempdir().expect("distribution setup");
+        // The registry binds it right after.
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = user {
+            let out = std::process::Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd is installed (apt-get install apache2-utils)");
+            assert_success(&out, "htpasswd");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("distribution setup");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                file.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("distribution setup");
+        let log =
+            std::fs::File::create(dir.path().join("registry.log")).expect("distribution setup");
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().expect("distribution setup"))
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (apt-get install docker-registry)");
+        let reg = Distribution { dir, child, port };
+        reg.wait_ready();
+        reg
+    }
+
+    /// Wait until `/v2/` answers (any status); fail after a generous minute.
+    pub fn wait_ready(&self) {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n");
+                let mut head = [0u8; 12];
+                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not start; log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
