@@ -92,7 +92,12 @@ pub struct TaskInfo {
 
 /// Whether the state dir `dir` belongs to a detached task.
 pub(crate) fn is_task(dir: &Path) -> bool {
-    helper::read_request(dir).is_ok_and(|r| r.task.is_some())
+    task_request(dir).is_some()
+}
+
+/// The request in `dir` when it is a detached task's.
+fn task_request(dir: &Path) -> Option<Request> {
+    helper::read_request(dir).ok().filter(|r| r.task.is_some())
 }
 
 /// How long `start` waits for the helper to report the container running.
@@ -158,7 +163,7 @@ impl Runtime {
 
         let began = Instant::now();
         loop {
-            let info = self.task_in(&id, &dir);
+            let info = self.task_in(&id, &dir, spec.network);
             match &info.state {
                 TaskState::Running => return Ok(info),
                 TaskState::Failed(message) => {
@@ -203,7 +208,8 @@ impl Runtime {
             .filter_map(|e| {
                 let id = e.file_name().to_str()?.to_owned();
                 let dir = e.path();
-                (id.starts_with("hoist-") && is_task(&dir)).then(|| self.task_in(&id, &dir))
+                let req = task_request(&dir).filter(|_| id.starts_with("hoist-"))?;
+                Some(self.task_in(&id, &dir, req.spec.network))
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -212,23 +218,20 @@ impl Runtime {
 
     /// One task, `None` if there is no such task.
     pub fn task(&self, id: &str) -> Option<TaskInfo> {
-        let dir = self.task_dir(id)?;
-        Some(self.task_in(id, &dir))
+        let (dir, req) = self.task_dir(id)?;
+        Some(self.task_in(id, &dir, req.spec.network))
     }
 
     /// Stop a task: `SIGTERM` to its container, `SIGKILL` after its stop timeout.
     /// Returns once it has ended. Stopping an ended task does nothing.
     pub fn stop(&self, id: &str) -> Result<TaskInfo, RuntimeError> {
-        let dir = self
+        let (dir, req) = self
             .task_dir(id)
             .ok_or_else(|| RuntimeError::InvalidSpec(format!("no task {id}")))?;
-        let options = helper::read_request(&dir)
-            .ok()
-            .and_then(|r| r.task)
-            .map(|t| t.options)
-            .unwrap_or_default();
+        let network = req.spec.network;
+        let options = req.task.map(|t| t.options).unwrap_or_default();
         let Some(pid) = helper::live_pid(&dir.join(HELPER_PID)) else {
-            return Ok(self.task_in(id, &dir));
+            return Ok(self.task_in(id, &dir, network));
         };
         let _ = rustix::process::kill_process(pid, Signal::TERM);
         // The helper kills the container after the stop timeout; past that and a
@@ -245,16 +248,16 @@ impl Runtime {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(self.task_in(id, &dir))
+        Ok(self.task_in(id, &dir, network))
     }
 
     /// Delete an ended task's state and logs (cleaning up the container of a
     /// lost one). A live task must be stopped first.
     pub fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let Some(dir) = self.task_dir(id) else {
+        let Some((dir, req)) = self.task_dir(id) else {
             return Ok(());
         };
-        let info = self.task_in(id, &dir);
+        let info = self.task_in(id, &dir, req.spec.network);
         if info.state.is_live() {
             return Err(RuntimeError::InvalidSpec(format!(
                 "task {id} is still running; stop it first"
@@ -269,15 +272,16 @@ impl Runtime {
         std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))
     }
 
-    fn task_dir(&self, id: &str) -> Option<PathBuf> {
+    fn task_dir(&self, id: &str) -> Option<(PathBuf, Request)> {
         let valid = id
             .strip_prefix("hoist-")
             .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let dir = self.config().state_dir.join(id);
-        (valid && is_task(&dir)).then_some(dir)
+        let req = task_request(&dir).filter(|_| valid)?;
+        Some((dir, req))
     }
 
-    fn task_in(&self, id: &str, dir: &Path) -> TaskInfo {
+    fn task_in(&self, id: &str, dir: &Path, network: Network) -> TaskInfo {
         let started: Option<helper::Started> = std::fs::read(dir.join(STARTED))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -307,9 +311,8 @@ impl Runtime {
             (None, Some(_), None) => TaskState::Starting,
             (None, None, _) => TaskState::Lost,
         };
-        let network = helper::read_request(dir).map(|r| r.spec.network).ok();
         let netns = match (&state, helper_pid, network) {
-            (TaskState::Running, Some(pid), Some(Network::None)) => Some(PathBuf::from(format!(
+            (TaskState::Running, Some(pid), Network::None) => Some(PathBuf::from(format!(
                 "/proc/{}/ns/net",
                 pid.as_raw_nonzero()
             ))),
