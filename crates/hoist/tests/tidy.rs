@@ -15,6 +15,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-registry-client", &["hoist-oci"]),
     ("hoist-aws", &[]),
     ("hoist-proxy", &[]),
+    ("hoist-secrets", &[]),
+    (
+        "hoist-deploy",
+        &[
+            "hoist-oci",
+            "hoist-snapshot",
+            "hoist-runtime",
+            "hoist-proxy",
+            "hoist-secrets",
+        ],
+    ),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
         "hoist-builder",
@@ -39,6 +50,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-registry-client",
             "hoist-aws",
             "hoist-proxy",
+            "hoist-secrets",
+            "hoist-deploy",
         ],
     ),
 ];
