@@ -5,3 +5,7 @@
 //! It drives the proxy only through the proxy's configuration file and admin
 //! listener, and the runtime only through `hoist_runtime::Runtime`; it must not
 //! serve traffic itself.
+
+pub mod plan;
+pub mod spec;
+pub mod state;
