@@ -56,6 +56,102 @@ pub enum Command {
     /// Run hoist's embedded OCI registry.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Deploy a service from its service file (YAML) and follow the deployment.
+    Deploy(DeployArgs),
+    /// Roll a service back to its previous good deployment, at once.
+    Rollback(RollbackArgs),
+    /// Inspect and remove services.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Show a service's task logs.
+    Logs(LogsArgs),
+    /// Run the deployment controller in the foreground (started on demand by
+    /// `hoist deploy`).
+    Daemon(DaemonArgs),
+}
+
+/// `hoist deploy`
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The service file.
+    pub file: std::path::PathBuf,
+    /// Deploy this image instead of the file's `image`.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Return once the deployment is recorded instead of following it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Allow plain HTTP to the registry when the image must be pulled.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `hoist rollback`
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The service.
+    pub service: String,
+    /// Return once the rollback is requested instead of following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `hoist service`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// List services with their version, task counts and deployment state.
+    Ls,
+    /// List a service's tasks.
+    Ps {
+        /// The service.
+        service: String,
+        /// Include stopped and failed tasks.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Show a service's deployments and their events.
+    Events {
+        /// The service.
+        service: String,
+        /// Keep printing new events.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a service's tasks and forget it.
+    Rm {
+        /// The service.
+        service: String,
+    },
+}
+
+/// `hoist logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service.
+    pub service: String,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print only the last N lines (per task).
+    #[arg(long)]
+    pub tail: Option<usize>,
+}
+
+/// `hoist daemon`
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The proxy's admin address [default: read from the proxy's admin.addr file].
+    #[arg(long)]
+    pub proxy_admin: Option<std::net::SocketAddr>,
+    /// Do not start `hoist proxy` when none is running.
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Detach from the terminal's session (used when hoist starts the daemon).
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 /// `hoist build`

@@ -58,5 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::image::run(&settings, cli::ImageCommand::Tag { source, target })
         }
         Command::Registry(cmd) => commands::registry::run(&settings, cmd),
+        Command::Deploy(args) => commands::deploy::deploy(&settings, args),
+        Command::Rollback(args) => commands::deploy::rollback(&settings, args),
+        Command::Service(cmd) => commands::deploy::service(&settings, cmd),
+        Command::Logs(args) => commands::deploy::logs(&settings, args),
+        Command::Daemon(args) => commands::deploy::daemon(&settings, args),
     }
 }

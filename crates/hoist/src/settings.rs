@@ -42,6 +42,21 @@ impl Settings {
     /// The container runtime: the embedded one, or an OCI runtime binary named by
     /// `HOIST_RUNTIME` (`runc`, or a path).
     pub fn runtime(&self) -> Result<hoist_runtime::Runtime> {
+        self.runtime_at(self.home.join("containers"))
+    }
+
+    /// The runtime for services' tasks, which keep their state apart from build
+    /// and `run` containers so the controller owns everything in it.
+    pub fn task_runtime(&self) -> Result<hoist_runtime::Runtime> {
+        self.runtime_at(hoist_deploy::controller::tasks_dir(&self.home))
+    }
+
+    /// The proxy's configuration file, written by the controller.
+    pub fn proxy_config(&self) -> PathBuf {
+        self.home.join("proxy").join("config.json")
+    }
+
+    fn runtime_at(&self, state_dir: PathBuf) -> Result<hoist_runtime::Runtime> {
         let backend = match std::env::var("HOIST_RUNTIME")
             .ok()
             .filter(|v| !v.is_empty())
@@ -53,7 +68,7 @@ impl Settings {
         let program = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot find the hoist binary to run containers: {e}"))?;
         Ok(hoist_runtime::Runtime::new(hoist_runtime::RuntimeConfig {
-            state_dir: self.home.join("containers"),
+            state_dir,
             backend,
             helper: hoist_runtime::HelperCommand {
                 program,

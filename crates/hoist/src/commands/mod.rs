@@ -2,6 +2,7 @@
 //! library crates and renders the result. No business logic lives here.
 
 pub mod build;
+pub mod deploy;
 pub mod image;
 pub mod import;
 pub mod lint;

@@ -1,0 +1,243 @@
+//! From a deployment to a container: the image's config merged with the service
+//! spec (as `docker run` merges flags over the image), the image's layers as
+//! overlay lowers, a fresh upper directory per task, and secrets resolved at the
+//! last moment.
+
+use std::path::{Path, PathBuf};
+
+use hoist_oci::Store;
+use hoist_runtime::{ContainerSpec, Limits, Network, Rootfs};
+use hoist_secrets::SecretStore;
+use hoist_snapshot::Snapshots;
+
+use crate::spec::{NetworkMode, ServiceSpec};
+
+/// What can go wrong preparing a task.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The image is not in the store, or unreadable.
+    #[error("image {image}: {message}")]
+    Image {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret the service names is missing.
+    #[error("secret {name:?} (for ${var}) is not in hoist's secret store; add it with `hoist secret set {name}`")]
+    MissingSecret {
+        /// The secret.
+        name: String,
+        /// The variable it feeds.
+        var: String,
+    },
+    /// The secret store failed.
+    #[error("secret store: {0}")]
+    Secrets(String),
+    /// No port given and the image exposes none or several.
+    #[error("{0}")]
+    Port(String),
+    /// The image runs nothing.
+    #[error("image {0} has no ENTRYPOINT or CMD and the service gives no command")]
+    NoCommand(String),
+    /// File system trouble with the task's scratch directory.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A version's container, ready to instantiate per task.
+#[derive(Clone, Debug)]
+pub struct Template {
+    lowers: Vec<PathBuf>,
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: String,
+    user: String,
+    network: Network,
+    limits: Limits,
+    read_only: bool,
+    /// The container port the proxy connects to.
+    pub port: u16,
+    secrets: Vec<(String, String)>,
+}
+
+/// The image's config for `digest`.
+fn image_config(
+    store: &Store,
+    digest: &str,
+) -> Result<(hoist_oci::ImageManifest, hoist_oci::config::ImageConfig), LaunchError> {
+    let err = |message: String| LaunchError::Image {
+        image: digest.to_owned(),
+        message,
+    };
+    let record = store.resolve(digest).map_err(|e| err(e.to_string()))?;
+    let manifest = hoist_oci::transfer::platform_manifest(store, &record)
+        .map_err(|e| err(e.to_string()))?;
+    let config = store
+        .config(&manifest.config.digest)
+        .map_err(|e| err(e.to_string()))?;
+    Ok((manifest, config))
+}
+
+/// The port a service's tasks listen on: the spec's, else the image's single
+/// exposed TCP port.
+pub fn resolve_port(store: &Store, spec: &ServiceSpec, digest: &str) -> Result<u16, LaunchError> {
+    if let Some(p) = spec.port {
+        return Ok(p.0);
+    }
+    let (_, config) = image_config(store, digest)?;
+    let exposed: Vec<u16> = config
+        .config
+        .as_ref()
+        .map(|c| {
+            c.exposed_ports
+                .keys()
+                .filter_map(|k| {
+                    let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+                    (proto == "tcp").then(|| port.parse().ok()).flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match exposed.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(LaunchError::Port(format!(
+            "service {}: no port given and image {} exposes none; set `port:` in the service file",
+            spec.name, spec.image
+        ))),
+        many => Err(LaunchError::Port(format!(
+            "service {}: no port given and image {} exposes several ({many:?}); set `port:` in the service file",
+            spec.name, spec.image
+        ))),
+    }
+}
+
+impl Template {
+    /// Prepares the container of `spec` running image `digest`: unpacks its
+    /// layers once (shared by every task), merges the configs.
+    pub fn prepare(
+        store: &Store,
+        snapshots: &Snapshots,
+        spec: &ServiceSpec,
+        digest: &str,
+    ) -> Result<Template, LaunchError> {
+        let (manifest, config) = image_config(store, digest)?;
+        let lowers = snapshots
+            .image_lowers(store, &manifest, &config)
+            .map_err(|e| LaunchError::Image {
+                image: digest.to_owned(),
+                message: e.to_string(),
+            })?;
+        let ic = config.config.clone().unwrap_or_default();
+        // Docker's rule: an entrypoint given at run time drops the image's CMD.
+        let (entrypoint, cmd) = match (&spec.entrypoint, &spec.command) {
+            (Some(e), c) => (e.clone(), c.clone().unwrap_or_default()),
+            (None, Some(c)) => (ic.entrypoint.clone().unwrap_or_default(), c.clone()),
+            (None, None) => (
+                ic.entrypoint.clone().unwrap_or_default(),
+                ic.cmd.clone().unwrap_or_default(),
+            ),
+        };
+        let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+        if args.is_empty() {
+            return Err(LaunchError::NoCommand(spec.image.clone()));
+        }
+        let mut env: Vec<String> = ic
+            .env
+            .iter()
+            .filter(|kv| {
+                let k = kv.split('=').next().unwrap_or("");
+                !spec.env.contains_key(k) && !spec.secrets.contains_key(k)
+            })
+            .cloned()
+            .collect();
+        env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let port = resolve_port(store, spec, digest)?;
+        Ok(Template {
+            lowers,
+            args,
+            env,
+            cwd: if ic.working_dir.is_empty() {
+                "/".to_owned()
+            } else {
+                ic.working_dir.clone()
+            },
+            user: spec.user.clone().unwrap_or(ic.user),
+            network: match spec.network {
+                NetworkMode::None => Network::None,
+                NetworkMode::Outbound => Network::Outbound,
+            },
+            limits: Limits {
+                memory_bytes: spec.limits.memory.map(|m| m.0),
+                pids: spec.limits.pids,
+                cpus: spec.limits.cpus,
+            },
+            read_only: spec.read_only,
+            port,
+            secrets: spec
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// The container of one task, its writable layer under `scratch` (created).
+    /// Secrets are read from `secrets` now, so a rotated secret reaches the next
+    /// task started.
+    pub fn container(
+        &self,
+        scratch: &Path,
+        hostname: &str,
+        secrets: Option<&SecretStore>,
+    ) -> Result<ContainerSpec, LaunchError> {
+        let upper = scratch.join("upper");
+        let work = scratch.join("work");
+        for d in [&upper, &work] {
+            std::fs::create_dir_all(d).map_err(|source| LaunchError::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let mut env = self.env.clone();
+        for (var, name) in &self.secrets {
+            let store = secrets.ok_or_else(|| LaunchError::MissingSecret {
+                name: name.clone(),
+                var: var.clone(),
+            })?;
+            let value = store
+                .get(name)
+                .map_err(|e| LaunchError::Secrets(e.to_string()))?
+                .ok_or_else(|| LaunchError::MissingSecret {
+                    name: name.clone(),
+                    var: var.clone(),
+                })?;
+            env.push(format!(
+                "{var}={}",
+                String::from_utf8_lossy(value.expose())
+            ));
+        }
+        Ok(ContainerSpec {
+            rootfs: Rootfs::Overlay {
+                lowers: self.lowers.clone(),
+                upper,
+                work,
+            },
+            args: self.args.clone(),
+            env,
+            cwd: self.cwd.clone(),
+            user: self.user.clone(),
+            hostname: hostname.to_owned(),
+            network: self.network,
+            mounts: Vec::new(),
+            limits: self.limits.clone(),
+            readonly_rootfs: self.read_only,
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! From services to the proxy's configuration: one target group per (service,
+//! version), one rule per service on its listener, weights from the planner.
+//! Pure: the controller writes the result to the proxy's config file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hoist_proxy::{Config, Endpoint, HealthCheck, HostMatch, Listener, Rule, TargetGroup};
+
+use crate::spec::{HealthCheckSpec, ServiceSpec};
+
+/// One version's registered tasks.
+#[derive(Clone, Debug)]
+pub struct VersionTargets {
+    /// Its health check.
+    pub health_check: HealthCheckSpec,
+    /// Where its tasks listen: (network namespace path, container port).
+    pub endpoints: Vec<(PathBuf, u16)>,
+}
+
+/// What the proxy needs of one service.
+#[derive(Clone, Debug)]
+pub struct ServiceRoute<'a> {
+    /// The active deployment's spec (listener and rule).
+    pub spec: &'a ServiceSpec,
+    /// Relative weight per version; versions absent or at 0 take no traffic.
+    pub weights: BTreeMap<String, u32>,
+    /// Registered tasks per version.
+    pub versions: BTreeMap<String, VersionTargets>,
+    /// A blue/green test listener serving one version alone.
+    pub test: Option<(SocketAddr, String)>,
+}
+
+/// The target group of a service's version.
+pub fn group_name(service: &str, version: &str) -> String {
+    format!("{service}.{version}")
+}
+
+/// The proxy configuration for `routes` (generation left at its default).
+pub fn build(routes: &[ServiceRoute<'_>]) -> Config {
+    let mut listeners: BTreeMap<SocketAddr, Vec<Rule>> = BTreeMap::new();
+    let mut groups = Vec::new();
+    for r in routes {
+        let name = r.spec.name.as_str();
+        for (version, t) in &r.versions {
+            groups.push(TargetGroup {
+                name: group_name(name, version),
+                health_check: Some(health_check(&t.health_check)),
+                targets: t
+                    .endpoints
+                    .iter()
+                    .map(|(path, port)| Endpoint::Netns {
+                        path: path.clone(),
+                        port: *port,
+                    })
+                    .collect(),
+            });
+        }
+        let forward = r
+            .weights
+            .iter()
+            .filter(|(v, w)| **w > 0 && r.versions.contains_key(*v))
+            .map(|(v, w)| hoist_proxy::WeightedGroup {
+                target_group: group_name(name, v),
+                weight: *w,
+            })
+            .collect();
+        let l = &r.spec.listener;
+        listeners.entry(l.addr).or_default().push(Rule {
+            service: name.to_owned(),
+            host: l.host.as_deref().map(HostMatch::parse),
+            path_prefix: l.path.clone(),
+            forward,
+        });
+        if let Some((addr, version)) = &r.test {
+            let forward = if r.versions.contains_key(version) {
+                vec![hoist_proxy::WeightedGroup {
+                    target_group: group_name(name, version),
+                    weight: 1,
+                }]
+            } else {
+                Vec::new()
+            };
+            listeners.entry(*addr).or_default().push(Rule {
+                service: name.to_owned(),
+                host: None,
+                path_prefix: "/".to_owned(),
+                forward,
+            });
+        }
+    }
+    let listeners = listeners
+        .into_iter()
+        .map(|(addr, mut rules)| {
+            rules.sort_by(|a, b| {
+                rule_rank(a)
+                    .cmp(&rule_rank(b))
+                    .then_with(|| a.service.cmp(&b.service))
+            });
+            Listener { addr, rules }
+        })
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    Config {
+        listeners,
+        target_groups: groups,
+        ..Config::default()
+    }
+}
+
+/// Most specific first: exact hosts, then wildcard hosts, then any host; within
+/// those, longer path prefixes first.
+fn rule_rank(r: &Rule) -> (u8, std::cmp::Reverse<usize>) {
+    let host = match &r.host {
+        Some(HostMatch::Exact(_)) => 0,
+        Some(HostMatch::Suffix(_)) => 1,
+        None => 2,
+    };
+    (host, std::cmp::Reverse(r.path_prefix.len()))
+}
+
+fn health_check(h: &HealthCheckSpec) -> HealthCheck {
+    HealthCheck {
+        path: h.path.clone(),
+        interval: h.interval,
+        timeout: h.timeout,
+        healthy_threshold: h.healthy_threshold.0,
+        unhealthy_threshold: h.unhealthy_threshold.0,
+        ..HealthCheck::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spec(name: &str, listener: &str) -> ServiceSpec {
+        ServiceSpec::parse(
+            "t.yml",
+            &format!("name: {name}\nimage: x\nlistener: {listener}\n"),
+        )
+        .unwrap()
+    }
+
+    fn targets(n: u16) -> VersionTargets {
+        VersionTargets {
+            health_check: HealthCheckSpec::default(),
+            endpoints: (0..n)
+                .map(|i| (PathBuf::from(format!("/proc/{i}/ns/net")), 8080))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn services_share_a_listener_most_specific_rule_first() {
+        let web = spec("web", "{addr: 127.0.0.1:8080}");
+        let api = spec("api", "{addr: 127.0.0.1:8080, path: /api}");
+        let admin = spec("admin", "{addr: 127.0.0.1:8080, host: admin.example.com}");
+        let route = |s| ServiceRoute {
+            spec: s,
+            weights: BTreeMap::from([("v1".to_owned(), 100)]),
+            versions: BTreeMap::from([("v1".to_owned(), targets(1))]),
+            test: None,
+        };
+        let c = build(&[route(&web), route(&api), route(&admin)]);
+        assert_eq!(c.listeners.len(), 1);
+        let order: Vec<&str> = c.listeners[0].rules.iter().map(|r| r.service.as_str()).collect();
+        assert_eq!(order, ["admin", "api", "web"]);
+        assert_eq!(c.target_groups.len(), 3);
+        assert_eq!(c.target_groups[0].name, "admin.v1");
+    }
+
+    #[test]
+    fn weights_and_the_test_listener_follow_the_plan() {
+        let web = spec("web", "{addr: 127.0.0.1:8080}");
+        let r = ServiceRoute {
+            spec: &web,
+            weights: BTreeMap::from([("blue".to_owned(), 9000), ("green".to_owned(), 1000)]),
+            versions: BTreeMap::from([
+                ("blue".to_owned(), targets(2)),
+                ("green".to_owned(), targets(2)),
+            ]),
+            test: Some(("127.0.0.1:9090".parse().unwrap(), "green".to_owned())),
+        };
+        let c = build(&[r]);
+        let main = &c.listeners[0];
+        assert_eq!(main.rules[0].forward.len(), 2);
+        assert_eq!(main.rules[0].forward[1].target_group, "web.green");
+        assert_eq!(main.rules[0].forward[1].weight, 1000);
+        let test = &c.listeners[1];
+        assert_eq!(test.addr.port(), 9090);
+        assert_eq!(test.rules[0].forward[0].target_group, "web.green");
+        // A version at weight 0 is health-checked but takes no traffic.
+        let r = ServiceRoute {
+            spec: &web,
+            weights: BTreeMap::from([("blue".to_owned(), 100), ("green".to_owned(), 0)]),
+            versions: BTreeMap::from([
+                ("blue".to_owned(), targets(2)),
+                ("green".to_owned(), targets(1)),
+            ]),
+            test: None,
+        };
+        let c = build(&[r]);
+        assert_eq!(c.target_groups.len(), 2);
+        assert_eq!(c.listeners[0].rules[0].forward.len(), 1);
+    }
+}
