@@ -272,6 +272,8 @@ struct Control {
     targets: HashMap<TargetKey, Arc<TargetRuntime>>,
     listeners: HashMap<SocketAddr, ListenerHandle>,
     admin: Vec<JoinHandle<()>>,
+    /// Ends the admin listener's open connections when the proxy is dropped.
+    admin_stop: tokio_util::sync::CancellationToken,
 }
 
 /// The reverse proxy. Create it inside a Tokio runtime, then [`Proxy::apply`] a
@@ -756,8 +758,14 @@ impl Proxy {
             TcpListener::from_std(std_listener).map_err(|source| Error::Bind { addr, source })?;
         let metrics = self.metrics.clone();
         let health = self.health_source();
-        let status = self.status.clone();
+        let apply_status = self.status.clone();
         let control = self.control.clone();
+        let stop = self
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admin_stop
+            .clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -765,13 +773,14 @@ impl Proxy {
                 };
                 let metrics = metrics.clone();
                 let health = health.clone();
-                let status = status.clone();
+                let apply_status = apply_status.clone();
                 let control = control.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let metrics = metrics.clone();
                         let health = health.clone();
-                        let status = status.clone();
+                        let apply_status = apply_status.clone();
                         let control = control.clone();
                         async move {
                             let json = |v: serde_json::Result<String>| match v {
@@ -800,8 +809,10 @@ impl Proxy {
                                         .map(|(a, h)| (*a, h.local))
                                         .collect();
                                     json(serde_json::to_string(&admin::Status {
-                                        generation: status.generation.load(AtomicOrdering::SeqCst),
-                                        error: status.error(),
+                                        generation: apply_status
+                                            .generation
+                                            .load(AtomicOrdering::SeqCst),
+                                        error: apply_status.error(),
                                         pid: std::process::id(),
                                         listeners,
                                     }))
@@ -833,9 +844,12 @@ impl Proxy {
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        () = stop.cancelled() => {}
+                    }
                 });
             }
         });
@@ -857,6 +871,7 @@ impl Drop for Proxy {
         for task in control.admin.drain(..) {
             task.abort();
         }
+        control.admin_stop.cancel();
         let draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
         for t in control.targets.values().chain(draining.values()) {
             t.stop_health();
