@@ -1,15 +1,29 @@
 //! The configuration the controller hands to [`crate::Proxy::apply`]: plain data, no I/O.
+//!
+//! Every type here also has a JSON form (serde), the file the controller writes for
+//! `hoist proxy` ([`crate::watch`]). Durations are integer milliseconds in fields named
+//! `*_ms`; an [`Endpoint`] is `{"tcp": "ADDR"}` or `{"netns": {"path": P, "port": N}}`;
+//! a [`HostMatch`] is its string (`api.example.com`, `*.example.com`); success codes
+//! are strings like `"200-399"` or `"200"`. Every optional field has a default, and
+//! unknown fields are errors.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Everything the proxy serves. Applying a new `Config` replaces the previous one as a
 /// whole; targets are identified by (target group name, [`Endpoint`]), so a target that
 /// is in both keeps its health state, pool and metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Version of this configuration, chosen by whoever writes it (the controller bumps
+    /// it on every write). The proxy does not interpret it; it reports the generation it
+    /// has applied ([`crate::Proxy::applied_generation`], `GET /status`). Default 0.
+    pub generation: u64,
     /// Ports to accept client connections on, each with its rules.
     pub listeners: Vec<Listener>,
     /// Target groups that rules forward to, by name.
@@ -18,12 +32,14 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// How long a deregistered target keeps its in-flight requests and open
     /// WebSockets before they are cut (default 30 s; ends early when idle).
+    #[serde(rename = "drain_timeout_ms", with = "millis")]
     pub drain_timeout: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            generation: 0,
             listeners: Vec::new(),
             target_groups: Vec::new(),
             timeouts: Timeouts::default(),
@@ -33,13 +49,16 @@ impl Default for Config {
 }
 
 /// Connect and request timeouts for traffic to targets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// Time allowed for the TCP connect and HTTP/1 handshake to one target (default
     /// 2 s). A connect that times out is retried on another target.
+    #[serde(rename = "connect_ms", with = "millis")]
     pub connect: Duration,
     /// Time allowed from sending a request to receiving the response head (default
     /// 60 s); past it the client gets 504. Response bodies and WebSockets are not cut.
+    #[serde(rename = "request_ms", with = "millis")]
     pub request: Duration,
 }
 
@@ -53,7 +72,8 @@ impl Default for Timeouts {
 }
 
 /// An address to accept connections on (HTTP/1.1 and h2c) and the rules for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Address to bind. Port 0 binds an ephemeral port; see
     /// [`crate::Proxy::listener_addrs`]. The configured address is the listener's
@@ -61,19 +81,23 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Rules in priority order: the first that matches a request handles it. A request
     /// that matches none gets 404.
+    #[serde(default)]
     pub rules: Vec<Rule>,
 }
 
 /// A routing rule: conditions on host and path, and a weighted forward.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Service name, used as the `service` label of metrics and in request counts.
     pub service: String,
     /// Host condition; `None` matches any host.
+    #[serde(default)]
     pub host: Option<HostMatch>,
     /// Path prefix, matched on whole segments: `/api` matches `/api` and `/api/x` but
     /// not `/apix`; a prefix ending in `/` (like the default `/`) matches as a plain
-    /// string prefix.
+    /// string prefix. In JSON it defaults to `/`.
+    #[serde(default = "root_path")]
     pub path_prefix: String,
     /// Target groups with weights, like an ALB weighted forward (blue 90 / green 10).
     /// Weights are relative; a weight of 0 takes no traffic.
@@ -101,27 +125,33 @@ impl HostMatch {
 }
 
 /// One entry of a weighted forward.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WeightedGroup {
     /// Name of a [`TargetGroup`] in the same [`Config`].
     pub target_group: String,
-    /// Relative weight.
+    /// Relative weight (in JSON, default 1).
+    #[serde(default = "one")]
     pub weight: u32,
 }
 
 /// A named set of targets with one health check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TargetGroup {
     /// Name, unique in the config; the `target_group` label of metrics.
     pub name: String,
     /// Health check for every target; `None` treats targets as healthy at once.
+    #[serde(default)]
     pub health_check: Option<HealthCheck>,
     /// Where the group's tasks listen.
+    #[serde(default)]
     pub targets: Vec<Endpoint>,
 }
 
 /// Where a target listens.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Endpoint {
     /// A TCP address reachable from the proxy's own network namespace.
     Tcp(SocketAddr),
@@ -145,19 +175,24 @@ impl fmt::Display for Endpoint {
 }
 
 /// An HTTP health check, as on an ALB target group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthCheck {
     /// Path requested with `GET` (default `/`).
     pub path: String,
     /// Time between checks of one target (default 2 s).
+    #[serde(rename = "interval_ms", with = "millis")]
     pub interval: Duration,
     /// Time allowed for one check, connect included (default 1 s).
+    #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
     /// Consecutive successes that make a target healthy (default 2).
     pub healthy_threshold: u32,
     /// Consecutive failures that make a target unhealthy (default 3).
     pub unhealthy_threshold: u32,
-    /// Status codes that count as success, as inclusive ranges (default 200-399).
+    /// Status codes that count as success, as inclusive ranges (default 200-399). In
+    /// JSON, strings: `"200-399"`, or `"200"` for one code.
+    #[serde(with = "code_ranges")]
     pub success_codes: Vec<(u16, u16)>,
 }
 
@@ -179,5 +214,101 @@ impl HealthCheck {
         self.success_codes
             .iter()
             .any(|&(lo, hi)| lo <= status && status <= hi)
+    }
+}
+
+impl fmt::Display for HostMatch {
+    /// The form [`HostMatch::parse`] reads: `api.example.com` or `*.example.com`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostMatch::Exact(host) => f.write_str(host),
+            HostMatch::Suffix(suffix) => write!(f, "*.{suffix}"),
+        }
+    }
+}
+
+impl Serialize for HostMatch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        if s.is_empty() || s == "*." {
+            return Err(serde::de::Error::custom("a host must not be empty"));
+        }
+        Ok(HostMatch::parse(&s))
+    }
+}
+
+fn root_path() -> String {
+    "/".to_owned()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A [`Duration`] as integer milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+/// Status code ranges as strings: `"200-399"`, or `"204"` for one code.
+mod code_ranges {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        ranges: &[(u16, u16)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(ranges.iter().map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        }))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(u16, u16)>, D::Error> {
+        let strings = Vec::<String>::deserialize(deserializer)?;
+        strings
+            .iter()
+            .map(|s| parse(s).ok_or_else(|| D::Error::custom(format!(
+                "invalid status code range {s:?}: expected \"200\" or \"200-399\" with codes 100-599"
+            ))))
+            .collect()
+    }
+
+    fn parse(s: &str) -> Option<(u16, u16)> {
+        let code = |c: &str| {
+            c.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+        };
+        let (lo, hi) = match s.split_once('-') {
+            Some((lo, hi)) => (code(lo)?, code(hi)?),
+            None => (code(s)?, code(s)?),
+        };
+        (lo <= hi).then_some((lo, hi))
     }
 }

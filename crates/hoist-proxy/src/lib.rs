@@ -111,16 +111,19 @@
 //! HTTP/2 (RFC 8441); passive health (outlier detection); per-rule timeouts; sticky
 //! sessions; a serialized form of [`Config`] (the controller owns how it is stored).
 
+pub mod admin;
 mod balance;
 mod config;
 mod forward;
 mod metrics;
 mod netns;
 mod target;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -204,8 +207,10 @@ pub enum Error {
     },
 }
 
-/// Health of a registered target, as [`Proxy::target_health`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Health of a registered target, as [`Proxy::target_health`] reports it. In JSON:
+/// `"initial"`, `"healthy"`, `"unhealthy"`, `"draining"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HealthState {
     /// Registered, not yet passed `healthy_threshold` checks; gets no traffic (unless
     /// the rule fails open).
@@ -219,8 +224,9 @@ pub enum HealthState {
     Draining,
 }
 
-/// One target's health, from [`Proxy::target_health`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One target's health, from [`Proxy::target_health`] (and `GET /targets`, as
+/// `{"target_group", "endpoint", "state", "reason"}`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetHealth {
     /// The target group.
     pub target_group: String,
@@ -266,6 +272,8 @@ struct Control {
     targets: HashMap<TargetKey, Arc<TargetRuntime>>,
     listeners: HashMap<SocketAddr, ListenerHandle>,
     admin: Vec<JoinHandle<()>>,
+    /// Ends the admin listener's open connections when the proxy is dropped.
+    admin_stop: tokio_util::sync::CancellationToken,
 }
 
 /// The reverse proxy. Create it inside a Tokio runtime, then [`Proxy::apply`] a
@@ -278,6 +286,27 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     control: Arc<Mutex<Control>>,
     draining: Arc<Mutex<HashMap<TargetKey, Arc<TargetRuntime>>>>,
+    status: Arc<ApplyStatus>,
+}
+
+/// What `GET /status` reports: the generation applied and the last rejection.
+#[derive(Default)]
+struct ApplyStatus {
+    generation: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl ApplyStatus {
+    fn error(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = error;
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -423,13 +452,54 @@ impl Proxy {
             metrics: Arc::new(Metrics::new()),
             control: Arc::new(Mutex::new(Control::default())),
             draining: Arc::new(Mutex::new(HashMap::new())),
+            status: Arc::new(ApplyStatus::default()),
         })
     }
 
     /// Makes `config` the running configuration, live: new listeners are bound (first,
     /// so a bind error changes nothing), requests already routed finish where they are,
     /// new requests see only `config`. Targets no longer present start draining.
+    ///
+    /// On success [`Proxy::applied_generation`] becomes `config.generation` and
+    /// [`Proxy::last_error`] is cleared; on failure the error is kept there.
     pub fn apply(&self, config: Config) -> Result<(), Error> {
+        let generation = config.generation;
+        match self.apply_config(config) {
+            Ok(()) => {
+                self.status
+                    .generation
+                    .store(generation, AtomicOrdering::SeqCst);
+                self.status.set_error(None);
+                Ok(())
+            }
+            Err(e) => {
+                self.status
+                    .set_error(Some(format!("generation {generation}: {e}")));
+                Err(e)
+            }
+        }
+    }
+
+    /// The `generation` of the last configuration [`Proxy::apply`] succeeded with (0
+    /// before any).
+    pub fn applied_generation(&self) -> u64 {
+        self.status.generation.load(AtomicOrdering::SeqCst)
+    }
+
+    /// Why the last configuration was rejected ([`Proxy::apply`] failed, or
+    /// [`Proxy::reject`] was told), until a later `apply` succeeds.
+    pub fn last_error(&self) -> Option<String> {
+        self.status.error()
+    }
+
+    /// Records that a configuration was rejected before it reached [`Proxy::apply`]
+    /// (e.g. its file did not parse), for [`Proxy::last_error`] and `GET /status`.
+    /// What is served does not change.
+    pub fn reject(&self, reason: impl Into<String>) {
+        self.status.set_error(Some(reason.into()));
+    }
+
+    fn apply_config(&self, config: Config) -> Result<(), Error> {
         validate(&config)?;
         let _enter = self.runtime.enter();
         let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
@@ -674,6 +744,10 @@ impl Proxy {
     /// Serves `GET /metrics` (the text of [`Proxy::metrics_text`]) and `GET /health`
     /// (one line per target: group, endpoint, state) on `addr`, apart from the
     /// listeners; returns the bound address. It stops when the proxy is dropped.
+    ///
+    /// It also answers in JSON, with the types of [`admin`]: `GET /status`
+    /// ([`admin::Status`]), `GET /targets` ([`TargetHealth`] list), `GET /draining`
+    /// ([`admin::Draining`] list) and `GET /counts` ([`RequestCounts`]).
     pub fn serve_admin(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
         let _enter = self.runtime.enter();
         let std_listener = bind(addr, false).map_err(|source| Error::Bind { addr, source })?;
@@ -684,6 +758,14 @@ impl Proxy {
             TcpListener::from_std(std_listener).map_err(|source| Error::Bind { addr, source })?;
         let metrics = self.metrics.clone();
         let health = self.health_source();
+        let apply_status = self.status.clone();
+        let control = self.control.clone();
+        let stop = self
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admin_stop
+            .clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -691,11 +773,24 @@ impl Proxy {
                 };
                 let metrics = metrics.clone();
                 let health = health.clone();
+                let apply_status = apply_status.clone();
+                let control = control.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let metrics = metrics.clone();
                         let health = health.clone();
+                        let apply_status = apply_status.clone();
+                        let control = control.clone();
                         async move {
+                            let json = |v: serde_json::Result<String>| match v {
+                                Ok(body) => (200, "application/json", body),
+                                Err(e) => (
+                                    500,
+                                    "text/plain; charset=utf-8",
+                                    format!("cannot encode JSON: {e}\n"),
+                                ),
+                            };
                             let (status, ctype, body) = match (req.method(), req.uri().path()) {
                                 (&hyper::Method::GET, "/metrics") => (
                                     200,
@@ -704,6 +799,38 @@ impl Proxy {
                                 ),
                                 (&hyper::Method::GET, "/health") => {
                                     (200, "text/plain; charset=utf-8", health.render())
+                                }
+                                (&hyper::Method::GET, "/status") => {
+                                    let listeners = control
+                                        .lock()
+                                        .unwrap_or_else(PoisonError::into_inner)
+                                        .listeners
+                                        .iter()
+                                        .map(|(a, h)| (*a, h.local))
+                                        .collect();
+                                    json(serde_json::to_string(&admin::Status {
+                                        generation: apply_status
+                                            .generation
+                                            .load(AtomicOrdering::SeqCst),
+                                        error: apply_status.error(),
+                                        pid: std::process::id(),
+                                        listeners,
+                                    }))
+                                }
+                                (&hyper::Method::GET, "/targets") => {
+                                    json(serde_json::to_string(&health.target_health()))
+                                }
+                                (&hyper::Method::GET, "/draining") => {
+                                    let now = Instant::now();
+                                    let draining: Vec<admin::Draining> = health
+                                        .draining()
+                                        .into_iter()
+                                        .map(|d| admin::Draining::new(d, now))
+                                        .collect();
+                                    json(serde_json::to_string(&draining))
+                                }
+                                (&hyper::Method::GET, "/counts") => {
+                                    json(serde_json::to_string(&metrics.snapshot()))
                                 }
                                 _ => (404, "text/plain; charset=utf-8", "not found\n".to_owned()),
                             };
@@ -717,9 +844,12 @@ impl Proxy {
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        () = stop.cancelled() => {}
+                    }
                 });
             }
         });
@@ -741,6 +871,7 @@ impl Drop for Proxy {
         for task in control.admin.drain(..) {
             task.abort();
         }
+        control.admin_stop.cancel();
         let draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
         for t in control.targets.values().chain(draining.values()) {
             t.stop_health();

@@ -171,7 +171,12 @@ impl StatusCounts {
 /// from [`crate::Proxy::request_counts`]. Take one at the start of a window and one at
 /// its end; [`RequestCounts::since`] gives the window's counts. The target group is
 /// empty for answers given before a group was chosen (no healthy target anywhere).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Its JSON form (`GET /counts`) is an array with one object per (service, target
+/// group), sorted: `{"service", "target_group", "total", "1xx", "2xx", "3xx", "4xx",
+/// "5xx"}`; `total` is informational and ignored when read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Vec<CountsRow>", from = "Vec<CountsRow>")]
 pub struct RequestCounts {
     /// Counts keyed by (service, target group).
     pub routes: BTreeMap<(String, String), StatusCounts>,
@@ -209,5 +214,60 @@ impl RequestCounts {
             .get(&(service.to_owned(), target_group.to_owned()))
             .copied()
             .unwrap_or_default()
+    }
+}
+
+/// One (service, target group) of [`RequestCounts`] in JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CountsRow {
+    service: String,
+    target_group: String,
+    #[serde(default)]
+    total: u64,
+    #[serde(rename = "1xx", default)]
+    c1: u64,
+    #[serde(rename = "2xx", default)]
+    c2: u64,
+    #[serde(rename = "3xx", default)]
+    c3: u64,
+    #[serde(rename = "4xx", default)]
+    c4: u64,
+    #[serde(rename = "5xx", default)]
+    c5: u64,
+}
+
+impl From<RequestCounts> for Vec<CountsRow> {
+    fn from(counts: RequestCounts) -> Self {
+        counts
+            .routes
+            .into_iter()
+            .map(|((service, target_group), c)| {
+                let [c1, c2, c3, c4, c5] = c.by_class;
+                CountsRow {
+                    service,
+                    target_group,
+                    total: c.total(),
+                    c1,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                }
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<CountsRow>> for RequestCounts {
+    fn from(rows: Vec<CountsRow>) -> Self {
+        RequestCounts {
+            routes: rows
+                .into_iter()
+                .map(|r| {
+                    let by_class = [r.c1, r.c2, r.c3, r.c4, r.c5];
+                    ((r.service, r.target_group), StatusCounts { by_class })
+                })
+                .collect(),
+        }
     }
 }

@@ -197,6 +197,7 @@ fn rule(service: &str, forward: &[(&str, u32)]) -> Rule {
 
 fn config(listen: SocketAddr, rules: Vec<Rule>, groups: Vec<TargetGroup>) -> Config {
     Config {
+        generation: 0,
         listeners: vec![Listener {
             addr: listen,
             rules,
