@@ -803,16 +803,11 @@ impl Controller {
         }
         self.generation += 1;
         config.generation = self.generation;
-        let bytes = serde_json::to_vec_pretty(&config)
-            .map_err(|e| ControllerError::Setup(format!("proxy config: {e}")))?;
         if let Some(dir) = self.opts.proxy_config.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ControllerError::Setup(format!("{}: {e}", dir.display())))?;
         }
-        hoist_oci::write_atomic(&self.opts.proxy_config, |f| {
-            std::io::Write::write_all(f, &bytes)
-        })
-        .map_err(|e| {
+        hoist_proxy::watch::write_config(&self.opts.proxy_config, &config).map_err(|e| {
             ControllerError::Setup(format!("{}: {e}", self.opts.proxy_config.display()))
         })?;
         tracing::debug!(generation = self.generation, "proxy config written");
@@ -829,10 +824,7 @@ struct RouteParts {
 }
 
 fn read_written(path: &Path) -> (u64, Option<Config>) {
-    match std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
-    {
+    match hoist_proxy::watch::read_config(path).ok().flatten() {
         Some(c) => (c.generation, Some(c)),
         None => (0, None),
     }

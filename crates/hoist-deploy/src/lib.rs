@@ -9,3 +9,6 @@
 pub mod plan;
 pub mod spec;
 pub mod state;
+pub mod controller;
+pub mod launch;
+pub mod proxyconf;

@@ -628,3 +628,11 @@ mod tests {
         assert_eq!(back, counts);
     }
 }
+
+/// Whether a proxy holds the lock of configuration directory `dir` now.
+pub fn running(dir: &Path) -> bool {
+    let Ok(file) = fs::File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
