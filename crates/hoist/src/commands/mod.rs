@@ -7,3 +7,4 @@ pub mod import;
 pub mod lint;
 pub mod registry;
 pub mod remote;
+pub mod secret;
