@@ -942,6 +942,7 @@ impl Builder {
             match network {
                 Network::None => "none",
                 Network::Host => "host",
+                Network::Outbound => "outbound",
             },
             &key_mounts.join("\n"),
         ]);

@@ -50,6 +50,9 @@ pub(crate) struct Request {
     /// Set for a detached task (`Runtime::start`), absent for `Runtime::run`.
     #[serde(default)]
     pub task: Option<TaskRequest>,
+    /// The `pasta` program, found by the parent, for [`Network::Outbound`].
+    #[serde(default)]
+    pub pasta: Option<PathBuf>,
 }
 
 /// What a detached task's helper needs beyond a run's request.
@@ -461,10 +464,22 @@ fn setup_and_run(
         rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
     )
     .map_err(|e| format!("making mounts private: {e}"))?;
-    if spec.network == Network::None {
+    if matches!(spec.network, Network::None | Network::Outbound) {
+        // The host's namespace, for pasta to live in.
+        let host_ns = std::fs::File::open("/proc/self/ns/net")
+            .map_err(|e| format!("/proc/self/ns/net: {e}"))?;
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
         loopback_up()?;
+        if spec.network == Network::Outbound {
+            // Before the overlay is mounted, so pasta's copy of this mount
+            // namespace holds nothing of the container's.
+            let pasta = match &req.pasta {
+                Some(p) => p.clone(),
+                None => crate::outbound::find_pasta().map_err(|e| e.to_string())?,
+            };
+            crate::outbound::start(dir, &pasta, &host_ns)?;
+        }
     }
 
     let rootfs = match &spec.rootfs {
@@ -700,6 +715,9 @@ fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<EtcFi
     let resolv = match network {
         Network::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         Network::None => String::new(),
+        Network::Outbound => crate::outbound::resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
     };
     for (path, text) in [
         (&files.hosts, hosts),
@@ -861,6 +879,10 @@ pub(crate) fn cleanup_container(dir: &Path, id: &str, backend: &Backend) -> Resu
     }
     if let Ok(cg) = std::fs::read_to_string(dir.join(CGROUP_FILE)) {
         cgroup::remove(Path::new(cg.trim()));
+    }
+    // The container's pasta (Network::Outbound), once nothing uses the namespace.
+    if let Err(e) = crate::outbound::stop(dir) {
+        result = result.and(Err(e));
     }
     result
 }

@@ -15,9 +15,10 @@
 //!
 //! 1. reads `request.json` from the per-container state dir `<state_dir>/<id>/`
 //!    (ids are `hoist-<16 hex>`; the parent also records `helper.pid` there);
-//! 2. enters a private mount namespace (and, for [`Network::None`], a new network
-//!    namespace whose `lo` it brings up), mounts the overlay there, so the mount
-//!    vanishes with the helper even after a `SIGKILL`;
+//! 2. enters a private mount namespace (and, for [`Network::None`] and
+//!    [`Network::Outbound`], a new network namespace whose `lo` it brings up, with
+//!    `pasta` attached for the latter: see below), mounts the overlay there, so the
+//!    mount vanishes with the helper even after a `SIGKILL`;
 //! 3. resolves the user from the rootfs's `/etc/passwd` and `/etc/group`, creates
 //!    the working directory, writes `/etc/hosts`, `/etc/hostname` and
 //!    `/etc/resolv.conf` into the state dir (bind-mounted read-only, as in a Docker
@@ -27,7 +28,8 @@
 //! 5. waits on a pidfd together with a signal pipe (`SIGTERM`/`SIGINT` from the
 //!    parent, or the parent's death through `PR_SET_PDEATHSIG`) and a periodic
 //!    `getppid` check; any of those kills the container;
-//! 6. always deletes the container and its cgroup directories, then writes
+//! 6. always deletes the container and its cgroup directories (and kills its
+//!    `pasta`), then writes
 //!    `result.json` atomically (exit status or setup error), never mixing its own
 //!    messages into the container's stderr.
 //!
@@ -49,10 +51,43 @@
 //! alone, so a restarted controller adopts them; [`TaskInfo::netns`] is the task's
 //! network namespace, where a load balancer connects to it. See module `task`.
 //!
+//! # Outbound network
+//!
+//! A service that calls out (a database, an API) runs with [`Network::Outbound`]:
+//! its own namespace as with [`Network::None`], so the load balancer still reaches
+//! it on `127.0.0.1:PORT` inside [`TaskInfo::netns`] and replicas never compete for
+//! host ports, plus a tap interface served by `pasta` (Debian's `passt`), a
+//! user-mode network stack that turns the namespace's connections into ordinary
+//! sockets of the host. No bridge, no NAT rules, no veth pairs, no root-owned
+//! network state outside the namespace: what pasta cannot do, the task cannot do.
+//!
+//! The helper runs pasta from the host's namespace right after creating the
+//! container's, before the overlay is mounted and before the container exists, with
+//! `--config-net` (the namespace gets the host's address and routes; pasta returns
+//! once they are set), no port forwarding in either direction (`-t/-u/-T/-U none`),
+//! and `--dns-forward 169.254.1.1`, the only nameserver of the container's
+//! `resolv.conf` (the host's `search` and `options` lines are kept): pasta sends
+//! those queries to the host's first resolver, which may well be on the host's
+//! loopback. pasta runs as root (`--runas 0`, keeping only `CAP_NET_ADMIN`,
+//! `CAP_NET_BIND_SERVICE` and `CAP_SYS_ADMIN`, in its own mount and PID
+//! namespaces) and opens the namespace through a descriptor it inherits, since it
+//! may not open `/proc/<helper>/ns/net` of a process with more capabilities. It
+//! forks to the background; the helper records its pid (`pasta.pid`, with its
+//! start time) and whoever deletes the container (the helper when the container
+//! ends, [`Runtime::stop`], [`Runtime::remove`] or [`Runtime::cleanup_stale`] after
+//! a helper died) kills it and waits until it is gone. The parent checks that
+//! `pasta` is on `PATH` before starting anything
+//! ([`RuntimeError::MissingProgram`]). It works the same with both backends, since
+//! neither lists a network namespace in the OCI spec.
+//!
+//! pasta maps the namespace's default gateway address to the host's loopback: a
+//! task can reach services bound to the host's `127.0.0.1` at its gateway address.
+//!
 //! # Isolation (Docker's defaults)
 //!
 //! New PID, mount, UTS, IPC and cgroup namespaces; a new network namespace with only
-//! `lo` (up) for [`Network::None`], the host's for [`Network::Host`]. Docker's default
+//! `lo` (up) for [`Network::None`], the same with pasta's tap interface for
+//! [`Network::Outbound`], the host's for [`Network::Host`]. Docker's default
 //! capability set (bounding; also effective/permitted for uid 0 only, as Docker does
 //! since 20.10), `no_new_privileges`, Docker's masked and read-only `/proc` and
 //! `/sys` paths, a tmpfs `/dev` with null, zero, full, random, urandom, tty, pts,
@@ -74,13 +109,15 @@
 //! # What it does not do
 //!
 //! No images, layers or snapshots; no TTYs or stdin (stdin is `/dev/null`); no user
-//! namespaces, port publishing or bridge networks; no AppArmor/SELinux. cgroup v2
+//! namespaces, port publishing or bridge networks; no egress filtering of
+//! [`Network::Outbound`] tasks; no AppArmor/SELinux. cgroup v2
 //! support is written from the documentation and untested on the development
 //! machines, which run hybrid v1.
 
 mod cgroup;
 mod helper;
 pub mod logs;
+mod outbound;
 mod run;
 mod spec;
 mod task;
@@ -177,6 +214,11 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace with loopback and outbound connections through
+    /// `pasta` (Debian's `passt`), which must be on `PATH`: the host's address and
+    /// routes on a tap interface, DNS through pasta's forwarder, the host's
+    /// loopback at the default gateway's address, no ports published.
+    Outbound,
 }
 
 /// A bind mount from the host into the container.
@@ -292,6 +334,16 @@ pub enum RuntimeError {
         id: String,
         /// How the helper ended.
         status: String,
+    },
+    /// A program the spec needs is not installed.
+    #[error("`{program}` is needed for {needed_for} but is not on PATH; install the Debian package `{package}` (apt-get install {package})")]
+    MissingProgram {
+        /// The program.
+        program: String,
+        /// The Debian package that has it.
+        package: String,
+        /// What needs it.
+        needed_for: String,
     },
     /// Cleaning up a container failed.
     #[error("cleaning up container {id}: {message}")]

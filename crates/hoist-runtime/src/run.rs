@@ -12,7 +12,7 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::helper::{self, start_time, HelperResult, Request, HELPER_PID, REQUEST, RESULT};
 use crate::{
-    ContainerSpec, ExitStatus, RunOptions, RunOutcome, RuntimeConfig, RuntimeError, Stream,
+    ContainerSpec, ExitStatus, Network, RunOptions, RunOutcome, RuntimeConfig, RuntimeError, Stream,
 };
 
 /// How long the helper gets to kill and delete its container after `SIGTERM`
@@ -66,10 +66,14 @@ impl Runtime {
                 spec.cwd
             )));
         }
+        let pasta = match spec.network {
+            Network::Outbound => Some(crate::outbound::find_pasta()?),
+            _ => None,
+        };
         let id = format!("hoist-{}", hex::encode(rand::random::<[u8; 8]>()));
         let dir = self.config.state_dir.join(&id);
         std::fs::create_dir(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
-        let result = self.run_in(&id, &dir, spec, opts, output);
+        let result = self.run_in(&id, &dir, spec, pasta, opts, output);
         if result.is_ok() || matches!(result, Err(RuntimeError::Setup { .. })) {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -81,6 +85,7 @@ impl Runtime {
         id: &str,
         dir: &Path,
         spec: &ContainerSpec,
+        pasta: Option<PathBuf>,
         opts: &RunOptions,
         output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunOutcome, RuntimeError> {
@@ -90,6 +95,7 @@ impl Runtime {
             backend: self.config.backend.clone(),
             spec: spec.clone(),
             task: None,
+            pasta,
         };
         let req_path = dir.join(REQUEST);
         helper::write_atomic(&req_path, &request)

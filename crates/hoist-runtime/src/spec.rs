@@ -178,7 +178,8 @@ pub(crate) fn oci_spec(input: &SpecInput<'_>) -> Result<Spec, String> {
     }
 
     // Namespaces: the network namespace is the helper's own (a new one with `lo`
-    // up for Network::None, the host's for Network::Host), so it is not listed.
+    // up for Network::None and Network::Outbound, the latter with pasta attached;
+    // the host's for Network::Host), so it is not listed.
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,

@@ -81,7 +81,8 @@ pub struct TaskInfo {
     pub state: TaskState,
     /// The helper's pid while it runs.
     pub helper_pid: Option<i32>,
-    /// The task's own network namespace while it runs (`Network::None`), for
+    /// The task's own network namespace while it runs (`Network::None` and
+    /// `Network::Outbound`), for
     /// connecting to it from outside (`/proc/<pid>/ns/net`).
     pub netns: Option<PathBuf>,
     /// Where its logs are ([`crate::logs::read_logs`]).
@@ -122,6 +123,10 @@ impl Runtime {
                 spec.cwd
             )));
         }
+        let pasta = match spec.network {
+            Network::Outbound => Some(crate::outbound::find_pasta()?),
+            _ => None,
+        };
         let config = self.config();
         let id = format!("hoist-{}", hex::encode(rand::random::<[u8; 8]>()));
         let dir = config.state_dir.join(&id);
@@ -135,6 +140,7 @@ impl Runtime {
                 options: options.clone(),
                 helper: config.helper.clone(),
             }),
+            pasta,
         };
         let req_path = dir.join(REQUEST);
         helper::write_atomic(&req_path, &request)
@@ -312,10 +318,9 @@ impl Runtime {
             (None, None, _) => TaskState::Lost,
         };
         let netns = match (&state, helper_pid, network) {
-            (TaskState::Running, Some(pid), Network::None) => Some(PathBuf::from(format!(
-                "/proc/{}/ns/net",
-                pid.as_raw_nonzero()
-            ))),
+            (TaskState::Running, Some(pid), Network::None | Network::Outbound) => Some(
+                PathBuf::from(format!("/proc/{}/ns/net", pid.as_raw_nonzero())),
+            ),
             _ => None,
         };
         TaskInfo {

@@ -56,6 +56,9 @@ pub enum Command {
     /// Run hoist's embedded OCI registry.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Manage secrets for deployments (values are sealed at rest and never printed).
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Deploy a service from its service file (YAML) and follow the deployment.
     Deploy(DeployArgs),
     /// Roll a service back to its previous good deployment, at once.
@@ -152,6 +155,37 @@ pub struct DaemonArgs {
     /// Detach from the terminal's session (used when hoist starts the daemon).
     #[arg(long, hide = true)]
     pub detached: bool,
+}
+
+/// `hoist secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create or replace a secret, reading its value from stdin (or --from-file),
+    /// never from the command line.
+    Set(SecretSetArgs),
+    /// List secrets: name, size and last update (never values).
+    #[command(alias = "list")]
+    Ls,
+    /// Remove a secret.
+    #[command(alias = "remove")]
+    Rm {
+        /// The secret's name.
+        name: String,
+    },
+}
+
+/// `hoist secret set`
+#[derive(Debug, Args)]
+pub struct SecretSetArgs {
+    /// The secret's name (`[A-Za-z0-9_.-]`, up to 128 characters).
+    pub name: String,
+    /// Read the value from this file instead of stdin.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// Strip trailing newlines (`\n`, `\r\n`) from the value; by default the bytes
+    /// are kept as they are.
+    #[arg(long)]
+    pub trim: bool,
 }
 
 /// `hoist build`

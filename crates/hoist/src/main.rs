@@ -63,5 +63,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => commands::deploy::service(&settings, cmd),
         Command::Logs(args) => commands::deploy::logs(&settings, args),
         Command::Daemon(args) => commands::deploy::daemon(&settings, args),
+        Command::Secret(cmd) => commands::secret::run(&settings, cmd),
     }
 }

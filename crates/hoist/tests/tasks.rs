@@ -197,6 +197,142 @@ fn a_task_that_exits_reports_its_status_and_a_bad_one_fails_to_start() {
     assert_eq!(rt.tasks().unwrap().len(), 1);
 }
 
+/// A plain HTTP server on the host's 127.0.0.1 answering every request with one
+/// fixed body, for as long as the test process lives.
+fn host_http_server(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+/// Live processes whose command line names `needle` (zombies have none).
+fn processes_naming(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// The first log line starting with `prefix`, once it is there.
+fn log_line(log_dir: &Path, prefix: &str) -> String {
+    let mut found = None;
+    eventually(&format!("the task logs {prefix:?}"), || {
+        found = read_logs(log_dir)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.log.starts_with(prefix))
+            .map(|e| e.log);
+        found.is_some()
+    });
+    found.unwrap().trim_end().to_owned()
+}
+
+fn check_outbound_network(backend: Backend) {
+    let port = host_http_server("hello from the host");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let rt = runtime(&state, backend);
+    // pasta maps the namespace's default gateway to the host's loopback. (busybox
+    // wget's own -T crashes; `timeout` bounds it instead.)
+    let script = format!(
+        "gw=$(ip route | awk '/^default/ {{print $3; exit}}'); echo \"gateway $gw\"; \
+         if timeout 20 wget -q -O /tmp/body http://$gw:{port}/; then echo \"body: $(cat /tmp/body)\"; \
+         else echo 'body: none'; fi; \
+         echo \"resolv: $(grep nameserver /etc/resolv.conf)\"; \
+         mkdir -p /www && echo inside > /www/index.html; \
+         httpd -f -p 127.0.0.1:8080 -h /www & \
+         trap 'exit 0' TERM; while true; do sleep 0.2; done"
+    );
+    let mut outbound = spec(tmp.path(), "out", &script);
+    outbound.network = Network::Outbound;
+    let info = rt.start(&outbound, &TaskOptions::default()).unwrap();
+    let _stop = StopOnPanic(&rt, info.id.clone());
+    let _dump = Dump(info.log_dir.clone());
+    assert_eq!(info.state, TaskState::Running);
+
+    let gateway = log_line(&info.log_dir, "gateway ");
+    let gateway = gateway.strip_prefix("gateway ").unwrap().to_owned();
+    assert!(!gateway.is_empty(), "the task has a default route");
+    assert_eq!(
+        log_line(&info.log_dir, "body: "),
+        "body: hello from the host"
+    );
+    assert_eq!(
+        log_line(&info.log_dir, "resolv: "),
+        "resolv: nameserver 169.254.1.1"
+    );
+
+    // Still reachable from outside through its own namespace, and only there.
+    let netns = info.netns.clone().unwrap();
+    let mut body = None;
+    eventually("httpd answers inside the task's namespace", || {
+        body = fetch_inside(&netns, "http://127.0.0.1:8080/index.html");
+        body.is_some()
+    });
+    assert_eq!(body.unwrap(), "inside\n");
+    assert!(std::net::TcpStream::connect("127.0.0.1:8080").is_err());
+
+    // One pasta serves the task while it runs, none after it stopped.
+    let task_dir = state.canonicalize().unwrap().join(&info.id);
+    let pasta_cmdline = format!("--log-file\0{}", task_dir.join("pasta.log").display());
+    let pastas = processes_naming(&pasta_cmdline);
+    assert_eq!(pastas.len(), 1, "one pasta for the task: {pastas:?}");
+    let stopped = rt.stop(&info.id).unwrap();
+    assert_eq!(stopped.state, TaskState::Exited(ExitStatus::Code(0)));
+    assert!(stopped.netns.is_none());
+    let left = processes_naming(&pasta_cmdline);
+    assert!(left.is_empty(), "pasta outlived its task: {left:?}");
+    rt.remove(&info.id).unwrap();
+
+    // Without Outbound, the same address is unreachable.
+    let script = format!(
+        "if timeout 20 wget -q -O /tmp/body http://{gateway}:{port}/; then echo 'body: reached'; \
+         else echo 'body: none'; fi"
+    );
+    let isolated = rt
+        .start(&spec(tmp.path(), "none", &script), &TaskOptions::default())
+        .unwrap();
+    assert_eq!(log_line(&isolated.log_dir, "body: "), "body: none");
+}
+
+#[test]
+fn embedded_task_with_outbound_network_reaches_the_host_through_pasta() {
+    check_outbound_network(Backend::Embedded);
+}
+
+#[test]
+fn runc_task_with_outbound_network_reaches_the_host_through_pasta() {
+    check_outbound_network(Backend::Oci(PathBuf::from("/usr/sbin/runc")));
+}
+
+/// Stops a task when its test fails, so neither it nor its pasta outlives the test.
+struct StopOnPanic<'a>(&'a Runtime, String);
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.stop(&self.1);
+        }
+    }
+}
+
 struct Dump(PathBuf);
 impl Drop for Dump {
     fn drop(&mut self) {

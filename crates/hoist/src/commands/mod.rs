@@ -8,3 +8,4 @@ pub mod import;
 pub mod lint;
 pub mod registry;
 pub mod remote;
+pub mod secret;
