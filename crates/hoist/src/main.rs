@@ -58,5 +58,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::image::run(&settings, cli::ImageCommand::Tag { source, target })
         }
         Command::Registry(cmd) => commands::registry::run(&settings, cmd),
+        Command::Proxy(args) => commands::proxy::run(&settings, args),
     }
 }

@@ -5,5 +5,6 @@ pub mod build;
 pub mod image;
 pub mod import;
 pub mod lint;
+pub mod proxy;
 pub mod registry;
 pub mod remote;
