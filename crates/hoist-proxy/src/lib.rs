@@ -95,11 +95,41 @@
 //! controller diffs two snapshots ([`RequestCounts::since`]) for the 5xx ratio of a
 //! bake window.
 //!
+//! # As a process: the file contract and the admin JSON
+//!
+//! The controller and the proxy run apart: `hoist proxy` runs
+//! [`watch::run_from_file`], which serves what a JSON file says and keeps serving
+//! while the controller is down. [`Config`] and everything in it are serde types; the
+//! file is their JSON form: durations as integer milliseconds in `*_ms` fields,
+//! endpoints as `{"tcp": "127.0.0.1:8080"}` or `{"netns": {"path":
+//! "/proc/123/ns/net", "port": 8080}}`, hosts as `"api.example.com"` or
+//! `"*.example.com"`, success codes as `"200-399"`. Missing optional fields take their
+//! defaults (`{}` is a valid, empty configuration) and unknown fields are errors. The
+//! top-level `generation` is the writer's version number; [`Proxy::applied_generation`]
+//! reports the one being served.
+//!
+//! The writer replaces the file atomically (temp file and rename, as
+//! [`watch::write_config`] does). The proxy notices within [`watch::POLL_INTERVAL`]
+//! (or at once on `SIGHUP`); a file that does not parse or apply is logged, shown in
+//! `GET /status`, and the last good configuration keeps serving. Next to the file,
+//! `proxy.lock` (an exclusive `flock`, holding the pid) keeps a second proxy off the
+//! same directory and `admin.addr` gives the bound admin address. The module
+//! [`watch`] states the whole contract.
+//!
+//! The admin listener ([`Proxy::serve_admin`]) answers, besides `/metrics` and
+//! `/health`, in JSON: `GET /status` (`{"generation", "error", "pid", "listeners"}`),
+//! `GET /targets` (`[{"target_group", "endpoint", "state", "reason"}]`), `GET
+//! /draining` (`[{"target_group", "endpoint", "in_flight", "remaining_ms"}]`) and `GET
+//! /counts` (`[{"service", "target_group", "total", "1xx", .., "5xx"}]`).
+//! [`admin::AdminClient`] reads them into the same types; it is what the controller
+//! uses.
+//!
 //! # Invariants
 //!
 //! - The proxy never waits on the controller: `apply` is synchronous and bounded, and
 //!   nothing on the request path calls out of the crate.
 //! - Depends on no other hoist crate.
+//! - The proxy never writes its configuration file; only the controller does.
 //! - A request holds an in-flight slot on its target from before it connects until its
 //!   response body ends (or its WebSocket closes); draining waits on exactly that.
 //! - A target is identified by (target group name, endpoint); the same endpoint in two
@@ -109,7 +139,8 @@
 //!
 //! TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
 //! HTTP/2 (RFC 8441); passive health (outlier detection); per-rule timeouts; sticky
-//! sessions; a serialized form of [`Config`] (the controller owns how it is stored).
+//! sessions; a failed apply is retried only when the file changes or on `SIGHUP`, not
+//! on a timer.
 
 pub mod admin;
 mod balance;

@@ -56,6 +56,9 @@ pub enum Command {
     /// Run hoist's embedded OCI registry.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Run the reverse proxy in the foreground, serving what its JSON configuration
+    /// file says and following the file as the controller rewrites it.
+    Proxy(ProxyArgs),
     /// Manage secrets for deployments (values are sealed at rest and never printed).
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -186,6 +189,27 @@ pub struct SecretSetArgs {
     /// are kept as they are.
     #[arg(long)]
     pub trim: bool,
+}
+
+/// `hoist proxy`
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The configuration file (JSON), replaced atomically by its writer
+    /// [default: <HOIST_HOME>/proxy/config.json].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the admin API (`/status`, `/targets`, `/draining`, `/counts`,
+    /// `/metrics`, `/health`); port 0 picks one, written to `admin.addr` next to the
+    /// configuration file.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7947")]
+    pub admin: std::net::SocketAddr,
+    /// Threads serving client connections, each with its own runtime and
+    /// `SO_REUSEPORT` sockets; 0 serves on the main runtime.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+    /// Detach from the terminal's session (used when hoist starts the proxy).
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 /// `hoist build`

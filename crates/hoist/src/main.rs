@@ -64,5 +64,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => commands::deploy::logs(&settings, args),
         Command::Daemon(args) => commands::deploy::daemon(&settings, args),
         Command::Secret(cmd) => commands::secret::run(&settings, cmd),
+        Command::Proxy(args) => commands::proxy::run(&settings, args),
     }
 }

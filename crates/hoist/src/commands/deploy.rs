@@ -417,7 +417,14 @@ fn ensure_proxy(settings: &Settings, config: &Path) -> Result<()> {
     let config_arg = config.display().to_string();
     spawn_detached(
         settings,
-        &["proxy", "--detached", "--config", &config_arg],
+        &[
+            "proxy",
+            "--detached",
+            "--config",
+            &config_arg,
+            "--admin",
+            "127.0.0.1:0",
+        ],
         &log,
     )?;
     for _ in 0..100 {
