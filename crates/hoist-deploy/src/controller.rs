@@ -142,7 +142,9 @@ impl Controller {
             .map_err(|e| ControllerError::Setup(format!("image store: {e}")))?;
         let snapshots = Snapshots::open(&opts.home.join("snapshots"))
             .map_err(|e| ControllerError::Setup(format!("snapshots: {e}")))?;
-        let secrets = SecretStore::open(&opts.home.join("secrets")).ok().map(Arc::new);
+        let secrets = SecretStore::open(&opts.home.join("secrets"))
+            .ok()
+            .map(Arc::new);
         let (generation, written) = read_written(&opts.proxy_config);
         Ok(Controller {
             opts,
@@ -326,7 +328,12 @@ impl Controller {
                 self.state.transaction(|tx| {
                     tx.update_task(&task)?;
                     if !expected {
-                        tx.event(&name, Some(task.deployment), "task-exited", &format!("task {} {why}", task.id))?;
+                        tx.event(
+                            &name,
+                            Some(task.deployment),
+                            "task-exited",
+                            &format!("task {} {why}", task.id),
+                        )?;
                         if counts && active.state == DeploymentState::InProgress {
                             tx.add_failure(active.id)?;
                         }
@@ -363,7 +370,12 @@ impl Controller {
                         let task = t.clone();
                         self.state.transaction(|tx| {
                             tx.update_task(&task)?;
-                            tx.event(&name, Some(task.deployment), "task-unhealthy", &format!("task {} is unhealthy ({why}); replacing it", task.id))?;
+                            tx.event(
+                                &name,
+                                Some(task.deployment),
+                                "task-unhealthy",
+                                &format!("task {} is unhealthy ({why}); replacing it", task.id),
+                            )?;
                             if counts {
                                 tx.add_failure(active.id)?;
                             }
@@ -382,7 +394,12 @@ impl Controller {
                 let task = t.clone();
                 self.state.transaction(|tx| {
                     tx.update_task(&task)?;
-                    tx.event(&name, Some(task.deployment), "task-healthy", &format!("task {} is healthy", task.id))
+                    tx.event(
+                        &name,
+                        Some(task.deployment),
+                        "task-healthy",
+                        &format!("task {} is healthy", task.id),
+                    )
                 })?;
                 self.backoff.remove(&name);
             }
@@ -406,11 +423,24 @@ impl Controller {
                 tracing::info!(service = %name, "service removed");
                 return Ok(None);
             }
-            self.deregister(&name, &tasks, &views.iter().filter(|v| v.phase == TaskPhase::Running).map(|v| v.id.clone()).collect::<Vec<_>>())?;
+            self.deregister(
+                &name,
+                &tasks,
+                &views
+                    .iter()
+                    .filter(|v| v.phase == TaskPhase::Running)
+                    .map(|v| v.id.clone())
+                    .collect::<Vec<_>>(),
+            )?;
             return Ok(Some((active.spec.clone(), RouteParts::default())));
         }
         if let Some(reason) = &svc.rollback_requested {
-            self.roll_back(&name, &active, &format!("rollback requested: {reason}"), true)?;
+            self.roll_back(
+                &name,
+                &active,
+                &format!("rollback requested: {reason}"),
+                true,
+            )?;
             // Plan the rollback in this same tick: traffic never loses its route.
             return match self.state.service(&name)? {
                 Some(fresh) if fresh.rollback_requested.is_none() => {
@@ -600,13 +630,9 @@ impl Controller {
                 }
             }
         }
-        Ok(history
-            .into_iter()
-            .find(|d| {
-                d.id < active.id
-                    && d.state == DeploymentState::Succeeded
-                    && d.version != active.version
-            }))
+        Ok(history.into_iter().find(|d| {
+            d.id < active.id && d.state == DeploymentState::Succeeded && d.version != active.version
+        }))
     }
 
     fn deregister(
@@ -616,7 +642,9 @@ impl Controller {
         ids: &[String],
     ) -> Result<(), ControllerError> {
         for id in ids {
-            let Some(t) = tasks.iter().find(|t| &t.id == id && t.phase == TaskPhase::Running)
+            let Some(t) = tasks
+                .iter()
+                .find(|t| &t.id == id && t.phase == TaskPhase::Running)
             else {
                 continue;
             };
@@ -625,7 +653,12 @@ impl Controller {
             t.drain_generation = Some(self.generation + 1);
             self.state.transaction(|tx| {
                 tx.update_task(&t)?;
-                tx.event(service, Some(t.deployment), "task-draining", &format!("task {} deregistered; draining", t.id))
+                tx.event(
+                    service,
+                    Some(t.deployment),
+                    "task-draining",
+                    &format!("task {} deregistered; draining", t.id),
+                )
             })?;
         }
         Ok(())
@@ -681,7 +714,12 @@ impl Controller {
         };
         self.state.transaction(|tx| {
             tx.insert_task(&task)?;
-            tx.event(&service, Some(d.id), "task-starting", &format!("starting task {id}"))
+            tx.event(
+                &service,
+                Some(d.id),
+                "task-starting",
+                &format!("starting task {id}"),
+            )
         })?;
         if let Ok(mut s) = self.in_flight.lock() {
             s.insert(id.clone());
@@ -710,7 +748,12 @@ impl Controller {
                     task.netns = info.netns.map(|p| p.display().to_string());
                     state.transaction(|tx| {
                         tx.update_task(&task)?;
-                        tx.event(&task.service, Some(task.deployment), "task-running", &format!("task {} runs ({})", task.id, info.id))
+                        tx.event(
+                            &task.service,
+                            Some(task.deployment),
+                            "task-running",
+                            &format!("task {} runs ({})", task.id, info.id),
+                        )
                     })
                 }
                 Err(e) => {
@@ -719,7 +762,12 @@ impl Controller {
                     let _ = std::fs::remove_dir_all(&scratch);
                     state.transaction(|tx| {
                         tx.update_task(&task)?;
-                        tx.event(&task.service, Some(task.deployment), "task-failed", &format!("task {} failed to start: {e}", task.id))?;
+                        tx.event(
+                            &task.service,
+                            Some(task.deployment),
+                            "task-failed",
+                            &format!("task {} failed to start: {e}", task.id),
+                        )?;
                         if in_progress {
                             tx.add_failure(task.deployment)?;
                         }
@@ -783,7 +831,12 @@ impl Controller {
                 }
                 let r = state.transaction(|tx| {
                     tx.update_task(&t)?;
-                    tx.event(&t.service, Some(t.deployment), "task-stopped", &format!("task {} stopped", t.id))
+                    tx.event(
+                        &t.service,
+                        Some(t.deployment),
+                        "task-stopped",
+                        &format!("task {} stopped", t.id),
+                    )
                 });
                 if let Err(e) = r {
                     tracing::error!(task = %t.id, error = %e, "recording a stopped task failed");

@@ -77,8 +77,8 @@ fn image_config(
         message,
     };
     let record = store.resolve(digest).map_err(|e| err(e.to_string()))?;
-    let manifest = hoist_oci::transfer::platform_manifest(store, &record)
-        .map_err(|e| err(e.to_string()))?;
+    let manifest =
+        hoist_oci::transfer::platform_manifest(store, &record).map_err(|e| err(e.to_string()))?;
     let config = store
         .config(&manifest.config.digest)
         .map_err(|e| err(e.to_string()))?;
@@ -218,10 +218,7 @@ impl Template {
                     name: name.clone(),
                     var: var.clone(),
                 })?;
-            env.push(format!(
-                "{var}={}",
-                String::from_utf8_lossy(value.expose())
-            ));
+            env.push(format!("{var}={}", String::from_utf8_lossy(value.expose())));
         }
         Ok(ContainerSpec {
             rootfs: Rootfs::Overlay {

@@ -6,9 +6,9 @@
 //! listener, and the runtime only through `hoist_runtime::Runtime`; it must not
 //! serve traffic itself.
 
-pub mod plan;
-pub mod spec;
-pub mod state;
 pub mod controller;
 pub mod launch;
+pub mod plan;
 pub mod proxyconf;
+pub mod spec;
+pub mod state;

@@ -226,10 +226,12 @@ pub fn plan(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -
         }
         p.weights.entry(d.version.clone()).or_default();
         if new_healthy >= count && old_registered.len() == p.deregister.len() {
-            p.finish = Some((
-                DeploymentState::Succeeded,
-                format!("{count} tasks of the new version are healthy; old tasks are draining"),
-            ));
+            let msg = if old_registered.is_empty() {
+                format!("{count} tasks healthy")
+            } else {
+                format!("{count} tasks of the new version are healthy; old tasks are draining")
+            };
+            p.finish = Some((DeploymentState::Succeeded, msg));
         }
         return p;
     }

@@ -166,7 +166,11 @@ mod tests {
         };
         let c = build(&[route(&web), route(&api), route(&admin)]);
         assert_eq!(c.listeners.len(), 1);
-        let order: Vec<&str> = c.listeners[0].rules.iter().map(|r| r.service.as_str()).collect();
+        let order: Vec<&str> = c.listeners[0]
+            .rules
+            .iter()
+            .map(|r| r.service.as_str())
+            .collect();
         assert_eq!(order, ["admin", "api", "web"]);
         assert_eq!(c.target_groups.len(), 3);
         assert_eq!(c.target_groups[0].name, "admin.v1");

@@ -311,7 +311,13 @@ fn rolling_deploys_replace_every_task_without_failing_a_request_and_rollback_ret
 
     // The events tell the story.
     let events = w.env.ok(&["service", "events", "web"]);
-    for kind in ["created", "task-running", "task-healthy", "task-draining", "succeeded"] {
+    for kind in [
+        "created",
+        "task-running",
+        "task-healthy",
+        "task-draining",
+        "succeeded",
+    ] {
         assert!(events.contains(kind), "no {kind} event in:\n{events}");
     }
 
@@ -343,7 +349,10 @@ fn a_version_failing_its_health_checks_trips_the_circuit_breaker_and_rolls_back(
     assert_ok(&w.deploy(&file, "api:1"), "first deploy", &w);
 
     let out = w.deploy(&file, "api:bad");
-    assert!(!out.status.success(), "a failing version must fail the deploy");
+    assert!(
+        !out.status.success(),
+        "a failing version must fail the deploy"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("circuit breaker"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -371,7 +380,13 @@ fn canary_serves_both_versions_while_baking_then_only_the_new_one() {
     let detach = w
         .env
         .hoist()
-        .args(["deploy", file.to_str().unwrap(), "--image", "shop:2", "--detach"])
+        .args([
+            "deploy",
+            file.to_str().unwrap(),
+            "--image",
+            "shop:2",
+            "--detach",
+        ])
         .output()
         .unwrap();
     assert_ok(&detach, "deploy --detach", &w);
@@ -392,7 +407,10 @@ fn canary_serves_both_versions_while_baking_then_only_the_new_one() {
         assert_eq!(body(w.addr()).as_deref(), Some("shop 2"));
     }
     let events = w.env.ok(&["service", "events", "shop"]);
-    assert!(events.contains("50% of traffic to the new version"), "{events}");
+    assert!(
+        events.contains("50% of traffic to the new version"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -433,7 +451,12 @@ fn a_restarted_daemon_adopts_running_tasks_and_traffic_never_depends_on_it() {
             )
         })
         .collect();
-    assert_eq!(before, after, "healthy tasks were restarted:\n{}", w.log("daemon.log"));
+    assert_eq!(
+        before,
+        after,
+        "healthy tasks were restarted:\n{}",
+        w.log("daemon.log")
+    );
     // And it keeps deploying.
     assert_ok(&w.deploy(&file, "cat:2"), "deploy after restart", &w);
     assert_eq!(body(w.addr()).as_deref(), Some("cat 2"));
@@ -452,8 +475,10 @@ fn a_bad_service_file_is_refused_with_file_line_and_field() {
     assert!(err.contains("bad.yml:5:"), "{err}");
     assert!(err.contains("stop_timeout: invalid duration"), "{err}");
     // Nothing was recorded.
-    assert!(!w.env.home().join("deploy/state.db").exists() || {
-        let ls = w.env.ok(&["--json", "service", "ls"]);
-        ls.trim() == "[]"
-    });
+    assert!(
+        !w.env.home().join("deploy/state.db").exists() || {
+            let ls = w.env.ok(&["--json", "service", "ls"]);
+            ls.trim() == "[]"
+        }
+    );
 }

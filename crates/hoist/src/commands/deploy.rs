@@ -64,7 +64,10 @@ pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
     }
     if args.detach {
         if settings.json {
-            println!("{}", json!({ "service": spec.name.as_str(), "deployment": id }));
+            println!(
+                "{}",
+                json!({ "service": spec.name.as_str(), "deployment": id })
+            );
         }
         return Ok(());
     }
@@ -123,10 +126,7 @@ fn follow(settings: &Settings, state: &State, service: &str, id: i64) -> Result<
                         _ if d.state == DeploymentState::Superseded && watching == id => {
                             bail!("deployment #{id} was superseded: {reason}")
                         }
-                        _ => bail!(
-                            "deployment #{id} failed: {}",
-                            failure.unwrap_or(reason)
-                        ),
+                        _ => bail!("deployment #{id} failed: {}", failure.unwrap_or(reason)),
                     }
                 }
                 DeploymentState::InProgress => {}
@@ -170,7 +170,11 @@ pub fn rollback(settings: &Settings, args: RollbackArgs) -> Result<()> {
                 Some(id) if Some(id) != before.active => {
                     return follow(settings, &state, &args.service, id);
                 }
-                _ => bail!("the daemon could not roll {} back (see `hoist service events {}`)", args.service, args.service),
+                _ => bail!(
+                    "the daemon could not roll {} back (see `hoist service events {}`)",
+                    args.service,
+                    args.service
+                ),
             }
         }
         if std::time::Instant::now() > deadline {
@@ -219,11 +223,7 @@ pub fn service(settings: &Settings, cmd: ServiceCommand) -> Result<()> {
                         "{:<20} {:<8} {:<12} {:<22} {}",
                         r["name"].as_str().unwrap_or(""),
                         format!("{}/{}", r["running"], r["desired"]),
-                        format!(
-                            "#{} {}",
-                            r["deployment"],
-                            r["state"].as_str().unwrap_or("")
-                        ),
+                        format!("#{} {}", r["deployment"], r["state"].as_str().unwrap_or("")),
                         r["listener"].as_str().unwrap_or(""),
                         r["image"].as_str().unwrap_or(""),
                     );
@@ -382,7 +382,10 @@ pub fn daemon(settings: &Settings, args: DaemonArgs) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        eprintln!("hoist daemon: managing services in {}", settings.home.display());
+        eprintln!(
+            "hoist daemon: managing services in {}",
+            settings.home.display()
+        );
         controller.run(shutdown).await?;
         eprintln!("hoist daemon: stopped; tasks and the proxy keep running");
         Ok(())
