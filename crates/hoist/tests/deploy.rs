@@ -482,3 +482,135 @@ fn a_bad_service_file_is_refused_with_file_line_and_field() {
         }
     );
 }
+
+#[test]
+fn secrets_reach_the_task_environment_and_nothing_else() {
+    let mut w = World::new();
+    // The task serves its environment, so the test can see what it got.
+    let ctx = w.env.path("ctx-env");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN mkdir -p /www && echo ok > /www/healthz\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"env > /www/env.txt && exec httpd -f -p 8080 -h /www\"]\n",
+    )
+    .unwrap();
+    w.env.ok(&[
+        "build",
+        ctx.to_str().unwrap(),
+        "-t",
+        "envy:1",
+        "--progress",
+        "quiet",
+    ]);
+    let secret = "s3cr3t-value-4242";
+    let mut set = w
+        .env
+        .hoist()
+        .args(["secret", "set", "db-password"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+    w.start_proxy();
+    w.start_daemon();
+    let file = w.service_file(
+        "envy",
+        "env: {MODE: prod}\nsecrets: {DB_PASSWORD: db-password}\n",
+    );
+    let out = w.deploy(&file, "envy:1");
+    assert_ok(&out, "deploy with a secret", &w);
+    let (status, env) = get(w.addr(), "/env.txt").unwrap();
+    assert_eq!(status, 200);
+    assert!(env.contains(&format!("DB_PASSWORD={secret}")), "{env}");
+    assert!(env.contains("MODE=prod"), "{env}");
+    // Not in what hoist prints or records.
+    let shown = [
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        w.env.ok(&["--json", "service", "ps", "envy"]),
+        w.env.ok(&["service", "events", "envy"]),
+        w.env.ok(&["--json", "secret", "ls"]),
+        w.log("daemon.log"),
+    ];
+    for s in &shown {
+        assert!(!s.contains(secret), "the secret leaked into:\n{s}");
+    }
+    let db = std::fs::read(w.env.home().join("deploy/state.db")).unwrap();
+    assert!(
+        !db.windows(secret.len()).any(|win| win == secret.as_bytes()),
+        "the secret is in the state database"
+    );
+
+    // A service naming a missing secret is refused before anything is recorded.
+    let file = w.service_file("envy", "secrets: {API_KEY: nope}\n");
+    let out = w.deploy(&file, "envy:1");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret \"nope\" is not in hoist's secret store"),
+        "{err}"
+    );
+}
+
+#[test]
+fn blue_green_serves_the_new_version_on_the_test_listener_then_switches_all_traffic() {
+    let mut w = World::new();
+    w.image("bg:1", "blue", true);
+    w.image("bg:2", "green", true);
+    w.start_proxy();
+    w.start_daemon();
+    let test_port = util::free_port();
+    let file = w.service_file(
+        "bg",
+        &format!(
+            "deployment: {{strategy: {{type: blue-green, bake: 30s, test_listener: \"127.0.0.1:{test_port}\"}}}}\n"
+        ),
+    );
+    assert_ok(&w.deploy(&file, "bg:1"), "first deploy", &w);
+    let load = Load::start(w.addr());
+    let out = w
+        .env
+        .hoist()
+        .args([
+            "deploy",
+            file.to_str().unwrap(),
+            "--image",
+            "bg:2",
+            "--detach",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "deploy --detach", &w);
+    let test = SocketAddr::from(([127, 0, 0, 1], test_port));
+    eventually("the test listener serves green", || {
+        body(test).as_deref() == Some("green")
+    });
+    eventually("all traffic goes to green", || {
+        (0..10).all(|_| body(w.addr()).as_deref() == Some("green"))
+    });
+    // Blue stays up through the bake: four tasks run.
+    let phases: Vec<String> = w
+        .tasks("bg")
+        .iter()
+        .map(|t| t["phase"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(phases, ["running"; 4], "blue must wait out the bake");
+    // A rollback during the bake is instant: blue is still there.
+    let out = w.env.hoist().args(["rollback", "bg"]).output().unwrap();
+    assert_ok(&out, "rollback during the bake", &w);
+    assert_eq!(body(w.addr()).as_deref(), Some("blue"));
+    let seen = load.finish();
+    let failed: Vec<&String> = seen.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "requests failed: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    let events = w.env.ok(&["service", "events", "bg"]);
+    assert!(events.contains("rollback requested"), "{events}");
+}
