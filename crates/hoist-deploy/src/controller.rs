@@ -134,7 +134,11 @@ impl Controller {
     /// its state under [`tasks_dir`].
     pub fn new(opts: ControllerOptions, runtime: Runtime) -> Result<Controller, ControllerError> {
         let dir = deploy_dir(&opts.home);
+        // Private: task state under it holds secrets in the tasks' environment.
         std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            })
             .map_err(|e| ControllerError::Setup(format!("{}: {e}", dir.display())))?;
         let lock = lock_daemon(&dir)?;
         let state = Arc::new(State::open(&state_path(&opts.home))?);

@@ -315,7 +315,14 @@ impl State {
             source,
         };
         if let Some(dir) = path.parent() {
+            // Private: task state under it holds secrets in the tasks' environment.
             std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(
+                        dir,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                    )
+                })
                 .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         }
         let conn = Connection::open(path).map_err(err)?;

@@ -546,6 +546,14 @@ fn secrets_reach_the_task_environment_and_nothing_else() {
         "the secret is in the state database"
     );
 
+    // Task state (whose container spec holds the environment) is root's alone.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(w.env.home().join("deploy"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "deploy dir mode {mode:o}");
+
     // A service naming a missing secret is refused before anything is recorded.
     let file = w.service_file("envy", "secrets: {API_KEY: nope}\n");
     let out = w.deploy(&file, "envy:1");
