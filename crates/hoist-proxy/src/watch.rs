@@ -411,6 +411,14 @@ async fn drain_and_stop(proxy: &Proxy, grace: Duration) {
     tracing::info!("proxy stopped");
 }
 
+/// Whether a proxy holds the lock of configuration directory `dir` now.
+pub fn running(dir: &Path) -> bool {
+    let Ok(file) = fs::File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -627,12 +635,4 @@ mod tests {
         let back: crate::RequestCounts = serde_json::from_value(v).unwrap();
         assert_eq!(back, counts);
     }
-}
-
-/// Whether a proxy holds the lock of configuration directory `dir` now.
-pub fn running(dir: &Path) -> bool {
-    let Ok(file) = fs::File::open(dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
 }
