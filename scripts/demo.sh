@@ -30,7 +30,21 @@ fi
 echo "--- push to the embedded registry and pull into a second store:"
 "$hoist" registry serve --addr 127.0.0.1:0 --root "$work/registry" 2>"$work/registry.log" &
 registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null || true' EXIT
+cleanup() {
+  kill $registry_pid 2>/dev/null || true
+  # Stop the deployed service, then the controller and the proxy it started.
+  if [ -e "$HOIST_HOME/deploy/state.db" ]; then
+    "$hoist" service rm hello 2>/dev/null || true
+    for _ in $(seq 150); do
+      [ "$("$hoist" --json service ls 2>/dev/null | tr -d ' \n')" = "[]" ] && break
+      sleep 0.2
+    done
+  fi
+  for lock in "$HOIST_HOME/deploy/daemon.lock" "$HOIST_HOME/proxy/proxy.lock"; do
+    [ -s "$lock" ] && kill "$(head -1 "$lock")" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
 for _ in $(seq 100); do
   addr=$(sed -n 's|.*listening on http://||p' "$work/registry.log")
   [ -n "$addr" ] && break
@@ -44,4 +58,28 @@ pulled=$(HOIST_HOME="$work/home2" "$hoist" image inspect "$addr/examples/hello:d
 echo "pushed $pushed"
 echo "pulled $pulled"
 [ "$pushed" = "$pulled" ]
+
+echo "--- deploy hello from the registry: 2 tasks behind hoist's proxy on 127.0.0.1:8088"
+"$hoist" deploy examples/hello/service.yml --image "$addr/examples/hello:dev"
+busybox wget -q -O - http://127.0.0.1:8088/
+
+echo "--- rolling update to HELLO_VERSION=2 while a client keeps asking:"
+sed 's/HELLO_VERSION: "1"/HELLO_VERSION: "2"/' examples/hello/service.yml >"$work/hello-v2.yml"
+(
+  ok=0 failed=0
+  while [ ! -e "$work/stop-load" ]; do
+    if busybox wget -q -O /dev/null http://127.0.0.1:8088/; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+  done
+  echo "$ok $failed" >"$work/load-result"
+) &
+load_pid=$!
+"$hoist" deploy "$work/hello-v2.yml" --image "$addr/examples/hello:dev"
+sleep 2 # the old tasks drain and stop under load
+touch "$work/stop-load"
+wait $load_pid
+read -r ok failed <"$work/load-result"
+echo "requests during the update: $ok answered, $failed failed"
+busybox wget -q -O - http://127.0.0.1:8088/
+"$hoist" service ps hello
+[ "$failed" = 0 ]
 echo "image store: $HOIST_HOME; OCI layout: $work/hello-oci; registry: $work/registry"
