@@ -261,15 +261,30 @@ fn a_second_proxy_on_the_same_directory_fails_with_a_clear_message() {
     let env = Env::new();
     let dir = env.path("proxy");
     let first = ProxyProcess::start(&env, &dir);
-    let out = env
+    let log = env.path("second.log");
+    let mut second = env
         .hoist()
         .args(["proxy", "--admin", "127.0.0.1:0", "--config"])
         .arg(dir.join("config.json"))
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let exited = (0..1500).find_map(|_| {
+        let status = second.try_wait().unwrap();
+        if status.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        status
+    });
+    if exited.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let status = exited.unwrap_or_else(|| panic!("the second proxy kept running:\n{stderr}"));
+    assert!(!status.success(), "{status}");
     let want = format!(
         "another hoist proxy (pid {}) serves {}",
         first.child.id(),
