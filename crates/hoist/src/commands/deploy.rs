@@ -418,6 +418,12 @@ fn ensure_proxy(settings: &Settings, config: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = dir.join("proxy.log");
     let config_arg = config.display().to_string();
+    // One current-thread worker per CPU: about twice the throughput of one
+    // work-stealing runtime (BENCHMARKS.md, proxy section).
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .to_string();
     spawn_detached(
         settings,
         &[
@@ -427,6 +433,8 @@ fn ensure_proxy(settings: &Settings, config: &Path) -> Result<()> {
             &config_arg,
             "--admin",
             "127.0.0.1:0",
+            "--workers",
+            &workers,
         ],
         &log,
     )?;
