@@ -482,11 +482,17 @@ impl Controller {
                 DeploymentState::Failed => {
                     self.roll_back(&name, &active, reason, false)?;
                 }
-                _ => {
+                // Success means the traffic has moved: only once the proxy serves
+                // a config without the old tasks (written in an earlier tick).
+                _ if decision.deregister.is_empty()
+                    && proxy.reachable
+                    && proxy.generation >= self.generation =>
+                {
                     let id = active.id;
                     self.state.transaction(|tx| tx.finish(id, *state, reason))?;
                     self.baselines.remove(&id);
                 }
+                _ => {}
             }
         }
 
