@@ -165,21 +165,33 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        // Stop the daemon first, then every task it left, then the proxy.
+        // Remove every service through the daemon (its tasks drain and stop), then
+        // stop the daemon and the proxy: nothing outlives the test.
+        if self.daemon.is_some() {
+            let ls = self.env.hoist().args(["--json", "service", "ls"]).output();
+            let names: Vec<String> = ls
+                .ok()
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                .collect();
+            for name in &names {
+                let _ = self.env.hoist().args(["service", "rm", name]).output();
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !names.is_empty() && Instant::now() < deadline {
+                let out = self.env.hoist().args(["--json", "service", "ls"]).output();
+                if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "[]") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         if let Some(mut d) = self.daemon.take() {
             d.kill9();
         }
-        let tasks = self.env.home().join("deploy/tasks");
-        if let Ok(dir) = std::fs::read_dir(&tasks) {
-            for e in dir.flatten() {
-                if let Ok(pid) = std::fs::read_to_string(e.path().join("helper.pid")) {
-                    if let Some(pid) = pid.split_whitespace().next() {
-                        let _ = Command::new("kill").args(["-TERM", pid]).status();
-                    }
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
