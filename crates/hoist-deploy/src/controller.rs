@@ -263,23 +263,13 @@ impl Controller {
     /// One round of observe, decide, record, act.
     pub async fn tick(&mut self) -> Result<(), ControllerError> {
         let proxy = self.observe_proxy().await;
-        let mut routes: Vec<(crate::spec::ServiceSpec, RouteParts)> = Vec::new();
+        let mut routes = Vec::new();
         for svc in self.state.services()? {
-            if let Some(parts) = self.tick_service(&svc, &proxy)? {
-                routes.push(parts);
+            if let Some(route) = self.tick_service(&svc, &proxy)? {
+                routes.push(route);
             }
         }
-        // The proxy config from every service's route.
-        let route_refs: Vec<ServiceRoute<'_>> = routes
-            .iter()
-            .map(|(spec, parts)| ServiceRoute {
-                spec,
-                weights: parts.weights.clone(),
-                versions: parts.versions.clone(),
-                test: parts.test.clone(),
-            })
-            .collect();
-        let config = proxyconf::build(&route_refs);
+        let config = proxyconf::build(&routes);
         self.write_proxy_config(config)?;
         self.stop_drained(&proxy)?;
         Ok(())
@@ -289,7 +279,7 @@ impl Controller {
         &mut self,
         svc: &crate::state::Service,
         proxy: &ProxyView,
-    ) -> Result<Option<(crate::spec::ServiceSpec, RouteParts)>, ControllerError> {
+    ) -> Result<Option<ServiceRoute>, ControllerError> {
         let name = svc.name.clone();
         let Some(active_id) = svc.active else {
             return Ok(None);
@@ -330,17 +320,12 @@ impl Controller {
                 t.reason = Some(why.clone());
                 let task = t.clone();
                 self.state.transaction(|tx| {
-                    tx.update_task(&task)?;
-                    if !expected {
-                        tx.event(
-                            &name,
-                            Some(task.deployment),
-                            "task-exited",
-                            &format!("task {} {why}", task.id),
-                        )?;
-                        if counts && active.state == DeploymentState::InProgress {
-                            tx.add_failure(active.id)?;
-                        }
+                    if expected {
+                        return tx.update_task(&task);
+                    }
+                    tx.task_event(&task, "task-exited", &format!("task {} {why}", task.id))?;
+                    if counts && active.state == DeploymentState::InProgress {
+                        tx.add_failure(active.id)?;
                     }
                     Ok(())
                 })?;
@@ -373,10 +358,8 @@ impl Controller {
                         t.reason = Some(format!("unhealthy: {why}"));
                         let task = t.clone();
                         self.state.transaction(|tx| {
-                            tx.update_task(&task)?;
-                            tx.event(
-                                &name,
-                                Some(task.deployment),
+                            tx.task_event(
+                                &task,
                                 "task-unhealthy",
                                 &format!("task {} is unhealthy ({why}); replacing it", task.id),
                             )?;
@@ -397,10 +380,8 @@ impl Controller {
                 t.healthy_once = true;
                 let task = t.clone();
                 self.state.transaction(|tx| {
-                    tx.update_task(&task)?;
-                    tx.event(
-                        &name,
-                        Some(task.deployment),
+                    tx.task_event(
+                        &task,
                         "task-healthy",
                         &format!("task {} is healthy", task.id),
                     )
@@ -428,7 +409,6 @@ impl Controller {
                 return Ok(None);
             }
             self.deregister(
-                &name,
                 &tasks,
                 &views
                     .iter()
@@ -436,7 +416,8 @@ impl Controller {
                     .map(|v| v.id.clone())
                     .collect::<Vec<_>>(),
             )?;
-            return Ok(Some((active.spec.clone(), RouteParts::default())));
+            // No traffic while it drains.
+            return Ok(Some(ServiceRoute::closed(active.spec)));
         }
         if let Some(reason) = &svc.rollback_requested {
             self.roll_back(
@@ -469,7 +450,7 @@ impl Controller {
                 Ok(())
             })?;
         }
-        self.deregister(&name, &tasks, &decision.deregister)?;
+        self.deregister(&tasks, &decision.deregister)?;
         let mut starts = decision.start;
         if starts > 0 && !self.backoff.get(&name).is_none_or(Backoff::ready) {
             starts = 0;
@@ -535,14 +516,12 @@ impl Controller {
             }
             _ => None,
         };
-        Ok(Some((
-            active.spec.clone(),
-            RouteParts {
-                weights: decision.weights,
-                versions,
-                test,
-            },
-        )))
+        Ok(Some(ServiceRoute {
+            spec: active.spec,
+            weights: decision.weights,
+            versions,
+            test,
+        }))
     }
 
     fn task_health(
@@ -645,12 +624,7 @@ impl Controller {
         }))
     }
 
-    fn deregister(
-        &mut self,
-        service: &str,
-        tasks: &[Task],
-        ids: &[String],
-    ) -> Result<(), ControllerError> {
+    fn deregister(&mut self, tasks: &[Task], ids: &[String]) -> Result<(), ControllerError> {
         for id in ids {
             let Some(t) = tasks
                 .iter()
@@ -662,10 +636,8 @@ impl Controller {
             t.phase = TaskPhase::Draining;
             t.drain_generation = Some(self.generation + 1);
             self.state.transaction(|tx| {
-                tx.update_task(&t)?;
-                tx.event(
-                    service,
-                    Some(t.deployment),
+                tx.task_event(
+                    &t,
                     "task-draining",
                     &format!("task {} deregistered; draining", t.id),
                 )
@@ -757,10 +729,8 @@ impl Controller {
                     task.runtime_id = Some(info.id.clone());
                     task.netns = info.netns.map(|p| p.display().to_string());
                     state.transaction(|tx| {
-                        tx.update_task(&task)?;
-                        tx.event(
-                            &task.service,
-                            Some(task.deployment),
+                        tx.task_event(
+                            &task,
                             "task-running",
                             &format!("task {} runs ({})", task.id, info.id),
                         )
@@ -771,10 +741,8 @@ impl Controller {
                     task.reason = Some(e.clone());
                     let _ = std::fs::remove_dir_all(&scratch);
                     state.transaction(|tx| {
-                        tx.update_task(&task)?;
-                        tx.event(
-                            &task.service,
-                            Some(task.deployment),
+                        tx.task_event(
+                            &task,
                             "task-failed",
                             &format!("task {} failed to start: {e}", task.id),
                         )?;
@@ -840,13 +808,7 @@ impl Controller {
                     t.reason = Some("stopped".to_owned());
                 }
                 let r = state.transaction(|tx| {
-                    tx.update_task(&t)?;
-                    tx.event(
-                        &t.service,
-                        Some(t.deployment),
-                        "task-stopped",
-                        &format!("task {} stopped", t.id),
-                    )
+                    tx.task_event(&t, "task-stopped", &format!("task {} stopped", t.id))
                 });
                 if let Err(e) = r {
                     tracing::error!(task = %t.id, error = %e, "recording a stopped task failed");
@@ -879,13 +841,6 @@ impl Controller {
     }
 }
 
-#[derive(Default)]
-struct RouteParts {
-    weights: BTreeMap<String, u32>,
-    versions: BTreeMap<String, VersionTargets>,
-    test: Option<(SocketAddr, String)>,
-}
-
 fn read_written(path: &Path) -> (u64, Option<Config>) {
     match hoist_proxy::watch::read_config(path).ok().flatten() {
         Some(c) => (c.generation, Some(c)),
@@ -916,7 +871,7 @@ fn lock_daemon(dir: &Path) -> Result<std::fs::File, ControllerError> {
         .write(true)
         .open(&path)
         .map_err(|e| ControllerError::Setup(format!("{}: {e}", path.display())))?;
-    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+    if f.try_lock().is_err() {
         let pid = std::fs::read_to_string(&path).unwrap_or_default();
         return Err(ControllerError::Running {
             pid: pid.trim().to_owned(),
@@ -931,12 +886,8 @@ fn lock_daemon(dir: &Path) -> Result<std::fs::File, ControllerError> {
 
 /// Whether a controller holds the home's lock now.
 pub fn daemon_running(home: &Path) -> bool {
-    let path = deploy_dir(home).join("daemon.lock");
-    let Ok(f) = std::fs::File::open(&path) else {
+    let Ok(f) = std::fs::File::open(deploy_dir(home).join("daemon.lock")) else {
         return false;
     };
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
-        Ok(()) => false,
-        Err(_) => true,
-    }
+    matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
 }

@@ -88,10 +88,20 @@ fn image_config(
 /// The port a service's tasks listen on: the spec's, else the image's single
 /// exposed TCP port.
 pub fn resolve_port(store: &Store, spec: &ServiceSpec, digest: &str) -> Result<u16, LaunchError> {
+    match spec.port {
+        Some(p) => Ok(p.0),
+        None => port_of(spec, &image_config(store, digest)?.1),
+    }
+}
+
+/// [`resolve_port`] with the image's config at hand.
+fn port_of(
+    spec: &ServiceSpec,
+    config: &hoist_oci::config::ImageConfig,
+) -> Result<u16, LaunchError> {
     if let Some(p) = spec.port {
         return Ok(p.0);
     }
-    let (_, config) = image_config(store, digest)?;
     let exposed: Vec<u16> = config
         .config
         .as_ref()
@@ -158,7 +168,7 @@ impl Template {
             .cloned()
             .collect();
         env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
-        let port = resolve_port(store, spec, digest)?;
+        let port = port_of(spec, &config)?;
         Ok(Template {
             lowers,
             args,

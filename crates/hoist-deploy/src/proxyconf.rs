@@ -21,9 +21,9 @@ pub struct VersionTargets {
 
 /// What the proxy needs of one service.
 #[derive(Clone, Debug)]
-pub struct ServiceRoute<'a> {
+pub struct ServiceRoute {
     /// The active deployment's spec (listener and rule).
-    pub spec: &'a ServiceSpec,
+    pub spec: ServiceSpec,
     /// Relative weight per version; versions absent or at 0 take no traffic.
     pub weights: BTreeMap<String, u32>,
     /// Registered tasks per version.
@@ -32,13 +32,25 @@ pub struct ServiceRoute<'a> {
     pub test: Option<(SocketAddr, String)>,
 }
 
+impl ServiceRoute {
+    /// The service's rule with nothing behind it (it answers 503).
+    pub fn closed(spec: ServiceSpec) -> ServiceRoute {
+        ServiceRoute {
+            spec,
+            weights: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            test: None,
+        }
+    }
+}
+
 /// The target group of a service's version.
 pub fn group_name(service: &str, version: &str) -> String {
     format!("{service}.{version}")
 }
 
 /// The proxy configuration for `routes` (generation left at its default).
-pub fn build(routes: &[ServiceRoute<'_>]) -> Config {
+pub fn build(routes: &[ServiceRoute]) -> Config {
     let mut listeners: BTreeMap<SocketAddr, Vec<Rule>> = BTreeMap::new();
     let mut groups = Vec::new();
     for r in routes {
@@ -158,8 +170,8 @@ mod tests {
         let web = spec("web", "{addr: 127.0.0.1:8080}");
         let api = spec("api", "{addr: 127.0.0.1:8080, path: /api}");
         let admin = spec("admin", "{addr: 127.0.0.1:8080, host: admin.example.com}");
-        let route = |s| ServiceRoute {
-            spec: s,
+        let route = |s: &ServiceSpec| ServiceRoute {
+            spec: s.clone(),
             weights: BTreeMap::from([("v1".to_owned(), 100)]),
             versions: BTreeMap::from([("v1".to_owned(), targets(1))]),
             test: None,
@@ -180,7 +192,7 @@ mod tests {
     fn weights_and_the_test_listener_follow_the_plan() {
         let web = spec("web", "{addr: 127.0.0.1:8080}");
         let r = ServiceRoute {
-            spec: &web,
+            spec: web.clone(),
             weights: BTreeMap::from([("blue".to_owned(), 9000), ("green".to_owned(), 1000)]),
             versions: BTreeMap::from([
                 ("blue".to_owned(), targets(2)),
@@ -198,7 +210,7 @@ mod tests {
         assert_eq!(test.rules[0].forward[0].target_group, "web.green");
         // A version at weight 0 is health-checked but takes no traffic.
         let r = ServiceRoute {
-            spec: &web,
+            spec: web.clone(),
             weights: BTreeMap::from([("blue".to_owned(), 100), ("green".to_owned(), 0)]),
             versions: BTreeMap::from([
                 ("blue".to_owned(), targets(2)),

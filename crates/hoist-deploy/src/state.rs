@@ -304,6 +304,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_service ON tasks(service, phase);
 "#;
 
+const SERVICE_COLS: &str = "name, active, stable, rollback_requested, removing";
 const DEPLOYMENT_COLS: &str = "id, service, spec, image, digest, version, kind, state, step, step_since, failures, reason, created, finished";
 const TASK_COLS: &str = "id, runtime_id, service, version, deployment, phase, netns, port, healthy_once, drain_generation, reason, created, updated";
 
@@ -392,39 +393,21 @@ impl State {
     /// All services, by name.
     pub fn services(&self) -> Result<Vec<Service>, StateError> {
         let conn = self.lock();
-        let mut st = self.sql(conn.prepare(
-            "SELECT name, active, stable, rollback_requested, removing FROM services ORDER BY name",
-        ))?;
+        let mut st = self.sql(conn.prepare(&format!(
+            "SELECT {SERVICE_COLS} FROM services ORDER BY name"
+        )))?;
         let rows = self.sql(st.query_map([], service_row))?;
         self.sql(rows.collect())
     }
 
     /// One service.
     pub fn service(&self, name: &str) -> Result<Option<Service>, StateError> {
-        let conn = self.lock();
-        self.sql(
-            conn.query_row(
-                "SELECT name, active, stable, rollback_requested, removing FROM services WHERE name = ?1",
-                [name],
-                service_row,
-            )
-            .optional(),
-        )
+        self.sql(service_by_name(&self.lock(), name))
     }
 
     /// One deployment.
     pub fn deployment(&self, id: i64) -> Result<Option<Deployment>, StateError> {
-        let raw = {
-            let conn = self.lock();
-            self.sql(
-                conn.query_row(
-                    &format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = ?1"),
-                    [id],
-                    raw_deployment,
-                )
-                .optional(),
-            )?
-        };
+        let raw = self.sql(deployment_by_id(&self.lock(), id))?;
         raw.map(|r| r.parse(&self.path)).transpose()
     }
 
@@ -535,25 +518,18 @@ impl Tx<'_> {
 
     /// The service, or [`StateError::NoService`].
     pub fn service(&self, name: &str) -> Result<Service, StateError> {
-        self.sql(
-            self.tx
-                .query_row(
-                    "SELECT name, active, stable, rollback_requested, removing FROM services WHERE name = ?1",
-                    [name],
-                    service_row,
-                )
-                .optional(),
-        )?
-        .ok_or_else(|| StateError::NoService(name.to_owned()))
+        self.sql(service_by_name(self.tx, name))?
+            .ok_or_else(|| StateError::NoService(name.to_owned()))
     }
 
     /// One deployment.
     pub fn deployment(&self, id: i64) -> Result<Deployment, StateError> {
-        let raw = self.sql(self.tx.query_row(
-            &format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = ?1"),
-            [id],
-            raw_deployment,
-        ))?;
+        let raw = self
+            .sql(deployment_by_id(self.tx, id))?
+            .ok_or_else(|| StateError::Sqlite {
+                path: self.path.to_owned(),
+                source: rusqlite::Error::QueryReturnedNoRows,
+            })?;
         raw.parse(self.path)
     }
 
@@ -704,6 +680,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Updates a task and records an event about it, under its service and the
+    /// deployment that started it.
+    pub fn task_event(&self, task: &Task, kind: &str, message: &str) -> Result<(), StateError> {
+        self.update_task(task)?;
+        self.event(&task.service, Some(task.deployment), kind, message)
+    }
+
     /// Updates a task's phase and what goes with it.
     pub fn update_task(&self, task: &Task) -> Result<(), StateError> {
         self.exec(
@@ -754,6 +737,26 @@ fn strategy_name(spec: &ServiceSpec) -> String {
             humantime::format_duration(*interval)
         ),
     }
+}
+
+/// The service named `name`, read through a connection or a transaction.
+fn service_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Service>> {
+    conn.query_row(
+        &format!("SELECT {SERVICE_COLS} FROM services WHERE name = ?1"),
+        [name],
+        service_row,
+    )
+    .optional()
+}
+
+/// Deployment `id`, not yet parsed, read through a connection or a transaction.
+fn deployment_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<RawDeployment>> {
+    conn.query_row(
+        &format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = ?1"),
+        [id],
+        raw_deployment,
+    )
+    .optional()
 }
 
 fn service_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Service> {

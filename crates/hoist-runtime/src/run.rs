@@ -49,14 +49,12 @@ impl Runtime {
         &self.config
     }
 
-    /// Run `spec` to completion. Blocking. Streams output chunks to `output` as
-    /// they arrive (from the calling thread).
-    pub fn run(
+    /// Checks `spec`, finds `pasta` when it needs outbound network, and makes the
+    /// new container's state dir: `(id, dir, pasta)`. Shared by `run` and `start`.
+    pub(crate) fn new_container(
         &self,
         spec: &ContainerSpec,
-        opts: &RunOptions,
-        output: &mut dyn FnMut(Stream, &[u8]),
-    ) -> Result<RunOutcome, RuntimeError> {
+    ) -> Result<(String, PathBuf, Option<PathBuf>), RuntimeError> {
         if spec.args.is_empty() {
             return Err(RuntimeError::InvalidSpec("args is empty".to_owned()));
         }
@@ -73,6 +71,18 @@ impl Runtime {
         let id = format!("hoist-{}", hex::encode(rand::random::<[u8; 8]>()));
         let dir = self.config.state_dir.join(&id);
         std::fs::create_dir(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
+        Ok((id, dir, pasta))
+    }
+
+    /// Run `spec` to completion. Blocking. Streams output chunks to `output` as
+    /// they arrive (from the calling thread).
+    pub fn run(
+        &self,
+        spec: &ContainerSpec,
+        opts: &RunOptions,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
+        let (id, dir, pasta) = self.new_container(spec)?;
         let result = self.run_in(&id, &dir, spec, pasta, opts, output);
         if result.is_ok() || matches!(result, Err(RuntimeError::Setup { .. })) {
             let _ = std::fs::remove_dir_all(&dir);

@@ -114,23 +114,8 @@ impl Runtime {
         spec: &ContainerSpec,
         options: &TaskOptions,
     ) -> Result<TaskInfo, RuntimeError> {
-        if spec.args.is_empty() {
-            return Err(RuntimeError::InvalidSpec("args is empty".to_owned()));
-        }
-        if !spec.cwd.starts_with('/') {
-            return Err(RuntimeError::InvalidSpec(format!(
-                "cwd {:?} is not absolute",
-                spec.cwd
-            )));
-        }
-        let pasta = match spec.network {
-            Network::Outbound => Some(crate::outbound::find_pasta()?),
-            _ => None,
-        };
+        let (id, dir, pasta) = self.new_container(spec)?;
         let config = self.config();
-        let id = format!("hoist-{}", hex::encode(rand::random::<[u8; 8]>()));
-        let dir = config.state_dir.join(&id);
-        std::fs::create_dir(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
         let request = Request {
             id: id.clone(),
             parent_pid: i32::try_from(std::process::id()).unwrap_or(0),

@@ -73,6 +73,18 @@ impl World {
         }
     }
 
+    /// A world with these images (`(name, body, healthy)`, see [`World::image`])
+    /// and a proxy and a daemon running.
+    fn running(images: &[(&str, &str, bool)]) -> World {
+        let mut w = World::new();
+        for (name, body, healthy) in images {
+            w.image(name, body, *healthy);
+        }
+        w.start_proxy();
+        w.start_daemon();
+        w
+    }
+
     /// Builds `name` serving `body` at `/` and, when `healthy`, `ok` at `/healthz`.
     fn image(&self, name: &str, body: &str, healthy: bool) {
         let ctx = self.env.path(&format!("ctx-{}", name.replace(':', "-")));
@@ -279,11 +291,7 @@ impl Load {
 
 #[test]
 fn rolling_deploys_replace_every_task_without_failing_a_request_and_rollback_returns() {
-    let mut w = World::new();
-    w.image("web:1", "version 1", true);
-    w.image("web:2", "version 2", true);
-    w.start_proxy();
-    w.start_daemon();
+    let w = World::running(&[("web:1", "version 1", true), ("web:2", "version 2", true)]);
     let file = w.service_file("web", "");
 
     let out = w.deploy(&file, "web:1");
@@ -352,11 +360,7 @@ fn rolling_deploys_replace_every_task_without_failing_a_request_and_rollback_ret
 
 #[test]
 fn a_version_failing_its_health_checks_trips_the_circuit_breaker_and_rolls_back() {
-    let mut w = World::new();
-    w.image("api:1", "api 1", true);
-    w.image("api:bad", "api bad", false);
-    w.start_proxy();
-    w.start_daemon();
+    let w = World::running(&[("api:1", "api 1", true), ("api:bad", "api bad", false)]);
     let file = w.service_file("api", "deployment: {circuit_breaker: 2}\n");
     assert_ok(&w.deploy(&file, "api:1"), "first deploy", &w);
 
@@ -379,11 +383,7 @@ fn a_version_failing_its_health_checks_trips_the_circuit_breaker_and_rolls_back(
 
 #[test]
 fn canary_serves_both_versions_while_baking_then_only_the_new_one() {
-    let mut w = World::new();
-    w.image("shop:1", "shop 1", true);
-    w.image("shop:2", "shop 2", true);
-    w.start_proxy();
-    w.start_daemon();
+    let w = World::running(&[("shop:1", "shop 1", true), ("shop:2", "shop 2", true)]);
     let file = w.service_file(
         "shop",
         "deployment: {strategy: {type: canary, percent: 50, bake: 4s}}\n",
@@ -427,11 +427,7 @@ fn canary_serves_both_versions_while_baking_then_only_the_new_one() {
 
 #[test]
 fn a_restarted_daemon_adopts_running_tasks_and_traffic_never_depends_on_it() {
-    let mut w = World::new();
-    w.image("cat:1", "cat 1", true);
-    w.image("cat:2", "cat 2", true);
-    w.start_proxy();
-    w.start_daemon();
+    let mut w = World::running(&[("cat:1", "cat 1", true), ("cat:2", "cat 2", true)]);
     let file = w.service_file("cat", "");
     assert_ok(&w.deploy(&file, "cat:1"), "first deploy", &w);
     let before: Vec<(String, String)> = w
@@ -579,11 +575,7 @@ fn secrets_reach_the_task_environment_and_nothing_else() {
 
 #[test]
 fn blue_green_serves_the_new_version_on_the_test_listener_then_switches_all_traffic() {
-    let mut w = World::new();
-    w.image("bg:1", "blue", true);
-    w.image("bg:2", "green", true);
-    w.start_proxy();
-    w.start_daemon();
+    let w = World::running(&[("bg:1", "blue", true), ("bg:2", "green", true)]);
     let test_port = util::free_port();
     let file = w.service_file(
         "bg",
