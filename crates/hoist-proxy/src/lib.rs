@@ -774,7 +774,8 @@ impl Proxy {
 
     /// Serves `GET /metrics` (the text of [`Proxy::metrics_text`]) and `GET /health`
     /// (one line per target: group, endpoint, state) on `addr`, apart from the
-    /// listeners; returns the bound address. It stops when the proxy is dropped.
+    /// listeners; returns the bound address. It stops once the proxy is dropped: its
+    /// task is aborted, so the listener closes at the runtime's next turn.
     ///
     /// It also answers in JSON, with the types of [`admin`]: `GET /status`
     /// ([`admin::Status`]), `GET /targets` ([`TargetHealth`] list), `GET /draining`
