@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod world;
+
 /// A scratch directory with its own hoist store.
 pub struct Env {
     pub dir: tempfile::TempDir,
