@@ -134,6 +134,45 @@ pub fn effective_strategy(d: &Deployment) -> Strategy {
 /// Decides the next step of `d`, the service's active deployment, given the
 /// service's live tasks, the time (ms) and the new version's error counts.
 pub fn plan(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -> Plan {
+    let mut p = decide(d, tasks, now, errors);
+    if matches!(
+        d.state,
+        DeploymentState::InProgress | DeploymentState::Succeeded
+    ) && p
+        .finish
+        .as_ref()
+        .is_none_or(|(s, _)| *s == DeploymentState::Succeeded)
+    {
+        trim(&mut p, d, tasks);
+    }
+    p
+}
+
+/// Deregisters tasks of the deployment's version beyond its count (the service
+/// was scaled down): those not yet healthy first.
+fn trim(p: &mut Plan, d: &Deployment, tasks: &[TaskView]) {
+    let live = tasks
+        .iter()
+        .filter(|t| {
+            t.version == d.version && matches!(t.phase, TaskPhase::Pending | TaskPhase::Running)
+        })
+        .count() as u32;
+    let mut excess = live.saturating_sub(d.spec.count);
+    let mut victims: Vec<&TaskView> = tasks
+        .iter()
+        .filter(|t| t.version == d.version && t.registered() && !p.deregister.contains(&t.id))
+        .collect();
+    victims.sort_by_key(|t| (t.healthy(), std::cmp::Reverse(t.id.clone())));
+    for v in victims {
+        if excess == 0 {
+            break;
+        }
+        p.deregister.push(v.id.clone());
+        excess -= 1;
+    }
+}
+
+fn decide(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -> Plan {
     let mut p = Plan::default();
     let count = d.spec.count;
     let (new, old): (Vec<&TaskView>, Vec<&TaskView>) =
@@ -389,6 +428,44 @@ mod tests {
         assert_eq!(p.weights.get("old"), None);
         assert_eq!(p.weights["new"], 4);
         assert!(matches!(p.finish, Some((DeploymentState::Succeeded, _))));
+    }
+
+    #[test]
+    fn scaling_down_deregisters_the_excess_once_and_unhealthy_tasks_first() {
+        let mut d = deployment(3, ROLLING);
+        d.state = DeploymentState::Succeeded;
+        let mut tasks = new_tasks(3, Health::Healthy);
+        tasks[1].health = Health::Unhealthy;
+        d.spec.count = 1;
+        let p = plan(&d, &tasks, 0, ErrorCounts::default());
+        assert_eq!(p.start, 0);
+        assert_eq!(p.deregister.len(), 2);
+        assert!(p.deregister.contains(&"n1".to_owned()), "unhealthy first");
+        // Next tick: the two drain; nothing more goes.
+        for t in tasks.iter_mut().filter(|t| p.deregister.contains(&t.id)) {
+            t.phase = TaskPhase::Draining;
+        }
+        let again = plan(&d, &tasks, 0, ErrorCounts::default());
+        assert!(again.deregister.is_empty(), "{:?}", again.deregister);
+        assert_eq!(again.start, 0);
+        // Scaling to zero lets every task go; up again starts new ones.
+        d.spec.count = 0;
+        let p = plan(
+            &d,
+            &new_tasks(3, Health::Healthy),
+            0,
+            ErrorCounts::default(),
+        );
+        assert_eq!(p.deregister.len(), 3);
+        d.spec.count = 5;
+        let p = plan(
+            &d,
+            &new_tasks(3, Health::Healthy),
+            0,
+            ErrorCounts::default(),
+        );
+        assert_eq!(p.start, 2);
+        assert!(p.deregister.is_empty());
     }
 
     #[test]

@@ -349,6 +349,69 @@ impl Default for Strategy {
     }
 }
 
+/// The command-line form of a strategy (`hoist deploy --strategy`):
+///
+/// - `rolling` or `rolling:MIN%:MAX%` (ECS's minimumHealthyPercent and maximumPercent)
+/// - `blue-green` or `blue-green:BAKE`
+/// - `canary:PERCENT%:BAKE` (CodeDeploy's ECSCanary10Percent5Minutes is `canary:10%:5m`)
+/// - `linear:PERCENT%:INTERVAL` (ECSLinear10PercentEvery1Minutes is `linear:10%:1m`)
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let args: Vec<&str> = parts.collect();
+        let usage = "write rolling, rolling:100%:200%, blue-green, blue-green:30s, canary:10%:30s or linear:25%:10s";
+        let percent = |v: &str| -> Result<u32, String> {
+            let n = v.strip_suffix('%').unwrap_or(v);
+            n.parse::<u32>()
+                .map_err(|_| format!("strategy {s:?}: {v:?} is not a percentage"))
+        };
+        let share = |v: &str| -> Result<Percent, String> {
+            match percent(v)? {
+                n @ 0..=100 => Ok(Percent(n)),
+                n => Err(format!(
+                    "strategy {s:?}: {n}% is not a share of the traffic (0 to 100)"
+                )),
+            }
+        };
+        let duration = |v: &str| -> Result<Duration, String> {
+            humantime::parse_duration(v).map_err(|e| {
+                format!("strategy {s:?}: invalid duration {v:?} ({e}): write it like 2s, 500ms or 1m30s")
+            })
+        };
+        let strategy = match (kind, args.as_slice()) {
+            ("rolling", []) => Strategy::default(),
+            ("rolling", [min, max]) => Strategy::Rolling {
+                min_healthy_percent: share(min)?,
+                max_percent: percent(max)?,
+            },
+            ("blue-green", []) => Strategy::BlueGreen {
+                bake: Duration::ZERO,
+                test_listener: None,
+            },
+            ("blue-green", [bake]) => Strategy::BlueGreen {
+                bake: duration(bake)?,
+                test_listener: None,
+            },
+            ("canary", [pct, bake]) => Strategy::Canary {
+                percent: share(pct)?,
+                bake: duration(bake)?,
+            },
+            ("linear", [pct, interval]) => Strategy::Linear {
+                percent: share(pct)?,
+                interval: duration(interval)?,
+            },
+            ("rolling" | "blue-green" | "canary" | "linear", _) => {
+                return Err(format!("strategy {s:?}: wrong number of parts; {usage}"))
+            }
+            _ => return Err(format!("unknown strategy {kind:?}; {usage}")),
+        };
+        Ok(strategy)
+    }
+}
+
 /// The written form of [`Strategy`]: one flat mapping, so that a bad value is
 /// reported at its own line; fields that do not belong to the `type` are refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -550,6 +613,33 @@ impl ServiceSpec {
         Ok(spec)
     }
 
+    /// A service with every default, for `hoist deploy IMAGE --service NAME
+    /// --listen ADDR` without a file.
+    pub fn new(name: Name, image: &str, listen: SocketAddr) -> ServiceSpec {
+        ServiceSpec {
+            name,
+            image: image.to_owned(),
+            count: default_count(),
+            port: None,
+            entrypoint: None,
+            command: None,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            user: None,
+            read_only: false,
+            limits: LimitsSpec::default(),
+            network: NetworkMode::default(),
+            stop_timeout: default_stop_timeout(),
+            health_check: HealthCheckSpec::default(),
+            listener: ListenerSpec {
+                addr: listen,
+                host: None,
+                path: default_path(),
+            },
+            deployment: DeploymentSpec::default(),
+        }
+    }
+
     /// Checks that involve more than one field.
     pub fn validate(&self) -> Result<(), String> {
         if let Strategy::Rolling {
@@ -748,6 +838,64 @@ mod tests {
             }
         );
         assert_eq!(s.failure_threshold(), 3);
+    }
+
+    #[test]
+    fn a_spec_made_in_code_equals_the_minimal_file() {
+        let file = ServiceSpec::parse("web.yml", MINIMAL).unwrap();
+        let made = ServiceSpec::new(
+            Name::new("web").unwrap(),
+            "web:1",
+            "127.0.0.1:8080".parse().unwrap(),
+        );
+        assert_eq!(made, file);
+    }
+
+    #[test]
+    fn strategies_parse_from_their_command_line_form() {
+        let ok = |s: &str| s.parse::<Strategy>().unwrap();
+        assert_eq!(ok("rolling"), Strategy::default());
+        assert_eq!(
+            ok("rolling:50%:150%"),
+            Strategy::Rolling {
+                min_healthy_percent: Percent(50),
+                max_percent: 150
+            }
+        );
+        assert_eq!(
+            ok("blue-green:30s"),
+            Strategy::BlueGreen {
+                bake: Duration::from_secs(30),
+                test_listener: None
+            }
+        );
+        assert_eq!(
+            ok("blue-green"),
+            Strategy::BlueGreen {
+                bake: Duration::ZERO,
+                test_listener: None
+            }
+        );
+        assert_eq!(
+            ok("canary:10%:5m"),
+            Strategy::Canary {
+                percent: Percent(10),
+                bake: Duration::from_secs(300)
+            }
+        );
+        assert_eq!(
+            ok("linear:25%:10s"),
+            Strategy::Linear {
+                percent: Percent(25),
+                interval: Duration::from_secs(10)
+            }
+        );
+        let err = |s: &str| s.parse::<Strategy>().unwrap_err();
+        assert!(err("canary:10%").contains("wrong number of parts"));
+        assert!(err("canary:110%:5s").contains("110% is not a share"));
+        assert!(err("linear:ten:5s").contains("\"ten\" is not a percentage"));
+        assert!(err("canary:10%:soon").contains("invalid duration \"soon\""));
+        assert!(err("big-bang").contains("unknown strategy \"big-bang\""));
     }
 
     #[test]

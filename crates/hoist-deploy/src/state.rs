@@ -485,6 +485,52 @@ impl State {
         })
     }
 
+    /// Sets the desired task count of `service` without a new version (`hoist
+    /// scale`, `hoist stop`): on its active deployment, and on its last good one so
+    /// that a rollback keeps it. Returns the count before.
+    pub fn scale(&self, service: &str, count: u32, why: &str) -> Result<u32, StateError> {
+        self.transaction(|tx| {
+            let svc = tx.service(service)?;
+            let active = svc.active.ok_or_else(|| {
+                StateError::Conflict(format!("service {service:?} has no deployment to scale"))
+            })?;
+            if svc.removing {
+                return Err(StateError::Conflict(format!(
+                    "service {service:?} is being removed"
+                )));
+            }
+            let before = tx.deployment(active)?.spec.count;
+            let mut ids = vec![active];
+            ids.extend(svc.stable.filter(|s| *s != active));
+            for id in ids {
+                let mut spec = tx.deployment(id)?.spec;
+                spec.count = count;
+                spec.validate()
+                    .map_err(|e| StateError::Conflict(format!("{service}: count {count}: {e}")))?;
+                let json = serde_json::to_string(&spec).map_err(|source| StateError::Spec {
+                    path: tx.path.to_owned(),
+                    id,
+                    source,
+                })?;
+                tx.exec(
+                    "UPDATE deployments SET spec = ?2 WHERE id = ?1",
+                    params![id, json],
+                )?;
+            }
+            tx.exec(
+                "UPDATE services SET updated = ?2 WHERE name = ?1",
+                params![service, now_ms()],
+            )?;
+            tx.event(
+                service,
+                Some(active),
+                "scaled",
+                &format!("desired count {before} -> {count} ({why})"),
+            )?;
+            Ok(before)
+        })
+    }
+
     /// Asks the daemon to stop every task of `service` and forget it.
     pub fn request_removal(&self, service: &str) -> Result<(), StateError> {
         self.transaction(|tx| {
@@ -548,7 +594,7 @@ impl Tx<'_> {
             id: 0,
             source,
         })?;
-        let version = version_of(&json, digest);
+        let version = version_of(spec, digest);
         self.exec(
             "INSERT INTO services (name, created, updated) VALUES (?1, ?2, ?2) ON CONFLICT(name) DO UPDATE SET removing = 0, updated = ?2",
             params![name, now],
@@ -706,11 +752,19 @@ impl Tx<'_> {
     }
 }
 
-/// The version key of a spec (as JSON) and an image digest.
-pub fn version_of(spec_json: &str, digest: &str) -> String {
+/// The version key of a spec and an image digest: what makes two tasks
+/// interchangeable. The desired count and the deployment settings (strategy,
+/// circuit breaker, error rate) do not change a task, so they are left out: a
+/// deployment that only changes them keeps the running tasks.
+pub fn version_of(spec: &ServiceSpec, digest: &str) -> String {
     use sha2::{Digest as _, Sha256};
+    let mut task = spec.clone();
+    task.count = 0;
+    task.deployment = Default::default();
+    // Serializing plain data into a string cannot fail.
+    let json = serde_json::to_string(&task).unwrap_or_default();
     let mut h = Sha256::new();
-    h.update(spec_json.as_bytes());
+    h.update(json.as_bytes());
     h.update([0]);
     h.update(digest.as_bytes());
     hex::encode(&h.finalize()[..6])
@@ -911,6 +965,54 @@ mod tests {
         drop(st);
         let st = State::open(&path).unwrap();
         assert!(st.service("web").unwrap().is_some());
+    }
+
+    #[test]
+    fn scaling_keeps_the_version_and_reaches_the_last_good_deployment() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(&dir.path().join("state.db")).unwrap();
+        assert!(matches!(
+            st.scale("web", 3, "test").unwrap_err(),
+            StateError::NoService(_)
+        ));
+        let a = st
+            .submit(&spec("web"), "web@sha256:aa", "sha256:aa", "deploy")
+            .unwrap();
+        st.transaction(|tx| tx.finish(a, DeploymentState::Succeeded, "done"))
+            .unwrap();
+        let mut canary = spec("web");
+        canary.count = 4;
+        canary.deployment.strategy = "canary:10%:5s".parse().unwrap();
+        let b = st
+            .submit(&canary, "web@sha256:bb", "sha256:bb", "deploy")
+            .unwrap();
+        let before = st.deployment(b).unwrap().unwrap().version;
+
+        assert_eq!(st.scale("web", 7, "test").unwrap(), 4);
+        for id in [a, b] {
+            assert_eq!(st.deployment(id).unwrap().unwrap().spec.count, 7);
+        }
+        assert_eq!(st.deployment(b).unwrap().unwrap().version, before);
+        let last = st.events("web", 0).unwrap().pop().unwrap();
+        assert_eq!(last.kind, "scaled");
+        assert!(last.message.contains("4 -> 7"), "{}", last.message);
+
+        // Count and strategy are not part of the version; the image and the rest are.
+        let base = version_of(&spec("web"), "sha256:aa");
+        assert_eq!(version_of(&canary, "sha256:aa"), base);
+        let mut env = spec("web");
+        env.env.insert("A".into(), "1".into());
+        assert_ne!(version_of(&env, "sha256:aa"), base);
+        assert_ne!(version_of(&spec("web"), "sha256:bb"), base);
+
+        // A count the rolling bounds cannot work with is refused, and nothing changes.
+        let mut tight = spec("web");
+        tight.deployment.strategy = "rolling:100%:100%".parse().unwrap();
+        st.submit(&tight, "web@sha256:aa", "sha256:aa", "deploy")
+            .unwrap();
+        assert!(st.scale("web", 0, "test").is_ok(), "0 always works");
+        let e = st.scale("web", 2, "test").unwrap_err();
+        assert!(e.to_string().contains("count 2"), "{e}");
     }
 
     #[test]

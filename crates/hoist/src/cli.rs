@@ -62,12 +62,21 @@ pub enum Command {
     /// Manage secrets for deployments (values are sealed at rest and never printed).
     #[command(subcommand)]
     Secret(SecretCommand),
-    /// Deploy a service from its service file (YAML) and follow the deployment.
+    /// Deploy a service, from its service file (YAML) or an image and flags, and
+    /// follow the deployment.
     Deploy(DeployArgs),
     /// Roll a service back to its previous good deployment, at once.
     Rollback(RollbackArgs),
-    /// Inspect and remove services.
-    #[command(subcommand)]
+    /// Change a service's desired task count, keeping its version.
+    Scale(ScaleArgs),
+    /// Stop a service's tasks (desired count 0); `hoist scale` starts them again.
+    Stop(StopArgs),
+    /// List tasks: a service's, or every service's.
+    Ps(PsArgs),
+    /// Show a service's deployments and their events.
+    Events(EventsArgs),
+    /// Inspect and remove services (`hoist services ls` works too).
+    #[command(subcommand, visible_alias = "services")]
     Service(ServiceCommand),
     /// Show a service's task logs.
     Logs(LogsArgs),
@@ -79,11 +88,32 @@ pub enum Command {
 /// `hoist deploy`
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The service file.
-    pub file: std::path::PathBuf,
-    /// Deploy this image instead of the file's `image`.
+    /// A service file (`*.yml`, `*.yaml`, or any existing file), or an image to
+    /// deploy: a new version of the service, or a new service with defaults.
+    pub target: String,
+    /// The service [default: the file's `name`, else the image's repository name].
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Deploy this image instead of the service file's `image`.
     #[arg(long)]
     pub image: Option<String>,
+    /// Desired number of tasks.
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// The port the container listens on [default: the image's single EXPOSE].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// `rolling`, `rolling:MIN%:MAX%`, `blue-green`, `blue-green:BAKE`,
+    /// `canary:PERCENT%:BAKE` or `linear:PERCENT%:INTERVAL`.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// The listener address, e.g. `0.0.0.0:80` (needed for a new service given by
+    /// image).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Set an environment variable, `KEY=VALUE` (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
     /// Return once the deployment is recorded instead of following it.
     #[arg(long)]
     pub detach: bool,
@@ -107,27 +137,57 @@ pub struct RollbackArgs {
 pub enum ServiceCommand {
     /// List services with their version, task counts and deployment state.
     Ls,
-    /// List a service's tasks.
-    Ps {
-        /// The service.
-        service: String,
-        /// Include stopped and failed tasks.
-        #[arg(short, long)]
-        all: bool,
-    },
-    /// Show a service's deployments and their events.
-    Events {
-        /// The service.
-        service: String,
-        /// Keep printing new events.
-        #[arg(short, long)]
-        follow: bool,
-    },
+    /// List tasks (the same as `hoist ps`).
+    Ps(PsArgs),
+    /// Show a service's deployments and their events (as `hoist events`).
+    Events(EventsArgs),
     /// Stop a service's tasks and forget it.
     Rm {
         /// The service.
         service: String,
     },
+}
+
+/// `hoist ps`
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// The service [default: every service].
+    pub service: Option<String>,
+    /// Include stopped and failed tasks.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `hoist events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The service.
+    pub service: String,
+    /// Keep printing new events.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// `hoist scale`
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The service.
+    pub service: String,
+    /// The desired number of tasks.
+    pub count: u32,
+    /// Return once the count is recorded instead of waiting for the tasks.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `hoist stop`
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The service.
+    pub service: String,
+    /// Return once the stop is recorded instead of waiting for the tasks.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `hoist logs`

@@ -60,6 +60,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(cmd) => commands::registry::run(&settings, cmd),
         Command::Deploy(args) => commands::deploy::deploy(&settings, args),
         Command::Rollback(args) => commands::deploy::rollback(&settings, args),
+        Command::Scale(args) => {
+            commands::deploy::scale(&settings, &args.service, args.count, args.detach)
+        }
+        Command::Stop(args) => commands::deploy::scale(&settings, &args.service, 0, args.detach),
+        Command::Ps(args) => commands::deploy::ps(&settings, args),
+        Command::Events(args) => commands::deploy::events(&settings, args),
         Command::Service(cmd) => commands::deploy::service(&settings, cmd),
         Command::Logs(args) => commands::deploy::logs(&settings, args),
         Command::Daemon(args) => commands::deploy::daemon(&settings, args),

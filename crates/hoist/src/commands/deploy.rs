@@ -10,26 +10,22 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hoist_deploy::controller::{self, Controller, ControllerOptions};
-use hoist_deploy::spec::ServiceSpec;
+use hoist_deploy::spec::{Name, Port, ServiceSpec, Strategy};
 use hoist_deploy::state::{DeploymentState, Event, State, TaskPhase};
 use serde_json::json;
 
-use crate::cli::{DaemonArgs, DeployArgs, LogsArgs, RollbackArgs, ServiceCommand};
+use crate::cli::{
+    DaemonArgs, DeployArgs, EventsArgs, LogsArgs, PsArgs, RollbackArgs, ServiceCommand,
+};
 use crate::settings::Settings;
 
 fn open_state(settings: &Settings) -> Result<State> {
     Ok(State::open(&controller::state_path(&settings.home))?)
 }
 
-/// `hoist deploy FILE`
+/// `hoist deploy FILE|IMAGE`
 pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
-    let shown = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading the service file {shown}"))?;
-    let mut spec = ServiceSpec::parse(&shown, &text)?;
-    if let Some(image) = args.image {
-        spec.image = image;
-    }
+    let (spec, origin) = service_spec(settings, &args)?;
     let store = settings.store()?;
     let record = match store.resolve(&spec.image) {
         Ok(r) => r,
@@ -50,7 +46,7 @@ pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
         for (var, name) in &spec.secrets {
             if secrets.get(name)?.is_none() {
                 bail!(
-                    "{shown}: secrets.{var}: secret {name:?} is not in hoist's secret store; add it with `hoist secret set {name}`"
+                    "{origin}: secrets.{var}: secret {name:?} is not in hoist's secret store; add it with `hoist secret set {name}`"
                 );
             }
         }
@@ -72,6 +68,123 @@ pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
         return Ok(());
     }
     follow(settings, &state, spec.name.as_str(), id)
+}
+
+/// The spec to deploy and what it came from (for errors): the service file with
+/// the flags applied, or for an image the service's current spec (or a new one
+/// with defaults) with the new image and the flags applied.
+fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, String)> {
+    let path = Path::new(&args.target);
+    let is_file = path.is_file()
+        || [".yml", ".yaml"]
+            .iter()
+            .any(|ext| args.target.ends_with(ext));
+    let (mut spec, origin) = if is_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the service file {}", args.target))?;
+        let mut spec = ServiceSpec::parse(&args.target, &text)?;
+        if let Some(image) = &args.image {
+            spec.image = image.clone();
+        }
+        (spec, args.target.clone())
+    } else {
+        if args.image.is_some() {
+            bail!(
+                "--image replaces a service file's image; {:?} is not a file, so it is the image itself",
+                args.target
+            );
+        }
+        let name = match &args.service {
+            Some(n) => n.clone(),
+            None => service_name_of(&args.target),
+        };
+        let name = Name::new(&name).map_err(|e| anyhow::anyhow!("--service: {e}"))?;
+        let state = open_state(settings)?;
+        let current = match state.service(name.as_str())? {
+            Some(svc) => match svc.active.or(svc.stable) {
+                Some(id) => state.deployment(id)?.map(|d| d.spec),
+                None => None,
+            },
+            None => None,
+        };
+        let spec = match current {
+            Some(mut spec) => {
+                spec.image = args.target.clone();
+                spec
+            }
+            None => {
+                let Some(listen) = args.listen else {
+                    bail!(
+                        "service {name} does not exist yet: give its listener with --listen ADDR (e.g. 0.0.0.0:80), or deploy a service file"
+                    );
+                };
+                ServiceSpec::new(name, &args.target, listen)
+            }
+        };
+        (spec, "hoist deploy".to_owned())
+    };
+    if let Some(name) = &args.service {
+        spec.name = Name::new(name).map_err(|e| anyhow::anyhow!("--service: {e}"))?;
+    }
+    if let Some(n) = args.replicas {
+        spec.count = n;
+    }
+    if let Some(port) = args.port {
+        if port == 0 {
+            bail!("--port: port 0 is not a port (use 1 to 65535)");
+        }
+        spec.port = Some(Port(port));
+    }
+    if let Some(s) = &args.strategy {
+        let mut strategy: Strategy = s.parse().map_err(|e| anyhow::anyhow!("--strategy: {e}"))?;
+        // A file's blue/green test listener survives a bake given on the command line.
+        if let (
+            Strategy::BlueGreen {
+                test_listener: new, ..
+            },
+            Strategy::BlueGreen {
+                test_listener: old, ..
+            },
+        ) = (&mut strategy, &spec.deployment.strategy)
+        {
+            if new.is_none() {
+                *new = *old;
+            }
+        }
+        spec.deployment.strategy = strategy;
+    }
+    if let Some(addr) = args.listen {
+        spec.listener.addr = addr;
+    }
+    for kv in &args.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--env {kv:?}: write KEY=VALUE");
+        };
+        spec.env.insert(k.to_owned(), v.to_owned());
+    }
+    spec.validate()
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    Ok((spec, origin))
+}
+
+/// A service name from an image reference: its repository's last component,
+/// lowercased, with characters a name may not have turned into `-`
+/// (`registry:5000/team/My_App:1.2` is `my-app`).
+fn service_name_of(image: &str) -> String {
+    let repo = image.split('@').next().unwrap_or(image);
+    let repo = match repo.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => repo,
+    };
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    last.chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-') => c,
+            _ => '-',
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_owned()
 }
 
 /// `name@digest` for a name, the digest alone for a digest.
@@ -230,62 +343,8 @@ pub fn service(settings: &Settings, cmd: ServiceCommand) -> Result<()> {
                 }
             }
         }
-        ServiceCommand::Ps { service, all } => {
-            if state.service(&service)?.is_none() {
-                bail!("no service named {service:?}");
-            }
-            let tasks = state.tasks(&service, all)?;
-            if settings.json {
-                let rows: Vec<_> = tasks
-                    .iter()
-                    .map(|t| {
-                        json!({
-                            "id": t.id,
-                            "runtime_id": t.runtime_id,
-                            "deployment": t.deployment,
-                            "version": t.version,
-                            "phase": t.phase.as_str(),
-                            "healthy_once": t.healthy_once,
-                            "netns": t.netns,
-                            "port": t.port,
-                            "reason": t.reason,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                println!(
-                    "{:<16} {:<10} {:<10} {:<8} REASON",
-                    "TASK", "DEPLOYMENT", "PHASE", "HEALTHY"
-                );
-                for t in tasks {
-                    println!(
-                        "{:<16} {:<10} {:<10} {:<8} {}",
-                        t.id,
-                        format!("#{}", t.deployment),
-                        t.phase.as_str(),
-                        if t.healthy_once { "yes" } else { "no" },
-                        t.reason.unwrap_or_default()
-                    );
-                }
-            }
-        }
-        ServiceCommand::Events { service, follow } => {
-            if state.service(&service)?.is_none() {
-                bail!("no service named {service:?}");
-            }
-            let mut last = 0;
-            loop {
-                for e in state.events(&service, last)? {
-                    last = e.id;
-                    print_event(settings, &e);
-                }
-                if !follow {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
+        ServiceCommand::Ps(args) => ps(settings, args)?,
+        ServiceCommand::Events(args) => events(settings, args)?,
         ServiceCommand::Rm { service } => {
             state.request_removal(&service)?;
             ensure_daemon(settings)?;
@@ -293,6 +352,140 @@ pub fn service(settings: &Settings, cmd: ServiceCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `hoist ps [SERVICE]`
+pub fn ps(settings: &Settings, args: PsArgs) -> Result<()> {
+    let state = open_state(settings)?;
+    let services = match args.service {
+        Some(name) => {
+            if state.service(&name)?.is_none() {
+                bail!("no service named {name:?}");
+            }
+            vec![name]
+        }
+        None => state.services()?.into_iter().map(|s| s.name).collect(),
+    };
+    let mut tasks = Vec::new();
+    for name in &services {
+        tasks.extend(state.tasks(name, args.all)?);
+    }
+    if settings.json {
+        let rows: Vec<_> = tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "service": t.service,
+                    "runtime_id": t.runtime_id,
+                    "deployment": t.deployment,
+                    "version": t.version,
+                    "phase": t.phase.as_str(),
+                    "healthy_once": t.healthy_once,
+                    "netns": t.netns,
+                    "port": t.port,
+                    "reason": t.reason,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<16} {:<20} {:<10} {:<10} {:<8} REASON",
+            "TASK", "SERVICE", "DEPLOYMENT", "PHASE", "HEALTHY"
+        );
+        for t in tasks {
+            println!(
+                "{:<16} {:<20} {:<10} {:<10} {:<8} {}",
+                t.id,
+                t.service,
+                format!("#{}", t.deployment),
+                t.phase.as_str(),
+                if t.healthy_once { "yes" } else { "no" },
+                t.reason.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `hoist events SERVICE`
+pub fn events(settings: &Settings, args: EventsArgs) -> Result<()> {
+    let state = open_state(settings)?;
+    if state.service(&args.service)?.is_none() {
+        bail!("no service named {:?}", args.service);
+    }
+    let mut last = 0;
+    loop {
+        for e in state.events(&args.service, last)? {
+            last = e.id;
+            print_event(settings, &e);
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `hoist scale SERVICE N` and `hoist stop SERVICE` (N = 0): records the desired
+/// count on the service's deployments, then (unless `detach`) prints the events
+/// until exactly `count` tasks of the active version run healthy and no other
+/// task is left.
+pub fn scale(settings: &Settings, service: &str, count: u32, detach: bool) -> Result<()> {
+    let state = open_state(settings)?;
+    let why = if count == 0 {
+        "hoist stop"
+    } else {
+        "hoist scale"
+    };
+    let last = state.events(service, 0)?.last().map_or(0, |e| e.id);
+    let before = state.scale(service, count, why)?;
+    ensure_daemon(settings)?;
+    if !settings.json {
+        eprintln!("{service}: desired count {before} -> {count}");
+    }
+    if detach {
+        return Ok(());
+    }
+    let mut last = last;
+    loop {
+        for e in state.events(service, last)? {
+            last = e.id;
+            print_event(settings, &e);
+        }
+        let svc = state
+            .service(service)?
+            .with_context(|| format!("service {service:?} was removed"))?;
+        let Some(active) = svc
+            .active
+            .map(|id| state.deployment(id))
+            .transpose()?
+            .flatten()
+        else {
+            bail!("service {service:?} has no active deployment");
+        };
+        if active.spec.count != count {
+            bail!(
+                "the desired count of {service} changed to {} meanwhile (another hoist scale or deploy)",
+                active.spec.count
+            );
+        }
+        let tasks = state.tasks(service, false)?;
+        let ready = tasks
+            .iter()
+            .filter(|t| {
+                t.version == active.version && t.phase == TaskPhase::Running && t.healthy_once
+            })
+            .count();
+        if tasks.len() == count as usize && ready == count as usize {
+            if !settings.json {
+                eprintln!("{service}: {count} tasks running");
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `hoist logs SERVICE`
@@ -470,4 +663,23 @@ fn spawn_detached(settings: &Settings, args: &[&str], log: &Path) -> Result<()> 
         .spawn()
         .with_context(|| format!("starting hoist {}", args.join(" ")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_is_named_after_its_image_repository() {
+        assert_eq!(service_name_of("web:1"), "web");
+        assert_eq!(service_name_of("registry:5000/team/My_App:1.2"), "my-app");
+        assert_eq!(service_name_of("localhost:5000/api"), "api");
+        assert_eq!(
+            service_name_of(
+                "api@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            ),
+            "api"
+        );
+        assert_eq!(service_name_of("_x_"), "x");
+    }
 }

@@ -83,6 +83,8 @@ impl World {
     }
 
     /// Builds `name` serving `body` at `/` and, when `healthy`, `ok` at `/healthz`.
+    /// Its init is a shell that exits on `SIGTERM` (httpd as PID 1 would ignore
+    /// it and wait out the stop timeout).
     pub fn image(&self, name: &str, body: &str, healthy: bool) {
         let ctx = self.env.path(&format!("ctx-{}", name.replace(':', "-")));
         std::fs::create_dir_all(&ctx).unwrap();
@@ -94,7 +96,7 @@ impl World {
         std::fs::write(
             ctx.join("Dockerfile"),
             format!(
-                "FROM busybox\nRUN mkdir -p /www && echo '{body}' > /www/index.html{health}\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+                "FROM busybox\nRUN mkdir -p /www && echo '{body}' > /www/index.html{health}\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
             ),
         )
         .unwrap();
