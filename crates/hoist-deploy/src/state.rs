@@ -7,6 +7,7 @@
 //! deployment, a rollback request) and reads progress; the daemon writes everything
 //! else. SQLite's locking serialises them (busy timeout 10 s).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -466,6 +467,26 @@ impl State {
             })
         }))?;
         self.sql(rows.collect())
+    }
+
+    /// Image digests services still need, with the services needing each: those
+    /// of every service's active and last good deployment and of its live tasks
+    /// (`hoist image rm` refuses to delete them).
+    pub fn digests_in_use(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StateError> {
+        let conn = self.lock();
+        let mut st = self.sql(conn.prepare(
+            "SELECT d.digest, d.service FROM deployments d JOIN services s ON s.name = d.service \
+             WHERE d.id = s.active OR d.id = s.stable \
+             OR d.id IN (SELECT deployment FROM tasks WHERE phase NOT IN ('stopped', 'failed'))",
+        ))?;
+        let rows =
+            self.sql(st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))))?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in rows {
+            let (digest, service) = self.sql(row)?;
+            out.entry(digest).or_default().insert(service);
+        }
+        Ok(out)
     }
 
     /// Asks the daemon to roll `service` back at once (`hoist rollback`).

@@ -405,6 +405,19 @@ impl Store {
         find(&records, input).cloned()
     }
 
+    /// The image [`Store::remove`] would delete for `input` (not merely untag), if
+    /// any: callers refuse to remove an image that is still in use.
+    pub fn removal_target(&self, input: &str, force: bool) -> Result<Option<ImageRecord>> {
+        let records = self.load_records()?;
+        let rec = find(&records, input)?;
+        let by_name = by_name(input).filter(|n| rec.names.contains(n));
+        Ok(match by_name {
+            Some(_) if rec.names.len() > 1 => None,
+            _ if rec.names.len() > 1 && !force => None,
+            _ => Some(rec.clone()),
+        })
+    }
+
     /// Remove an image the way `docker rmi` does: a name removes that name (and the
     /// image with it when it was the last one); an ID removes the image, which needs
     /// `force` when several names point at it. Unreferenced blobs are then collected.

@@ -1,6 +1,7 @@
 //! The deployment commands in their command-line form: `hoist deploy IMAGE
 //! --service ...` without a service file, `hoist scale`, `hoist stop`, `hoist ps`,
-//! `hoist events` and `hoist services ls`, against the real daemon and proxy.
+//! `hoist events` and `hoist services ls`, against the real daemon and proxy; and
+//! the images services use surviving `hoist image rm` and `hoist prune`.
 #![allow(clippy::unwrap_used)]
 
 mod util;
@@ -103,6 +104,16 @@ fn an_image_deployed_by_flags_scales_stops_and_starts_without_a_new_version() {
     ] {
         assert!(events.contains(want), "no {want:?} in:\n{events}");
     }
+    // The service's image cannot be removed from under it; an older one can, and
+    // a prune after that leaves what the service needs to start tasks.
+    let err = w.env.fails(&["image", "rm", "-f", "web:2"]);
+    assert!(err.contains("is used by service web"), "{err}");
+    w.env.ok(&["image", "rm", "web:1"]);
+    w.env.ok(&["prune"]);
+    let out = w.env.hoist().args(["scale", "web", "3"]).output().unwrap();
+    assert_ok(&out, "scale to 3 after a prune", &w);
+    assert_eq!(task_ids(&w, "web").len(), 3);
+
     let err = w.env.fails(&["scale", "nope", "2"]);
     assert!(err.contains("no service named \"nope\""), "{err}");
 }

@@ -23,6 +23,18 @@ fn open_state(settings: &Settings) -> Result<State> {
     Ok(State::open(&controller::state_path(&settings.home))?)
 }
 
+/// Image digests that services still need (none when nothing was ever deployed;
+/// the state database is not created for asking).
+pub fn digests_in_use(
+    settings: &Settings,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>> {
+    let path = controller::state_path(&settings.home);
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(State::open(&path)?.digests_in_use()?)
+}
+
 /// `hoist deploy FILE|IMAGE`
 pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
     let (spec, origin) = service_spec(settings, &args)?;

@@ -218,7 +218,22 @@ fn inspect(store: &Store, reference: &str) -> Result<()> {
 
 fn remove(settings: &Settings, store: &Store, references: &[String], force: bool) -> Result<()> {
     let mut failed = 0;
+    let in_use = super::deploy::digests_in_use(settings)?;
     for r in references {
+        // As `docker rmi` refuses an image a container uses, even with -f: a
+        // service's image stays until the service no longer needs it.
+        if let Ok(Some(rec)) = store.removal_target(r, force) {
+            if let Some(services) = in_use.get(&rec.digest.to_string()) {
+                let names: Vec<&str> = services.iter().map(String::as_str).collect();
+                eprintln!(
+                    "error: {r}: image {} is used by service {}; deploy another image or remove the service first (`hoist service rm`)",
+                    rec.id.short(),
+                    names.join(", ")
+                );
+                failed += 1;
+                continue;
+            }
+        }
         match store.remove(r, force) {
             Ok(removed) => {
                 if settings.json {
