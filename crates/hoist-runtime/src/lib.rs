@@ -80,8 +80,11 @@
 //! ([`RuntimeError::MissingProgram`]). It works the same with both backends, since
 //! neither lists a network namespace in the OCI spec.
 //!
-//! pasta maps the namespace's default gateway address to the host's loopback: a
-//! task can reach services bound to the host's `127.0.0.1` at its gateway address.
+//! pasta runs with `--no-map-gw`: the gateway address is not an alias of the
+//! host's loopback, so a task cannot reach what listens on the host's `127.0.0.1`
+//! (the proxy's admin API, a loopback registry), as behind a Docker bridge. It
+//! reaches other hosts, and the host's own non-loopback addresses other than the
+//! one pasta copies into the namespace.
 //!
 //! # Isolation (Docker's defaults)
 //!
@@ -216,8 +219,8 @@ pub enum Network {
     Host,
     /// A new network namespace with loopback and outbound connections through
     /// `pasta` (Debian's `passt`), which must be on `PATH`: the host's address and
-    /// routes on a tap interface, DNS through pasta's forwarder, the host's
-    /// loopback at the default gateway's address, no ports published.
+    /// routes on a tap interface, DNS through pasta's forwarder, no ports
+    /// published, and not the host's loopback.
     Outbound,
 }
 

@@ -130,6 +130,11 @@ fn run_pasta(dir: &Path, pasta: &Path, ns_fd: i32) -> Result<(), String> {
         // ports through their own loopback.
         .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
         .args(["--dns-forward", DNS_FORWARD])
+        // pasta would otherwise make the gateway address an alias of the host's
+        // loopback: a task could reach every service bound to 127.0.0.1 (the
+        // proxy's admin API, a loopback registry), which a Docker bridge does not
+        // allow either.
+        .arg("--no-map-gw")
         .arg("--netns")
         .arg(format!("/proc/self/fd/{ns_fd}"))
         .stdin(Stdio::null())

@@ -245,21 +245,102 @@ fn log_line(log_dir: &Path, prefix: &str) -> String {
     found.unwrap().trim_end().to_owned()
 }
 
-fn check_outbound_network(backend: Backend) {
-    let port = host_http_server("hello from the host");
+/// A network namespace of the test's own, joined to the host by a veth pair
+/// (`10.231.N.1` on the host, `10.231.N.2` inside), with busybox httpd serving one
+/// body inside: a peer outside the host's loopback that a task with outbound
+/// network reaches through pasta. Removed when dropped.
+struct Peer {
+    name: String,
+    host_if: String,
+    addr: String,
+    httpd: std::process::Child,
+    _www: tempfile::TempDir,
+}
+
+impl Peer {
+    fn start(n: u8, body: &str) -> Peer {
+        let name = format!("hoist-peer-{}-{n}", std::process::id());
+        let host_if = format!("hp{}-{n}", std::process::id() % 100_000);
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (host_addr, peer_addr) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&["addr", "add", &format!("{host_addr}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{peer_addr}/30"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        let www = tempfile::tempdir().unwrap();
+        std::fs::write(www.path().join("index.html"), body).unwrap();
+        let httpd = Command::new("ip")
+            .args(["netns", "exec", &name, "/bin/busybox", "httpd", "-f"])
+            .args(["-p", &format!("{peer_addr}:8080"), "-h"])
+            .arg(www.path())
+            .spawn()
+            .unwrap();
+        let peer = Peer {
+            name,
+            host_if,
+            addr: format!("{peer_addr}:8080"),
+            httpd,
+            _www: www,
+        };
+        eventually("the peer's httpd answers", || {
+            std::net::TcpStream::connect(&peer.addr).is_ok()
+        });
+        peer
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.httpd.kill();
+        let _ = self.httpd.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn check_outbound_network(backend: Backend, n: u8) {
+    let peer = Peer::start(n, "hello from the peer");
+    // A server on the host's own loopback: not for tasks to reach.
+    let loopback_port = host_http_server("host loopback");
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let rt = runtime(&state, backend);
-    // pasta maps the namespace's default gateway to the host's loopback. (busybox
-    // wget's own -T crashes; `timeout` bounds it instead.)
+    // (busybox wget's own -T crashes; `timeout` bounds it instead.)
     let script = format!(
-        "gw=$(ip route | awk '/^default/ {{print $3; exit}}'); echo \"gateway $gw\"; \
-         if timeout 20 wget -q -O /tmp/body http://$gw:{port}/; then echo \"body: $(cat /tmp/body)\"; \
+        "if timeout 20 wget -q -O /tmp/body http://{peer}/; then echo \"body: $(cat /tmp/body)\"; \
          else echo 'body: none'; fi; \
+         gw=$(ip route | awk '/^default/ {{print $3; exit}}'); \
+         if timeout 5 wget -q -O /tmp/lo http://$gw:{loopback_port}/; then echo \"loopback: $(cat /tmp/lo)\"; \
+         else echo 'loopback: none'; fi; \
          echo \"resolv: $(grep nameserver /etc/resolv.conf)\"; \
          mkdir -p /www && echo inside > /www/index.html; \
          httpd -f -p 127.0.0.1:8080 -h /www & \
-         trap 'exit 0' TERM; while true; do sleep 0.2; done"
+         trap 'exit 0' TERM; while true; do sleep 0.2; done",
+        peer = peer.addr
     );
     let mut outbound = spec(tmp.path(), "out", &script);
     outbound.network = Network::Outbound;
@@ -268,13 +349,13 @@ fn check_outbound_network(backend: Backend) {
     let _dump = Dump(info.log_dir.clone());
     assert_eq!(info.state, TaskState::Running);
 
-    let gateway = log_line(&info.log_dir, "gateway ");
-    let gateway = gateway.strip_prefix("gateway ").unwrap().to_owned();
-    assert!(!gateway.is_empty(), "the task has a default route");
     assert_eq!(
         log_line(&info.log_dir, "body: "),
-        "body: hello from the host"
+        "body: hello from the peer"
     );
+    // pasta does not map the gateway to the host's loopback (`--no-map-gw`): the
+    // proxy's admin API, a loopback registry and the like stay out of reach.
+    assert_eq!(log_line(&info.log_dir, "loopback: "), "loopback: none");
     assert_eq!(
         log_line(&info.log_dir, "resolv: "),
         "resolv: nameserver 169.254.1.1"
@@ -302,10 +383,11 @@ fn check_outbound_network(backend: Backend) {
     assert!(left.is_empty(), "pasta outlived its task: {left:?}");
     rt.remove(&info.id).unwrap();
 
-    // Without Outbound, the same address is unreachable.
+    // Without Outbound, the same peer is unreachable.
     let script = format!(
-        "if timeout 20 wget -q -O /tmp/body http://{gateway}:{port}/; then echo 'body: reached'; \
-         else echo 'body: none'; fi"
+        "if timeout 20 wget -q -O /tmp/body http://{}/; then echo 'body: reached'; \
+         else echo 'body: none'; fi",
+        peer.addr
     );
     let isolated = rt
         .start(&spec(tmp.path(), "none", &script), &TaskOptions::default())
@@ -314,13 +396,13 @@ fn check_outbound_network(backend: Backend) {
 }
 
 #[test]
-fn embedded_task_with_outbound_network_reaches_the_host_through_pasta() {
-    check_outbound_network(Backend::Embedded);
+fn embedded_task_with_outbound_network_reaches_a_peer_through_pasta_but_not_host_loopback() {
+    check_outbound_network(Backend::Embedded, 1);
 }
 
 #[test]
-fn runc_task_with_outbound_network_reaches_the_host_through_pasta() {
-    check_outbound_network(Backend::Oci(PathBuf::from("/usr/sbin/runc")));
+fn runc_task_with_outbound_network_reaches_a_peer_through_pasta_but_not_host_loopback() {
+    check_outbound_network(Backend::Oci(PathBuf::from("/usr/sbin/runc")), 2);
 }
 
 /// Stops a task when its test fails, so neither it nor its pasta outlives the test.
