@@ -3,14 +3,9 @@
 //! handshake on its own task so a slow or silent client never holds up the others.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -21,36 +16,7 @@ use crate::Registry;
 /// How long a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A certificate or key that cannot be used, naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file holds no usable PEM certificate or key.
-    #[error("{path}: {message}")]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// rustls refused the pair (e.g. the key does not match the certificate).
-    #[error("certificate {cert} with key {key}: {message}")]
-    Pair {
-        /// The certificate file.
-        cert: PathBuf,
-        /// The key file.
-        key: PathBuf,
-        /// rustls's reason.
-        message: String,
-    },
-}
+pub use hoist_tls::TlsError;
 
 /// A loaded certificate and key, ready to accept connections.
 #[derive(Clone)]
@@ -64,59 +30,13 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 impl Tls {
     /// Load the PEM certificate chain (leaf first) and private key (PKCS#8, PKCS#1 or
     /// SEC1) named by `config`.
     pub fn load(config: &TlsConfig) -> Result<Tls, TlsError> {
-        let pem_err = |path: &Path, message: String| TlsError::Pem {
-            path: path.to_owned(),
-            message,
-        };
-        let cert_bytes = read(&config.cert)?;
-        let certs = CertificateDer::pem_slice_iter(&cert_bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pem_err(&config.cert, format!("invalid PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(pem_err(
-                &config.cert,
-                "no certificate found (expected a PEM \"BEGIN CERTIFICATE\" block)".to_owned(),
-            ));
-        }
-        let key_bytes = read(&config.key)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
-            pem_err(
-                &config.key,
-                match e {
-                    rustls_pki_types::pem::Error::NoItemsFound => {
-                        "no private key found (expected a PEM \"BEGIN PRIVATE KEY\", \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" block)".to_owned()
-                    }
-                    e => format!("invalid PEM: {e}"),
-                },
-            )
-        })?;
-        let pair = |message: String| TlsError::Pair {
-            cert: config.cert.clone(),
-            key: config.key.clone(),
-            message,
-        };
-        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| pair(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| pair(e.to_string()))?;
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server = hoist_tls::server_config(&config.cert, &config.key, &[b"http/1.1"])?;
         Ok(Tls {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            acceptor: TlsAcceptor::from(server),
         })
     }
 }
@@ -184,66 +104,4 @@ pub async fn serve_tls(
     auth.https = true;
     let listener = tls_listener(listener, tls)?;
     axum::serve(listener, crate::http::router(registry, auth)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    #[test]
-    fn bad_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let cert = write(dir.path(), "cert.pem", &ck.cert.pem());
-        let key = write(dir.path(), "key.pem", &ck.signing_key.serialize_pem());
-        Tls::load(&TlsConfig {
-            cert: cert.clone(),
-            key: key.clone(),
-        })
-        .unwrap();
-
-        let missing = dir.path().join("nope.pem");
-        let e = Tls::load(&TlsConfig {
-            cert: missing,
-            key: key.clone(),
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("nope.pem"), "{e}");
-
-        let e = Tls::load(&TlsConfig {
-            cert: key.clone(),
-            key: key.clone(),
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("key.pem") && e.contains("no certificate"), "{e}");
-
-        let e = Tls::load(&TlsConfig {
-            cert: cert.clone(),
-            key: cert.clone(),
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("cert.pem") && e.contains("no private key"),
-            "{e}"
-        );
-
-        let other = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
-        let other_key = write(dir.path(), "other.pem", &other.signing_key.serialize_pem());
-        let e = Tls::load(&TlsConfig {
-            cert,
-            key: other_key,
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("cert.pem") && e.contains("other.pem"), "{e}");
-    }
 }
