@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hoist_proxy::{Config, Endpoint, HealthCheck, HostMatch, Listener, Rule, TargetGroup};
+use hoist_proxy::{
+    Config, Endpoint, HealthCheck, HostMatch, Listener, ListenerTls, Rule, TargetGroup,
+};
 
 use crate::spec::{HealthCheckSpec, ServiceSpec};
 
@@ -52,6 +54,8 @@ pub fn group_name(service: &str, version: &str) -> String {
 /// The proxy configuration for `routes` (generation left at its default).
 pub fn build(routes: &[ServiceRoute]) -> Config {
     let mut listeners: BTreeMap<SocketAddr, Vec<Rule>> = BTreeMap::new();
+    // A shared address takes the certificate of the first service (by name) giving one.
+    let mut tls: BTreeMap<SocketAddr, ListenerTls> = BTreeMap::new();
     let mut groups = Vec::new();
     for r in routes {
         let name = r.spec.name.as_str();
@@ -79,6 +83,12 @@ pub fn build(routes: &[ServiceRoute]) -> Config {
             })
             .collect();
         let l = &r.spec.listener;
+        if let Some(t) = &l.tls {
+            tls.entry(l.addr).or_insert_with(|| ListenerTls {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            });
+        }
         listeners.entry(l.addr).or_default().push(Rule {
             service: name.to_owned(),
             host: l.host.as_deref().map(HostMatch::parse),
@@ -110,7 +120,11 @@ pub fn build(routes: &[ServiceRoute]) -> Config {
                     .cmp(&rule_rank(b))
                     .then_with(|| a.service.cmp(&b.service))
             });
-            Listener { addr, rules }
+            Listener {
+                addr,
+                rules,
+                tls: tls.remove(&addr),
+            }
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));

@@ -266,6 +266,21 @@ pub struct ListenerSpec {
     /// Path prefix (default `/`).
     #[serde(default = "default_path")]
     pub path: String,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate, as an ALB HTTPS
+    /// listener. Services sharing the address share the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// A listener's certificate: PEM files on this machine (a relative path is taken
+/// from the service file's directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
 }
 
 fn default_path() -> String {
@@ -635,6 +650,7 @@ impl ServiceSpec {
                 addr: listen,
                 host: None,
                 path: default_path(),
+                tls: None,
             },
             deployment: DeploymentSpec::default(),
         }

@@ -32,6 +32,7 @@ async fn run(workers: usize) {
         .apply(Config {
             listeners: vec![Listener {
                 addr: listen,
+                tls: None,
                 rules: vec![Rule {
                     service: "bench".into(),
                     host: None,

@@ -71,7 +71,8 @@ impl Default for Timeouts {
     }
 }
 
-/// An address to accept connections on (HTTP/1.1 and h2c) and the rules for it.
+/// An address to accept connections on (HTTP/1.1 and h2c, or HTTPS) and the rules for
+/// it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -83,6 +84,22 @@ pub struct Listener {
     /// that matches none gets 404.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate instead of
+    /// plain HTTP, as an ALB HTTPS listener. The files are read on every
+    /// [`crate::Proxy::apply`], so a renewed certificate is picked up by the next
+    /// configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+}
+
+/// A listener's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// A routing rule: conditions on host and path, and a weighted forward.

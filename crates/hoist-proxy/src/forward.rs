@@ -97,6 +97,8 @@ impl CompiledRule {
 
 pub(crate) struct ListenerRoutes {
     pub(crate) rules: Vec<CompiledRule>,
+    /// The listener's certificate, when it serves HTTPS.
+    pub(crate) tls: Option<hoist_tls::tokio_rustls::TlsAcceptor>,
 }
 
 pub(crate) struct RouteState {
@@ -177,6 +179,7 @@ pub(crate) async fn handle(
     metrics: Arc<Metrics>,
     listener: SocketAddr,
     peer: SocketAddr,
+    https: bool,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
@@ -232,7 +235,7 @@ pub(crate) async fn handle(
     }
     parts.headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
+        HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     let mut outgoing = Some(Request::from_parts(parts, body.boxed()));
 

@@ -169,7 +169,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Config, Endpoint, HealthCheck, HostMatch, Listener, Rule, TargetGroup, Timeouts, WeightedGroup,
+    Config, Endpoint, HealthCheck, HostMatch, Listener, ListenerTls, Rule, TargetGroup, Timeouts,
+    WeightedGroup,
 };
 pub use metrics::{RequestCounts, StatusCounts};
 
@@ -219,6 +220,15 @@ pub enum Error {
         target_group: String,
         /// What is wrong.
         problem: &'static str,
+    },
+    /// A listener's certificate or key cannot be used.
+    #[error("listener {listener}: {source}")]
+    Tls {
+        /// The listener.
+        listener: SocketAddr,
+        /// What is wrong with its certificate or key.
+        #[source]
+        source: hoist_tls::TlsError,
     },
     /// A worker thread or its runtime could not be started.
     #[error("cannot start a proxy worker thread: {0}")]
@@ -492,15 +502,20 @@ impl Proxy {
     /// new requests see only `config`. Targets no longer present start draining.
     ///
     /// On success [`Proxy::applied_generation`] becomes `config.generation` and
-    /// [`Proxy::last_error`] is cleared; on failure the error is kept there.
+    /// [`Proxy::last_error`] is cleared (or says which HTTPS listener kept its
+    /// previous certificate because its files no longer load); on failure the error
+    /// is kept there.
     pub fn apply(&self, config: Config) -> Result<(), Error> {
         let generation = config.generation;
         match self.apply_config(config) {
-            Ok(()) => {
+            Ok(warnings) => {
                 self.status
                     .generation
                     .store(generation, AtomicOrdering::SeqCst);
-                self.status.set_error(None);
+                self.status.set_error(
+                    (!warnings.is_empty())
+                        .then(|| format!("generation {generation}: {}", warnings.join("; "))),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -530,8 +545,43 @@ impl Proxy {
         self.status.set_error(Some(reason.into()));
     }
 
-    fn apply_config(&self, config: Config) -> Result<(), Error> {
+    /// Applies `config`; returns what was applied with a fallback (a listener
+    /// whose certificate files went bad keeps the certificate it had).
+    fn apply_config(&self, config: Config) -> Result<Vec<String>, Error> {
         validate(&config)?;
+        let mut warnings = Vec::new();
+        // Certificates are read before anything changes. Their files live apart
+        // from the configuration and may change under it: a listener that serves
+        // HTTPS already keeps its certificate when the files no longer load (the
+        // rest of the configuration still applies); a new one is refused.
+        let mut tls = HashMap::new();
+        let current = self.routes.load();
+        for l in &config.listeners {
+            if let Some(t) = &l.tls {
+                match hoist_tls::server_config(&t.cert, &t.key, &[b"h2", b"http/1.1"]) {
+                    Ok(server) => {
+                        tls.insert(l.addr, hoist_tls::tokio_rustls::TlsAcceptor::from(server));
+                    }
+                    Err(source) => {
+                        let previous = current.listeners.get(&l.addr).and_then(|r| r.tls.clone());
+                        let Some(previous) = previous else {
+                            return Err(Error::Tls {
+                                listener: l.addr,
+                                source,
+                            });
+                        };
+                        let why = format!(
+                            "listener {}: {source}; still serving the previous certificate",
+                            l.addr
+                        );
+                        tracing::warn!("{why}");
+                        warnings.push(why);
+                        tls.insert(l.addr, previous);
+                    }
+                }
+            }
+        }
+        drop(current);
         let _enter = self.runtime.enter();
         let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
 
@@ -648,7 +698,13 @@ impl Proxy {
                     }
                 })
                 .collect();
-            listeners.insert(l.addr, ListenerRoutes { rules });
+            listeners.insert(
+                l.addr,
+                ListenerRoutes {
+                    rules,
+                    tls: tls.remove(&l.addr),
+                },
+            );
         }
         self.routes.store(Arc::new(RouteState {
             listeners,
@@ -697,7 +753,7 @@ impl Proxy {
                 .listeners
                 .insert(addr, ListenerHandle { local, tasks });
         }
-        Ok(())
+        Ok(warnings)
     }
 
     fn start_drain(&self, key: TargetKey, t: Arc<TargetRuntime>, timeout: std::time::Duration) {
@@ -981,6 +1037,9 @@ impl HealthSource {
     }
 }
 
+/// How long a client of an HTTPS listener gets to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn accept_loop(
     listener: TcpListener,
     addr: SocketAddr,
@@ -1007,14 +1066,44 @@ async fn accept_loop(
         let gauge = gauge.clone();
         tokio::spawn(async move {
             gauge.inc();
+            // The listener's certificate as of now: a new configuration applies to
+            // the connections accepted after it.
+            let tls = routes
+                .load()
+                .listeners
+                .get(&addr)
+                .and_then(|l| l.tls.clone());
+            let https = tls.is_some();
             let svc = service_fn(move |req| {
-                forward::handle(routes.clone(), metrics.clone(), addr, peer, req)
+                forward::handle(routes.clone(), metrics.clone(), addr, peer, https, req)
             });
             let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await
-            {
+            let served = match tls {
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
             gauge.dec();

@@ -433,6 +433,7 @@ mod tests {
             generation: 7,
             listeners: vec![Listener {
                 addr: "0.0.0.0:8080".parse().unwrap(),
+                tls: None,
                 rules: vec![
                     Rule {
                         service: "api".into(),

@@ -200,6 +200,7 @@ fn config(listen: SocketAddr, rules: Vec<Rule>, groups: Vec<TargetGroup>) -> Con
         generation: 0,
         listeners: vec![Listener {
             addr: listen,
+            tls: None,
             rules,
         }],
         target_groups: groups,
@@ -745,6 +746,115 @@ async fn http2_clients_are_served_and_forwarded_headers_set() {
         body,
         "xff=203.0.113.7, 127.0.0.1 proto=http xhost=app.example.com host=app.example.com keepalive= custom= connection="
     );
+}
+
+/// A TLS connection to `addr` trusting `cert`, offering `alpn`; returns the stream
+/// and the protocol the server chose.
+async fn tls_connect(
+    addr: SocketAddr,
+    cert: &rcgen::Certificate,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_listeners_serve_http2_and_http1_by_alpn_and_refuse_bad_certificates() {
+    let b = backend("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let proxy = Proxy::new().unwrap();
+    let mut cfg = config(
+        listen_any(),
+        vec![rule("web", &[("g", 1)])],
+        vec![group("g", None, vec![tcp(&b)])],
+    );
+    cfg.listeners[0].tls = Some(hoist_proxy::ListenerTls {
+        cert: cert.clone(),
+        key: key.clone(),
+    });
+    proxy.apply(cfg.clone()).unwrap();
+    let addr = bound(&proxy);
+
+    // h2 by ALPN.
+    let tls = tls_connect(addr, &ck.cert, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("https://localhost:{}/headers", addr.port()))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("proto=https"), "{body}");
+
+    // HTTP/1.1 when the client offers only that.
+    let tls = tls_connect(addr, &ck.cert, &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/headers")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("proto=https"));
+
+    // Plain HTTP on the HTTPS port gets no answer.
+    assert!(get(&client(), &format!("http://{addr}/")).await.is_err());
+
+    // A configuration whose key does not fit still applies, the listener keeping
+    // the certificate it had (the files change apart from the configuration; one
+    // bad file must not freeze every other change); the status says so.
+    let other = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+    let other_key = dir.path().join("other.pem");
+    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+    let mut bad = cfg.clone();
+    bad.listeners[0].tls = Some(hoist_proxy::ListenerTls {
+        cert,
+        key: other_key,
+    });
+    bad.generation = 7;
+    proxy.apply(bad.clone()).unwrap();
+    assert_eq!(proxy.applied_generation(), 7);
+    let e = proxy.last_error().unwrap();
+    assert!(
+        e.contains("other.pem") && e.contains("previous certificate"),
+        "{e}"
+    );
+    let tls = tls_connect(addr, &ck.cert, &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    // A new listener with a bad certificate has nothing to fall back on: refused.
+    let fresh = Proxy::new().unwrap();
+    let e = fresh.apply(bad).unwrap_err().to_string();
+    assert!(e.contains("other.pem"), "{e}");
+    assert_eq!(fresh.applied_generation(), 0);
 }
 
 #[tokio::test]

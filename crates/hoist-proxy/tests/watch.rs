@@ -62,6 +62,7 @@ fn config(generation: u64, group: &str, target: SocketAddr) -> Config {
         generation,
         listeners: vec![Listener {
             addr: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
             rules: vec![Rule {
                 service: "web".into(),
                 host: None,

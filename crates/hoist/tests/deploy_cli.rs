@@ -117,3 +117,70 @@ fn an_image_deployed_by_flags_scales_stops_and_starts_without_a_new_version() {
     let err = w.env.fails(&["scale", "nope", "2"]);
     assert!(err.contains("no service named \"nope\""), "{err}");
 }
+
+#[test]
+fn a_service_behind_an_https_listener_answers_over_tls_and_its_address_keeps_one_certificate() {
+    let w = World::running(&[("secure:1", "secure 1", true), ("plain:1", "plain 1", true)]);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    // Relative paths in a service file are taken from its directory.
+    std::fs::write(w.env.path("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(w.env.path("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let file = w.env.path("secure.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: secure\nimage: secure:1\ncount: 1\nstop_timeout: 2s\nhealth_check: {{path: /healthz, interval: 1s, timeout: 500ms}}\nlistener: {{addr: 127.0.0.1:{}, tls: {{cert: cert.pem, key: key.pem}}}}\n",
+            w.port
+        ),
+    )
+    .unwrap();
+    let out = w
+        .env
+        .hoist()
+        .arg("deploy")
+        .arg(&file)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_ok(&out, "deploy behind https", &w);
+
+    let cert = ureq::tls::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap();
+    let agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+                .build(),
+        )
+        .build()
+        .new_agent();
+    let body = agent
+        .get(format!("https://localhost:{}/", w.port))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(body.trim(), "secure 1");
+    assert_eq!(
+        get(w.addr(), "/"),
+        None,
+        "no plain HTTP on an HTTPS listener"
+    );
+
+    // Another service may share the address only with the same certificate.
+    let err = w
+        .env
+        .fails(&["deploy", "plain:1", "--listen", &w.addr().to_string()]);
+    assert!(
+        err.contains("service secure serves") && err.contains("share its certificate"),
+        "{err}"
+    );
+    // A key that does not fit is refused before anything is recorded.
+    let other = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+    std::fs::write(w.env.path("key.pem"), other.signing_key.serialize_pem()).unwrap();
+    let err = w.env.fails(&["deploy", file.to_str().unwrap()]);
+    assert!(
+        err.contains("listener.tls") && err.contains("key.pem"),
+        "{err}"
+    );
+}

@@ -95,6 +95,18 @@ fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, 
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the service file {}", args.target))?;
         let mut spec = ServiceSpec::parse(&args.target, &text)?;
+        if let Some(tls) = &mut spec.listener.tls {
+            // Paths in a service file are relative to it.
+            let base = path.parent().unwrap_or(Path::new("."));
+            for p in [&mut tls.cert, &mut tls.key] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+                if let Ok(abs) = std::path::absolute(&*p) {
+                    *p = abs;
+                }
+            }
+        }
         if let Some(image) = &args.image {
             spec.image = image.clone();
         }
@@ -176,7 +188,49 @@ fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, 
     }
     spec.validate()
         .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    if let Some(tls) = &spec.listener.tls {
+        hoist_tls::server_config(&tls.cert, &tls.key, &[])
+            .map_err(|e| anyhow::anyhow!("{origin}: listener.tls: {e}"))?;
+    }
+    check_shared_listener(settings, &spec, &origin)?;
     Ok((spec, origin))
+}
+
+/// Services sharing a listener address share its protocol and certificate: refuse
+/// a spec that disagrees with another service's.
+fn check_shared_listener(settings: &Settings, spec: &ServiceSpec, origin: &str) -> Result<()> {
+    let path = controller::state_path(&settings.home);
+    if !path.exists() {
+        return Ok(());
+    }
+    let state = State::open(&path)?;
+    for svc in state.services()? {
+        if svc.name == spec.name.as_str() || svc.removing {
+            continue;
+        }
+        let Some(other) = svc
+            .active
+            .map(|id| state.deployment(id))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        let l = &other.spec.listener;
+        if l.addr == spec.listener.addr && l.tls != spec.listener.tls {
+            let show = |t: &Option<hoist_deploy::spec::TlsSpec>| match t {
+                Some(t) => format!("HTTPS with {}", t.cert.display()),
+                None => "plain HTTP".to_owned(),
+            };
+            bail!(
+                "{origin}: listener.tls: service {} serves {} with {}; services sharing an address share its certificate",
+                svc.name,
+                l.addr,
+                show(&l.tls)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A service name from an image reference: its repository's last component,
