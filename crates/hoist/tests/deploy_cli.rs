@@ -183,4 +183,16 @@ fn a_service_behind_an_https_listener_answers_over_tls_and_its_address_keeps_one
         err.contains("listener.tls") && err.contains("key.pem"),
         "{err}"
     );
+    // The proxy keeps the certificate it loaded, and a file gone bad blocks no
+    // other change: the service can still be removed.
+    let out = w
+        .env
+        .hoist()
+        .args(["service", "rm", "secure"])
+        .output()
+        .unwrap();
+    assert_ok(&out, "service rm", &w);
+    eventually("the service is gone", || {
+        w.env.ok(&["--json", "services", "ls"]).trim() == "[]"
+    });
 }
