@@ -19,9 +19,11 @@
 //! - **Circuit breaker**: `failures` (new tasks that failed to start, exited or
 //!   turned unhealthy) reaching the threshold fails the deployment. **Error rate**:
 //!   the new version's 5xx share over its requests since the deployment began,
-//!   once there are `min_requests`, above `max_percent`, fails it too. The
-//!   controller then rolls back; a rollback itself is rolling 100/200 and is not
-//!   rolled back again.
+//!   once there are `min_requests`, above `max_percent`, fails it too. The plan
+//!   that fails a deployment gives all traffic to the versions it was replacing
+//!   (the failing version keeps its share only when nothing else is registered),
+//!   so the tick that fails it still serves a route. The controller then rolls
+//!   back; a rollback itself is rolling 100/200 and is not rolled back again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -314,15 +316,20 @@ fn failed(d: &Deployment, tasks: &[TaskView], reason: String) -> Plan {
         finish: Some((DeploymentState::Failed, reason)),
         ..Plan::default()
     };
-    for t in tasks.iter().filter(|t| t.registered() && t.version != d.version) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.registered() && t.version != d.version)
+    {
         *p.weights.entry(t.version.clone()).or_default() += 1;
     }
     let own = tasks
         .iter()
         .filter(|t| t.registered() && t.version == d.version)
         .count() as u32;
-    p.weights
-        .insert(d.version.clone(), if p.weights.is_empty() { own } else { 0 });
+    p.weights.insert(
+        d.version.clone(),
+        if p.weights.is_empty() { own } else { 0 },
+    );
     p
 }
 
@@ -490,7 +497,12 @@ mod tests {
         // Nothing else registered: the failing version keeps what it has.
         let mut d = deployment(2, ROLLING);
         d.failures = 3;
-        let p = plan(&d, &new_tasks(1, Health::Unhealthy), 0, ErrorCounts::default());
+        let p = plan(
+            &d,
+            &new_tasks(1, Health::Unhealthy),
+            0,
+            ErrorCounts::default(),
+        );
         assert_eq!(p.weights["new"], 1);
     }
 
