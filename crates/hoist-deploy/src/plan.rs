@@ -19,9 +19,11 @@
 //! - **Circuit breaker**: `failures` (new tasks that failed to start, exited or
 //!   turned unhealthy) reaching the threshold fails the deployment. **Error rate**:
 //!   the new version's 5xx share over its requests since the deployment began,
-//!   once there are `min_requests`, above `max_percent`, fails it too. The
-//!   controller then rolls back; a rollback itself is rolling 100/200 and is not
-//!   rolled back again.
+//!   once there are `min_requests`, above `max_percent`, fails it too. The plan
+//!   that fails a deployment gives all traffic to the versions it was replacing
+//!   (the failing version keeps its share only when nothing else is registered),
+//!   so the tick that fails it still serves a route. The controller then rolls
+//!   back; a rollback itself is rolling 100/200 and is not rolled back again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -204,28 +206,28 @@ fn decide(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -> 
     // Failure checks first.
     let threshold = d.spec.failure_threshold();
     if threshold > 0 && d.failures >= threshold {
-        p.finish = Some((
-            DeploymentState::Failed,
+        return failed(
+            d,
+            tasks,
             format!(
                 "circuit breaker: {} new tasks failed to start or to pass health checks (threshold {threshold})",
                 d.failures
             ),
-        ));
-        return p;
+        );
     }
     if d.kind != "rollback" {
         if let Some(rate) = &d.spec.deployment.error_rate {
             if errors.total >= rate.min_requests && errors.total > 0 {
                 let pct = errors.server_errors as f64 * 100.0 / errors.total as f64;
                 if pct > rate.max_percent {
-                    p.finish = Some((
-                        DeploymentState::Failed,
+                    return failed(
+                        d,
+                        tasks,
                         format!(
                             "error rate: {:.1}% of {} requests to the new version failed with 5xx (limit {}%)",
                             pct, errors.total, rate.max_percent
                         ),
-                    ));
-                    return p;
+                    );
                 }
             }
         }
@@ -339,6 +341,34 @@ fn decide(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -> 
             shift(&mut p, d, next_pct, old_weights);
         }
     }
+    p
+}
+
+/// The plan of a deployment that fails now: it starts and deregisters nothing (the
+/// rollback that follows decides), and until then traffic goes to the versions it
+/// was replacing, by their registered tasks, none to the failing version; only when
+/// nothing else is registered does the failing version keep its tasks' share. The
+/// controller serves these weights in the tick that fails the deployment, so a
+/// failure never leaves the service without a route.
+fn failed(d: &Deployment, tasks: &[TaskView], reason: String) -> Plan {
+    let mut p = Plan {
+        finish: Some((DeploymentState::Failed, reason)),
+        ..Plan::default()
+    };
+    for t in tasks
+        .iter()
+        .filter(|t| t.registered() && t.version != d.version)
+    {
+        *p.weights.entry(t.version.clone()).or_default() += 1;
+    }
+    let own = tasks
+        .iter()
+        .filter(|t| t.registered() && t.version == d.version)
+        .count() as u32;
+    p.weights.insert(
+        d.version.clone(),
+        if p.weights.is_empty() { own } else { 0 },
+    );
     p
 }
 
@@ -510,6 +540,47 @@ mod tests {
         assert_eq!(state, DeploymentState::Failed);
         assert!(reason.contains("circuit breaker"), "{reason}");
         assert_eq!(p.start, 0);
+    }
+
+    /// The tick that fails a deployment still routes traffic (an empty weight map
+    /// made the proxy answer 503 until the rollback's first plan, a tick later):
+    /// all of it to the old version, none to the failing one.
+    #[test]
+    fn a_failing_deployment_routes_all_traffic_to_the_old_version() {
+        for strategy in [ROLLING, "{type: canary, percent: 50, bake: 1m}"] {
+            let mut d = deployment(2, strategy);
+            d.step = 1;
+            d.step_since = Some(0);
+            let mut tasks = old(2);
+            tasks.extend(new_tasks(2, Health::Healthy));
+            // By the circuit breaker ...
+            d.failures = 3;
+            let p = plan(&d, &tasks, 0, ErrorCounts::default());
+            assert!(matches!(p.finish, Some((DeploymentState::Failed, _))));
+            assert_eq!(p.weights["old"], 2, "{strategy}");
+            assert_eq!(p.weights["new"], 0, "{strategy}");
+            assert!(p.deregister.is_empty() && p.start == 0);
+            // ... and by the error rate.
+            d.failures = 0;
+            let errors = ErrorCounts {
+                total: 100,
+                server_errors: 50,
+            };
+            let p = plan(&d, &tasks, 0, errors);
+            assert!(matches!(p.finish, Some((DeploymentState::Failed, _))));
+            assert_eq!(p.weights["old"], 2, "{strategy}");
+            assert_eq!(p.weights["new"], 0, "{strategy}");
+        }
+        // Nothing else registered: the failing version keeps what it has.
+        let mut d = deployment(2, ROLLING);
+        d.failures = 3;
+        let p = plan(
+            &d,
+            &new_tasks(1, Health::Unhealthy),
+            0,
+            ErrorCounts::default(),
+        );
+        assert_eq!(p.weights["new"], 1);
     }
 
     #[test]

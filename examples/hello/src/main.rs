@@ -5,6 +5,8 @@
 //!   deployment tests.
 //! - `GET /health` answers `200 ok`, or `503 unhealthy` when `HELLO_UNHEALTHY=1` (a
 //!   release that fails its health check, for rollback tests).
+//! - With `HELLO_BROKEN=1`, `GET /` answers `500 broken` while `/health` stays `200`:
+//!   a release that passes its health check but fails its users (error-rate tests).
 //! - Other paths are `404`, other methods on these paths `405`. `HEAD` works too.
 //! - `hello --health-check` asks `127.0.0.1:$PORT/health` and exits 0 on a 200, else 1:
 //!   a scratch image has no curl or wget for its HEALTHCHECK.
@@ -98,6 +100,7 @@ struct Config {
     version: String,
     host: String,
     unhealthy: bool,
+    broken: bool,
 }
 
 impl Config {
@@ -112,6 +115,7 @@ impl Config {
             version: version(),
             host,
             unhealthy: std::env::var("HELLO_UNHEALTHY").is_ok_and(|v| v == "1"),
+            broken: std::env::var("HELLO_BROKEN").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -169,6 +173,7 @@ fn route(method: &str, target: &str, config: &Config) -> Response {
     match path {
         "/health" if config.unhealthy => Response::new(503, "Service Unavailable", "unhealthy\n"),
         "/health" => Response::new(200, "OK", "ok\n"),
+        _ if config.broken => Response::new(500, "Internal Server Error", "broken\n"),
         _ => Response::new(
             200,
             "OK",
@@ -349,6 +354,7 @@ mod tests {
             version: "9.9.9".into(),
             host: "h1".into(),
             unhealthy,
+            broken: false,
         }
     }
 
@@ -364,6 +370,12 @@ mod tests {
         assert_eq!(route("POST", "/nope", &c).status, 404);
         assert_eq!(route("POST", "/", &c).status, 405);
         assert_eq!(route("GET", "/health", &config(true)).status, 503);
+        let broken = Config {
+            broken: true,
+            ..config(false)
+        };
+        assert_eq!(route("GET", "/", &broken).status, 500);
+        assert_eq!(route("GET", "/health", &broken).status, 200);
     }
 
     #[test]

@@ -287,3 +287,260 @@ impl Load {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
+
+/// examples/hello's static binary in examples/hello/dist/hello, built by its
+/// build.sh once per test process into a fixed dir under the target dir (later
+/// builds, in other test processes too, are cargo no-ops).
+pub fn build_hello() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        // CARGO_BIN_EXE_hoist is <target>/<profile>/hoist.
+        let exe = Path::new(env!("CARGO_BIN_EXE_hoist"));
+        let target = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|t| t.join("hello-example"))
+            .unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(super::root().join("examples/hello/build.sh"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        super::assert_success(&out, "examples/hello/build.sh");
+    });
+}
+
+/// The version in a hello answer (`hello version=2 host=...`).
+pub fn hello_version(body: &str) -> Option<&str> {
+    body.split_whitespace()
+        .find_map(|w| w.strip_prefix("version="))
+}
+
+impl World {
+    /// `hoist build examples/hello -t hello:dev`, the binary built first.
+    pub fn hello_image(&self) {
+        build_hello();
+        let ctx = super::root().join("examples/hello");
+        self.env.ok(&[
+            "build",
+            ctx.to_str().unwrap(),
+            "-t",
+            "hello:dev",
+            "--progress",
+            "quiet",
+        ]);
+    }
+
+    /// A world with the hello image and a proxy and a daemon running.
+    pub fn hello() -> World {
+        let mut w = World::new();
+        w.hello_image();
+        w.start_proxy();
+        w.start_daemon();
+        w
+    }
+
+    /// A service file running hello:dev with `count` tasks and `env` (e.g.
+    /// `HELLO_VERSION`), health-checked on `/health` every 500 ms, plus `extra`
+    /// lines. Each call writes a new file.
+    pub fn hello_file(&self, name: &str, count: u32, env: &[(&str, &str)], extra: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = self.env.path(&format!("{name}-{n}.yml"));
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+        std::fs::write(
+            &path,
+            format!(
+                "name: {name}\nimage: hello:dev\ncount: {count}\nstop_timeout: 2s\nenv: {{{}}}\nhealth_check: {{path: /health, interval: 500ms, timeout: 400ms, healthy_threshold: 2, unhealthy_threshold: 2}}\nlistener: {{addr: 127.0.0.1:{}}}\n{extra}",
+                env.join(", "),
+                self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `hoist deploy FILE --detach` (the image the file names).
+    pub fn deploy_detached(&self, file: &Path) -> std::process::Output {
+        self.env
+            .hoist()
+            .args(["deploy", file.to_str().unwrap(), "--detach"])
+            .output()
+            .unwrap()
+    }
+
+    /// `hoist --json service ps --all SERVICE`: ended tasks too.
+    pub fn tasks_all(&self, service: &str) -> Vec<serde_json::Value> {
+        let out = self.env.ok(&["--json", "service", "ps", "--all", service]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// `hoist --json service events SERVICE`, one JSON object per event.
+    pub fn events(&self, service: &str) -> Vec<serde_json::Value> {
+        self.env
+            .ok(&["--json", "service", "events", service])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The service's row of `hoist --json service ls`.
+    pub fn service_row(&self, service: &str) -> serde_json::Value {
+        let ls = self.env.ok(&["--json", "service", "ls"]);
+        let ls: serde_json::Value = serde_json::from_str(&ls).unwrap();
+        ls.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == service)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The pid of a task's runtime helper (from its state dir's `helper.pid`), and
+    /// of every process under it (the container's init and its children).
+    pub fn task_pids(&self, runtime_id: &str) -> Vec<i32> {
+        let file = self
+            .env
+            .home()
+            .join("deploy/tasks")
+            .join(runtime_id)
+            .join("helper.pid");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let Some(helper) = text.split_whitespace().next().and_then(|p| p.parse().ok()) else {
+            return Vec::new();
+        };
+        let mut out = vec![helper];
+        let mut i = 0;
+        while i < out.len() {
+            let pid = out[i];
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+            for t in tasks.into_iter().flatten().flatten() {
+                let children = std::fs::read_to_string(t.path().join("children"));
+                out.extend(
+                    children
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<i32>().ok()),
+                );
+            }
+            i += 1;
+        }
+        out.sort_unstable();
+        out.dedup();
+        // Only live processes count.
+        out.retain(|p| Path::new(&format!("/proc/{p}")).exists());
+        out
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the state database records times.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// One request of a [`PacedLoad`]: when it was sent and answered (Unix ms) and the
+/// body of a 200, else what went wrong.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub sent: i64,
+    pub done: i64,
+    pub result: Result<String, String>,
+}
+
+/// Requests at a steady target rate from several threads, each on a fresh
+/// connection, every answer recorded with its time.
+pub struct PacedLoad {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PacedLoad {
+    /// `rate` requests per second in all, spread over `threads` threads.
+    pub fn start(addr: SocketAddr, rate: u32, threads: u32) -> PacedLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let period = Duration::from_secs(1) * threads / rate;
+        let begin = Instant::now();
+        let threads = (0..threads)
+            .map(|i| {
+                let (stop, samples) = (stop.clone(), samples.clone());
+                let mut next = begin + period * i / threads.max(1);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        } else if now - next > period * 4 {
+                            // Far behind (a slow answer): do not burst to catch up.
+                            next = now;
+                        }
+                        next += period;
+                        let sent = unix_ms();
+                        let result = request(addr, "/");
+                        let done = unix_ms();
+                        samples.lock().unwrap().push(Sample { sent, done, result });
+                    }
+                })
+            })
+            .collect();
+        PacedLoad {
+            stop,
+            samples,
+            threads,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn sent(&self) -> usize {
+        self.samples.lock().unwrap().len()
+    }
+
+    /// Stops and returns every sample, in the order answered.
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+        let mut s = std::mem::take(&mut *self.samples.lock().unwrap());
+        s.sort_by_key(|s| s.done);
+        s
+    }
+}
+
+impl Drop for PacedLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One GET: the body of a 200, else the status and body or the I/O error.
+pub fn request(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let run = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    let text = run().map_err(|e| format!("connection: {e}"))?;
+    let status = text.split_whitespace().nth(1).unwrap_or("");
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if status == "200" {
+        Ok(body)
+    } else {
+        Err(format!("status {status:?}: {body}"))
+    }
+}
