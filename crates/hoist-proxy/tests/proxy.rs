@@ -301,6 +301,7 @@ async fn netns_target_is_reached_inside_its_namespace() {
     let ns = Endpoint::Netns {
         path: ns_path,
         port,
+        health_file: None,
     };
 
     let proxy = Proxy::new().unwrap();
