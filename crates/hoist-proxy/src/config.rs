@@ -171,6 +171,21 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// The same endpoint without its health file: where the target is reached,
+    /// for matching a target whatever its health is read from.
+    pub fn without_health_file(&self) -> Endpoint {
+        match self {
+            Endpoint::Netns { path, port, .. } => Endpoint::Netns {
+                path: path.clone(),
+                port: *port,
+                health_file: None,
+            },
+            other => other.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -382,7 +397,10 @@ mod tests {
             }],
         };
         let json = serde_json::to_string(&plain).unwrap();
-        assert!(!json.contains("mode") && !json.contains("health_file"), "{json}");
+        assert!(
+            !json.contains("mode") && !json.contains("health_file"),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<TargetGroup>(&json).unwrap(), plain);
         let bad = r#"{"name": "a", "health_check": {"mode": "tcp"}}"#;
         assert!(serde_json::from_str::<TargetGroup>(bad).is_err());

@@ -325,8 +325,8 @@ fn exec_embedded(
     use libcontainer::syscall::syscall::SyscallType;
 
     let config = dir.join(helper::BUNDLE).join("config.json");
-    let spec = oci_spec::runtime::Spec::load(&config)
-        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let spec =
+        oci_spec::runtime::Spec::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
     let process = spec
         .process()
         .as_ref()

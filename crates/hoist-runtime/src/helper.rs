@@ -14,8 +14,8 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::logs::LogWriter;
-use crate::task::TaskOptions;
 use crate::spec::{EtcFiles, SpecInput};
+use crate::task::TaskOptions;
 use crate::{
     cgroup, user, Backend, ContainerSpec, ExitStatus, HelperCommand, Network, Rootfs, Stream,
 };
@@ -92,7 +92,9 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
     }
     if args.first().is_some_and(|a| a == "--exec") {
         return match (args.get(1), args.get(2)) {
-            (Some(dir), Some(request)) => crate::exec::exec_main(Path::new(dir), Path::new(request)),
+            (Some(dir), Some(request)) => {
+                crate::exec::exec_main(Path::new(dir), Path::new(request))
+            }
             _ => 2,
         };
     }
@@ -328,7 +330,12 @@ impl TaskIo {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("starting the health probe {}: {e}", helper.program.display()))?;
+            .map_err(|e| {
+                format!(
+                    "starting the health probe {}: {e}",
+                    helper.program.display()
+                )
+            })?;
         self.health = Some(child);
         Ok(())
     }

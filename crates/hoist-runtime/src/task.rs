@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::health::{read_health, Health, Probe, HEALTH};
 use crate::helper::{
     self, HelperResult, Request, TaskRequest, HELPER_PID, LOG_DIR, REQUEST, RESULT, STARTED,
 };
-use crate::health::{read_health, Health, Probe, HEALTH};
 use crate::run::clean_dir;
 use crate::{ContainerSpec, ExitStatus, Network, Runtime, RuntimeError};
 
@@ -298,13 +298,7 @@ impl Runtime {
         Some((dir, req))
     }
 
-    pub(crate) fn task_in(
-        &self,
-        id: &str,
-        dir: &Path,
-        network: Network,
-        probed: bool,
-    ) -> TaskInfo {
+    pub(crate) fn task_in(&self, id: &str, dir: &Path, network: Network, probed: bool) -> TaskInfo {
         let started: Option<helper::Started> = std::fs::read(dir.join(STARTED))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
