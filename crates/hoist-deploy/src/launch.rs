@@ -9,7 +9,7 @@
 //! ([`TaskHealth::Http`]). Without one, the image's `HEALTHCHECK` (Docker's
 //! `Healthcheck` of the image config: `["CMD", ...]` or `["CMD-SHELL", "..."]`,
 //! durations in nanoseconds, zero meaning Docker's defaults of 30 s interval, 30 s
-//! timeout, no start period, 3 retries) becomes the task's [`Probe`]: the task's
+//! timeout, no start period, 3 retries, start interval = interval) becomes the task's [`Probe`]: the task's
 //! helper runs it inside the container and writes the verdict beside the task,
 //! and the proxy reads it ([`TaskHealth::Image`], `HealthCheckMode::Reported`).
 //! `HEALTHCHECK NONE`, or no `HEALTHCHECK` at all, leaves [`TaskHealth::Running`]:
@@ -154,6 +154,7 @@ pub fn probe_of(h: &hoist_oci::config::HealthConfig) -> Result<Option<Probe>, St
         } else {
             u32::try_from(h.retries).unwrap_or(u32::MAX)
         },
+        start_interval: (h.start_interval != 0).then(|| Duration::from_nanos(h.start_interval)),
     }))
 }
 
@@ -386,6 +387,7 @@ mod tests {
                 timeout: Duration::from_millis(500),
                 start_period: Duration::ZERO,
                 retries: 3,
+                start_interval: None,
             }
         );
         let shell = TaskHealth::resolve(&spec(""), Some(&image(&["CMD-SHELL", "test -f /ok"])));

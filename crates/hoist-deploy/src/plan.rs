@@ -162,9 +162,17 @@ pub fn plan(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -
         }
     }
 
-    // Failure checks first.
+    // Failure checks first. A failing deployment keeps the old version's
+    // registered tasks serving for the tick that records the failure (the
+    // rollback's route comes with the next one).
+    let old_serving = |p: &mut Plan| {
+        for t in &old_registered {
+            *p.weights.entry(t.version.clone()).or_default() += 1;
+        }
+    };
     let threshold = d.spec.failure_threshold();
     if threshold > 0 && d.failures >= threshold {
+        old_serving(&mut p);
         p.finish = Some((
             DeploymentState::Failed,
             format!(
@@ -179,6 +187,7 @@ pub fn plan(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -
             if errors.total >= rate.min_requests && errors.total > 0 {
                 let pct = errors.server_errors as f64 * 100.0 / errors.total as f64;
                 if pct > rate.max_percent {
+                    old_serving(&mut p);
                     p.finish = Some((
                         DeploymentState::Failed,
                         format!(
@@ -433,6 +442,12 @@ mod tests {
         assert_eq!(state, DeploymentState::Failed);
         assert!(reason.contains("circuit breaker"), "{reason}");
         assert_eq!(p.start, 0);
+        // The old version keeps its traffic while the failure is recorded.
+        let mut tasks = old(2);
+        tasks.extend(new_tasks(2, Health::Unhealthy));
+        let p = plan(&d, &tasks, 0, ErrorCounts::default());
+        assert_eq!(p.weights.get("old"), Some(&2));
+        assert_eq!(p.weights.get("new"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Every type here also has a JSON form (serde), the file the controller writes for
 //! `hoist proxy` ([`crate::watch`]). Durations are integer milliseconds in fields named
-//! `*_ms`; an [`Endpoint`] is `{"tcp": "ADDR"}` or `{"netns": {"path": P, "port": N}}`;
+//! `*_ms`; an [`Endpoint`] is `{"tcp": "ADDR"}` or `{"netns": {"path": P, "port": N}}`
+//! (plus `"health_file": F` for a target whose group's check has `"mode": "reported"`);
 //! a [`HostMatch`] is its string (`api.example.com`, `*.example.com`); success codes
 //! are strings like `"200-399"` or `"200"`. Every optional field has a default, and
 //! unknown fields are errors.

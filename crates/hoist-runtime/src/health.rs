@@ -53,6 +53,10 @@ pub struct Probe {
     pub start_period: Duration,
     /// Consecutive failures that make the task unhealthy (Docker's default 3).
     pub retries: u32,
+    /// Time between probes while the task is still `starting` (Docker's
+    /// `--start-interval`); `None` uses `interval`.
+    #[serde(default)]
+    pub start_interval: Option<Duration>,
 }
 
 /// A probe's command, from Docker's `Test` (`["CMD", ...]` or `["CMD-SHELL",
@@ -75,6 +79,15 @@ impl Probe {
             timeout: Duration::from_secs(30),
             start_period: Duration::ZERO,
             retries: 3,
+            start_interval: None,
+        }
+    }
+
+    /// The wait before the next probe, given the current verdict.
+    pub fn next_wait(&self, status: HealthStatus) -> Duration {
+        match (status, self.start_interval) {
+            (HealthStatus::Starting, Some(d)) => d,
+            _ => self.interval,
         }
     }
 
@@ -224,7 +237,7 @@ fn health_loop(dir: &Path) -> Result<(), String> {
         max_output: MAX_OUTPUT,
     };
     loop {
-        std::thread::sleep(probe.interval);
+        std::thread::sleep(probe.next_wait(health.status));
         let start = now_rfc3339();
         let (exit_code, output) = match runtime.exec(&req.id, &argv, &opts) {
             Ok(o) if o.timed_out => (
@@ -330,5 +343,17 @@ mod tests {
         assert_eq!(v["Log"][0]["Output"], "code 0");
         let shell = Probe::new(ProbeCommand::Shell("test -f /ok".into()));
         assert_eq!(shell.argv(), ["/bin/sh", "-c", "test -f /ok"]);
+        let quick_start = Probe {
+            start_interval: Some(Duration::from_secs(1)),
+            ..shell
+        };
+        assert_eq!(
+            quick_start.next_wait(HealthStatus::Starting),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            quick_start.next_wait(HealthStatus::Unhealthy),
+            Duration::from_secs(30)
+        );
     }
 }

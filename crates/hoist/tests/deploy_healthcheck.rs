@@ -117,7 +117,10 @@ fn an_image_healthcheck_that_fails_trips_the_circuit_breaker_and_rolls_back() {
     );
     let file = service_file(&w, "hcbad", "deployment: {circuit_breaker: 2}\n");
     assert_ok(&w.deploy(&file, "hcbad:1"), "first deploy", &w);
-    assert_eq!(body(w.addr()).as_deref(), Some("plain 1"));
+    // Healthy once running, which is before httpd listens: wait for it.
+    eventually("version 1 serves", || {
+        body(w.addr()).as_deref() == Some("plain 1")
+    });
     let config = proxy_config(&w);
     assert!(
         config["target_groups"][0]["health_check"].is_null(),

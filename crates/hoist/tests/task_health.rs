@@ -218,6 +218,7 @@ fn the_helper_probes_a_task_and_records_dockers_health() {
             timeout: Duration::from_secs(5),
             start_period: Duration::ZERO,
             retries: 2,
+            start_interval: None,
         }),
         ..TaskOptions::default()
     };
