@@ -344,6 +344,7 @@ fn exec_embedded(
         .with_additional_gids(user.additional_gids().clone().unwrap_or_default())
         .build()
         .map_err(|e| format!("exec in {id}: {}", error_chain(&e)))?;
+    sweep_tenant_sockets(&dir.join(helper::LC_ROOT).join(id));
     let raw = pid.as_raw();
     let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad exec pid {raw}"))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
@@ -353,6 +354,30 @@ fn exec_embedded(
         let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
     Ok((reap(pid)?, timed_out))
+}
+
+/// libcontainer leaves each exec's `tenant-notify-<random>.sock` in the
+/// container's dir; a probe every few seconds would pile them up. Once an exec
+/// has started its socket is done with, so those older than a minute (no
+/// concurrent exec is still setting up with them) are removed.
+fn sweep_tenant_sockets(container_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(container_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let stale = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("tenant-notify-"))
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn exec_oci(

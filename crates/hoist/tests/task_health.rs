@@ -6,6 +6,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hoist_runtime::{
@@ -229,6 +230,7 @@ fn the_helper_probes_a_task_and_records_dockers_health() {
         )
         .unwrap();
     let _stop = Stop(&rt, info.id.clone());
+    let dir = state.canonicalize().unwrap().join(&info.id);
     let file = info.health_file.clone().unwrap();
     assert_eq!(file, rt.health_file(&info.id));
 
@@ -259,8 +261,34 @@ fn the_helper_probes_a_task_and_records_dockers_health() {
             .is_some_and(|h| h.status == HealthStatus::Healthy && h.failing_streak == 0)
     });
 
+    // Old notify sockets of libcontainer's execs are swept: back-date them and
+    // probe once more.
+    let lc = dir.join("lc").join(&info.id);
+    let sockets = || -> Vec<PathBuf> {
+        std::fs::read_dir(&lc)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("tenant-notify-")
+            })
+            .collect()
+    };
+    let old = sockets();
+    assert!(!old.is_empty());
+    for p in &old {
+        let st = Command::new("touch").args(["-d", "@0"]).arg(p).status();
+        assert!(st.unwrap().success());
+    }
+    rt.exec(&info.id, &sh("true"), &ExecOptions::default())
+        .unwrap();
+    let left = sockets();
+    assert!(old.iter().all(|p| !left.contains(p)), "{old:?} {left:?}");
+
     // Stopping the task ends its probe process.
-    let dir = state.canonicalize().unwrap().join(&info.id);
     let probe = |dir: &Path| {
         processes_naming("--health").into_iter().any(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
