@@ -20,7 +20,7 @@ use hoist_runtime::{Runtime, TaskOptions, TaskState};
 use hoist_secrets::SecretStore;
 use hoist_snapshot::Snapshots;
 
-use crate::launch::Template;
+use crate::launch::{TaskHealth, Template};
 use crate::plan::{self, ErrorCounts, Health, TaskView};
 use crate::proxyconf::{self, group_name, ServiceRoute, VersionTargets};
 use crate::spec::Strategy;
@@ -240,8 +240,10 @@ impl Controller {
         };
         if let Ok(targets) = client.targets().await {
             for t in targets {
-                v.health
-                    .insert((t.target_group, t.endpoint), (t.state, t.reason));
+                v.health.insert(
+                    (t.target_group, t.endpoint.without_health_file()),
+                    (t.state, t.reason),
+                );
             }
         }
         if let Ok(draining) = client.draining().await {
@@ -480,32 +482,32 @@ impl Controller {
         // 5. The route: registered tasks by version.
         let mut versions: BTreeMap<String, VersionTargets> = BTreeMap::new();
         let deregistered: HashSet<&String> = decision.deregister.iter().collect();
-        let mut specs: HashMap<i64, crate::spec::HealthCheckSpec> = HashMap::new();
+        let mut healths: HashMap<i64, TaskHealth> = HashMap::new();
         for t in &tasks {
             if t.phase != TaskPhase::Running || deregistered.contains(&t.id) {
                 continue;
             }
             let Some(netns) = &t.netns else { continue };
-            let hc = match specs.get(&t.deployment) {
+            let health = match healths.get(&t.deployment) {
                 Some(h) => h.clone(),
                 None => {
-                    let h = self
-                        .state
-                        .deployment(t.deployment)?
-                        .map(|d| d.spec.health_check)
-                        .unwrap_or_default();
-                    specs.insert(t.deployment, h.clone());
+                    let h = match self.state.deployment(t.deployment)? {
+                        Some(d) => self.task_health_of(&d),
+                        None => TaskHealth::Running,
+                    };
+                    healths.insert(t.deployment, h.clone());
                     h
                 }
             };
+            let health_file = t.runtime_id.as_deref().map(|r| self.runtime.health_file(r));
             versions
                 .entry(t.version.clone())
                 .or_insert_with(|| VersionTargets {
-                    health_check: hc,
+                    health,
                     endpoints: Vec::new(),
                 })
                 .endpoints
-                .push((PathBuf::from(netns), t.port));
+                .push((PathBuf::from(netns), t.port, health_file));
         }
         let test = match &active.spec.deployment.strategy {
             Strategy::BlueGreen {
@@ -536,6 +538,7 @@ impl Controller {
             Endpoint::Netns {
                 path: PathBuf::from(netns),
                 port: t.port,
+                health_file: None,
             },
         );
         proxy.health.get(&key).cloned()
@@ -646,6 +649,15 @@ impl Controller {
         Ok(())
     }
 
+    /// How `d`'s tasks' health is known: the template's, else (no image at hand)
+    /// the file's HTTP check or none.
+    fn task_health_of(&mut self, d: &Deployment) -> TaskHealth {
+        match self.template(d) {
+            Ok(t) => t.health.clone(),
+            Err(_) => TaskHealth::resolve(&d.spec, None).unwrap_or(TaskHealth::Running),
+        }
+    }
+
     fn template(&mut self, d: &Deployment) -> Result<Arc<Template>, crate::launch::LaunchError> {
         if let Some(t) = self.templates.get(&d.version) {
             return Ok(t.clone());
@@ -714,6 +726,7 @@ impl Controller {
         let in_progress = d.state == DeploymentState::InProgress;
         let options = TaskOptions {
             stop_timeout: d.spec.stop_timeout,
+            health: template.health.probe().cloned(),
             ..TaskOptions::default()
         };
         let hostname = format!("{service}-{}", &id[2..8]);

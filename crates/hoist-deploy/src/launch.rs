@@ -2,15 +2,28 @@
 //! spec (as `docker run` merges flags over the image), the image's layers as
 //! overlay lowers, a fresh upper directory per task, and secrets resolved at the
 //! last moment.
+//!
+//! # Health
+//!
+//! A service file's `health_check:` is an HTTP check sent by the proxy
+//! ([`TaskHealth::Http`]). Without one, the image's `HEALTHCHECK` (Docker's
+//! `Healthcheck` of the image config: `["CMD", ...]` or `["CMD-SHELL", "..."]`,
+//! durations in nanoseconds, zero meaning Docker's defaults of 30 s interval, 30 s
+//! timeout, no start period, 3 retries, start interval = interval) becomes the task's [`Probe`]: the task's
+//! helper runs it inside the container and writes the verdict beside the task,
+//! and the proxy reads it ([`TaskHealth::Image`], `HealthCheckMode::Reported`).
+//! `HEALTHCHECK NONE`, or no `HEALTHCHECK` at all, leaves [`TaskHealth::Running`]:
+//! a task is healthy once it runs.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hoist_oci::Store;
-use hoist_runtime::{ContainerSpec, Limits, Network, Rootfs};
+use hoist_runtime::{ContainerSpec, Limits, Network, Probe, ProbeCommand, Rootfs};
 use hoist_secrets::SecretStore;
 use hoist_snapshot::Snapshots;
 
-use crate::spec::{NetworkMode, ServiceSpec};
+use crate::spec::{HealthCheckSpec, NetworkMode, ServiceSpec};
 
 /// What can go wrong preparing a task.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +78,84 @@ pub struct Template {
     /// The container port the proxy connects to.
     pub port: u16,
     secrets: Vec<(String, String)>,
+    /// How its tasks' health is known.
+    pub health: TaskHealth,
+}
+
+/// How a version's tasks' health is known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskHealth {
+    /// The service file's HTTP check, sent by the proxy.
+    Http(HealthCheckSpec),
+    /// The image's `HEALTHCHECK`, run by each task's helper; the proxy reads the
+    /// verdict from the task's health file.
+    Image(Probe),
+    /// Neither: a task is healthy once it runs.
+    Running,
+}
+
+impl TaskHealth {
+    /// The service file's check if it has one, else the image's `HEALTHCHECK`
+    /// (`image` is the image config's `Healthcheck`).
+    pub fn resolve(
+        spec: &ServiceSpec,
+        image: Option<&hoist_oci::config::HealthConfig>,
+    ) -> Result<TaskHealth, String> {
+        if let Some(h) = &spec.health_check {
+            return Ok(TaskHealth::Http(h.clone()));
+        }
+        Ok(match image.map(probe_of).transpose()?.flatten() {
+            Some(p) => TaskHealth::Image(p),
+            None => TaskHealth::Running,
+        })
+    }
+
+    /// The probe each task runs, for [`TaskHealth::Image`].
+    pub fn probe(&self) -> Option<&Probe> {
+        match self {
+            TaskHealth::Image(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Docker's `Healthcheck` as a probe; `None` for `NONE` or an empty test (no
+/// check).
+pub fn probe_of(h: &hoist_oci::config::HealthConfig) -> Result<Option<Probe>, String> {
+    let command = match h.test.split_first() {
+        None => return Ok(None),
+        Some((kind, _)) if kind == "NONE" => return Ok(None),
+        Some((kind, args)) if kind == "CMD" && !args.is_empty() => {
+            ProbeCommand::Exec(args.to_vec())
+        }
+        Some((kind, [line])) if kind == "CMD-SHELL" => ProbeCommand::Shell(line.clone()),
+        Some(_) => {
+            return Err(format!(
+                "unsupported HEALTHCHECK test {:?} (expected NONE, CMD or CMD-SHELL)",
+                h.test
+            ))
+        }
+    };
+    let or = |ns: u64, default: Duration| {
+        if ns == 0 {
+            default
+        } else {
+            Duration::from_nanos(ns)
+        }
+    };
+    let defaults = Probe::new(command.clone());
+    Ok(Some(Probe {
+        command,
+        interval: or(h.interval, defaults.interval),
+        timeout: or(h.timeout, defaults.timeout),
+        start_period: or(h.start_period, defaults.start_period),
+        retries: if h.retries == 0 {
+            defaults.retries
+        } else {
+            u32::try_from(h.retries).unwrap_or(u32::MAX)
+        },
+        start_interval: (h.start_interval != 0).then(|| Duration::from_nanos(h.start_interval)),
+    }))
 }
 
 /// The image's config for `digest`.
@@ -169,7 +260,14 @@ impl Template {
             .collect();
         env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
         let port = port_of(spec, &config)?;
+        let health = TaskHealth::resolve(spec, ic.healthcheck.as_ref()).map_err(|message| {
+            LaunchError::Image {
+                image: spec.image.clone(),
+                message,
+            }
+        })?;
         Ok(Template {
+            health,
             lowers,
             args,
             env,
@@ -246,5 +344,75 @@ impl Template {
             limits: self.limits.clone(),
             readonly_rootfs: self.read_only,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hoist_oci::config::HealthConfig;
+
+    fn spec(extra: &str) -> ServiceSpec {
+        ServiceSpec::parse(
+            "t.yml",
+            &format!("name: web\nimage: web:1\nlistener: {{addr: 127.0.0.1:8080}}\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    fn image(test: &[&str]) -> HealthConfig {
+        HealthConfig {
+            test: test.iter().map(|s| s.to_string()).collect(),
+            interval: 2_000_000_000,
+            timeout: 500_000_000,
+            ..HealthConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_files_check_wins_then_the_images_then_running() {
+        let hello = image(&["CMD", "/hello", "--health-check"]);
+        let given = spec("health_check: {path: /up}\n");
+        assert!(matches!(
+            TaskHealth::resolve(&given, Some(&hello)).unwrap(),
+            TaskHealth::Http(h) if h.path == "/up"
+        ));
+        let p = TaskHealth::resolve(&spec(""), Some(&hello)).unwrap();
+        assert_eq!(
+            p.probe().unwrap(),
+            &Probe {
+                command: ProbeCommand::Exec(vec!["/hello".into(), "--health-check".into()]),
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_millis(500),
+                start_period: Duration::ZERO,
+                retries: 3,
+                start_interval: None,
+            }
+        );
+        let shell = TaskHealth::resolve(&spec(""), Some(&image(&["CMD-SHELL", "test -f /ok"])));
+        assert_eq!(
+            shell.unwrap().probe().unwrap().command,
+            ProbeCommand::Shell("test -f /ok".into())
+        );
+        assert_eq!(
+            TaskHealth::resolve(&spec(""), Some(&image(&["NONE"]))).unwrap(),
+            TaskHealth::Running
+        );
+        assert_eq!(
+            TaskHealth::resolve(&spec(""), None).unwrap(),
+            TaskHealth::Running
+        );
+        assert!(TaskHealth::resolve(&spec(""), Some(&image(&["SOMETHING", "x"]))).is_err());
+        // Zero durations are Docker's defaults.
+        let bare = HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            ..HealthConfig::default()
+        };
+        let p = probe_of(&bare).unwrap().unwrap();
+        assert_eq!(
+            (p.interval, p.timeout, p.retries),
+            (Duration::from_secs(30), Duration::from_secs(30), 3)
+        );
     }
 }

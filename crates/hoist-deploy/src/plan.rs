@@ -540,6 +540,12 @@ mod tests {
         assert_eq!(state, DeploymentState::Failed);
         assert!(reason.contains("circuit breaker"), "{reason}");
         assert_eq!(p.start, 0);
+        // The old version keeps its traffic while the failure is recorded.
+        let mut tasks = old(2);
+        tasks.extend(new_tasks(2, Health::Unhealthy));
+        let p = plan(&d, &tasks, 0, ErrorCounts::default());
+        assert_eq!(p.weights.get("old"), Some(&2));
+        assert_eq!(p.weights.get("new").copied().unwrap_or(0), 0);
     }
 
     /// The tick that fails a deployment still routes traffic (an empty weight map

@@ -6,19 +6,26 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hoist_proxy::{
-    Config, Endpoint, HealthCheck, HostMatch, Listener, ListenerTls, Rule, TargetGroup,
-};
+use std::time::Duration;
 
+use hoist_proxy::{
+    Config, Endpoint, HealthCheck, HealthCheckMode, HostMatch, Listener, ListenerTls, Rule,
+    TargetGroup,
+};
+use hoist_runtime::Probe;
+
+use crate::launch::TaskHealth;
 use crate::spec::{HealthCheckSpec, ServiceSpec};
 
 /// One version's registered tasks.
 #[derive(Clone, Debug)]
 pub struct VersionTargets {
-    /// Its health check.
-    pub health_check: HealthCheckSpec,
-    /// Where its tasks listen: (network namespace path, container port).
-    pub endpoints: Vec<(PathBuf, u16)>,
+    /// How its tasks' health is known.
+    pub health: TaskHealth,
+    /// Where its tasks listen: (network namespace path, container port, the
+    /// task's health file). The health file reaches the proxy only for
+    /// [`TaskHealth::Image`].
+    pub endpoints: Vec<(PathBuf, u16, Option<PathBuf>)>,
 }
 
 /// What the proxy needs of one service.
@@ -60,15 +67,21 @@ pub fn build(routes: &[ServiceRoute]) -> Config {
     for r in routes {
         let name = r.spec.name.as_str();
         for (version, t) in &r.versions {
+            let reported = matches!(t.health, TaskHealth::Image(_));
             groups.push(TargetGroup {
                 name: group_name(name, version),
-                health_check: Some(health_check(&t.health_check)),
+                health_check: match &t.health {
+                    TaskHealth::Http(h) => Some(health_check(h)),
+                    TaskHealth::Image(p) => Some(reported_check(p)),
+                    TaskHealth::Running => None,
+                },
                 targets: t
                     .endpoints
                     .iter()
-                    .map(|(path, port)| Endpoint::Netns {
+                    .map(|(path, port, file)| Endpoint::Netns {
                         path: path.clone(),
                         port: *port,
+                        health_file: file.clone().filter(|_| reported),
                     })
                     .collect(),
             });
@@ -157,6 +170,24 @@ fn health_check(h: &HealthCheckSpec) -> HealthCheck {
     }
 }
 
+/// The proxy's side of an image's `HEALTHCHECK`: read each task's verdict
+/// (every interval, at most every second), one verdict each way, since the
+/// task's helper already applied the retries. The proxy counts a verdict as
+/// stale after three times (interval + timeout), so the timeout given is the
+/// probe's whole period: a probe every interval, each taking up to its timeout.
+fn reported_check(p: &Probe) -> HealthCheck {
+    HealthCheck {
+        mode: HealthCheckMode::Reported,
+        interval: p
+            .interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        timeout: p.interval + p.timeout,
+        healthy_threshold: 1,
+        unhealthy_threshold: 1,
+        ..HealthCheck::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -172,9 +203,9 @@ mod tests {
 
     fn targets(n: u16) -> VersionTargets {
         VersionTargets {
-            health_check: HealthCheckSpec::default(),
+            health: TaskHealth::Http(HealthCheckSpec::default()),
             endpoints: (0..n)
-                .map(|i| (PathBuf::from(format!("/proc/{i}/ns/net")), 8080))
+                .map(|i| (PathBuf::from(format!("/proc/{i}/ns/net")), 8080, None))
                 .collect(),
         }
     }
@@ -235,5 +266,49 @@ mod tests {
         let c = build(&[r]);
         assert_eq!(c.target_groups.len(), 2);
         assert_eq!(c.listeners[0].rules[0].forward.len(), 1);
+    }
+
+    #[test]
+    fn image_healthchecks_make_reported_groups_with_health_files() {
+        let web = spec("web", "{addr: 127.0.0.1:8080}");
+        let probe = Probe {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            ..Probe::new(hoist_runtime::ProbeCommand::Exec(vec!["true".into()]))
+        };
+        let file = PathBuf::from("/state/hoist-1/health.json");
+        let versions = |health: TaskHealth| VersionTargets {
+            health,
+            endpoints: vec![(PathBuf::from("/proc/1/ns/net"), 8080, Some(file.clone()))],
+        };
+        let route = |health: TaskHealth| ServiceRoute {
+            spec: web.clone(),
+            weights: BTreeMap::from([("v1".to_owned(), 100)]),
+            versions: BTreeMap::from([("v1".to_owned(), versions(health))]),
+            test: None,
+        };
+        let c = build(&[route(TaskHealth::Image(probe))]);
+        let g = &c.target_groups[0];
+        let hc = g.health_check.as_ref().unwrap();
+        assert_eq!(hc.mode, HealthCheckMode::Reported);
+        assert_eq!((hc.healthy_threshold, hc.unhealthy_threshold), (1, 1));
+        assert_eq!(hc.interval, Duration::from_secs(1));
+        assert_eq!(hc.timeout, Duration::from_secs(7));
+        assert_eq!(
+            g.targets[0],
+            Endpoint::Netns {
+                path: "/proc/1/ns/net".into(),
+                port: 8080,
+                health_file: Some(file.clone()),
+            }
+        );
+        // HTTP checks keep the endpoint as before (no health file); no check at
+        // all is no proxy health check.
+        let c = build(&[route(TaskHealth::Http(HealthCheckSpec::default()))]);
+        let g = &c.target_groups[0];
+        assert_eq!(g.health_check.as_ref().unwrap().mode, HealthCheckMode::Http);
+        assert_eq!(g.targets[0], g.targets[0].without_health_file());
+        let c = build(&[route(TaskHealth::Running)]);
+        assert_eq!(c.target_groups[0].health_check, None);
     }
 }

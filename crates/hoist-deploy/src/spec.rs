@@ -56,9 +56,11 @@ pub struct ServiceSpec {
     /// Time between SIGTERM and SIGKILL when a task is stopped (default 30s).
     #[serde(default = "default_stop_timeout", with = "human")]
     pub stop_timeout: Duration,
-    /// The HTTP health check.
-    #[serde(default)]
-    pub health_check: HealthCheckSpec,
+    /// The HTTP health check. When the file gives none, the image's
+    /// `HEALTHCHECK` is used, run inside each task by its helper (`HEALTHCHECK
+    /// NONE` disables it); with neither, a task is healthy once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
     /// Where the service is served.
     pub listener: ListenerSpec,
     /// How new versions are rolled out.
@@ -645,7 +647,7 @@ impl ServiceSpec {
             limits: LimitsSpec::default(),
             network: NetworkMode::default(),
             stop_timeout: default_stop_timeout(),
-            health_check: HealthCheckSpec::default(),
+            health_check: None,
             listener: ListenerSpec {
                 addr: listen,
                 host: None,
@@ -685,23 +687,25 @@ impl ServiceSpec {
                 );
             }
         }
-        if !self.health_check.path.starts_with('/') {
-            return Err(format!(
-                "health_check.path: {:?} must start with '/'",
-                self.health_check.path
-            ));
+        if let Some(hc) = &self.health_check {
+            if !hc.path.starts_with('/') {
+                return Err(format!(
+                    "health_check.path: {:?} must start with '/'",
+                    hc.path
+                ));
+            }
+            if hc.timeout >= hc.interval {
+                return Err(format!(
+                    "health_check.timeout: {} must be shorter than the interval ({})",
+                    humantime::format_duration(hc.timeout),
+                    humantime::format_duration(hc.interval)
+                ));
+            }
         }
         if !self.listener.path.starts_with('/') {
             return Err(format!(
                 "listener.path: {:?} must start with '/'",
                 self.listener.path
-            ));
-        }
-        if self.health_check.timeout >= self.health_check.interval {
-            return Err(format!(
-                "health_check.timeout: {} must be shorter than the interval ({})",
-                humantime::format_duration(self.health_check.timeout),
-                humantime::format_duration(self.health_check.interval)
             ));
         }
         for key in self.env.keys().chain(self.secrets.keys()) {
@@ -843,8 +847,12 @@ mod tests {
         assert_eq!(s.port, None);
         assert_eq!(s.network, NetworkMode::None);
         assert_eq!(s.stop_timeout, Duration::from_secs(30));
-        assert_eq!(s.health_check, HealthCheckSpec::default());
-        assert_eq!(s.health_check.interval, Duration::from_secs(2));
+        // No HTTP check: the image's HEALTHCHECK, or healthy once running.
+        assert_eq!(s.health_check, None);
+        let given =
+            ServiceSpec::parse("web.yml", &format!("{MINIMAL}health_check: {{}}\n")).unwrap();
+        assert_eq!(given.health_check, Some(HealthCheckSpec::default()));
+        assert_eq!(given.health_check.unwrap().interval, Duration::from_secs(2));
         assert_eq!(s.listener.path, "/");
         assert_eq!(
             s.deployment.strategy,
@@ -940,7 +948,10 @@ deployment:
         assert_eq!(s.limits.memory, Some(ByteSize(256 << 20)));
         assert_eq!(s.secrets["DB_PASSWORD"], "db-password");
         assert_eq!(s.network, NetworkMode::Outbound);
-        assert_eq!(s.health_check.timeout, Duration::from_millis(500));
+        assert_eq!(
+            s.health_check.as_ref().unwrap().timeout,
+            Duration::from_millis(500)
+        );
         assert_eq!(
             s.deployment.strategy,
             Strategy::Canary {

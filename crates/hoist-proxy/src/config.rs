@@ -2,7 +2,8 @@
 //!
 //! Every type here also has a JSON form (serde), the file the controller writes for
 //! `hoist proxy` ([`crate::watch`]). Durations are integer milliseconds in fields named
-//! `*_ms`; an [`Endpoint`] is `{"tcp": "ADDR"}` or `{"netns": {"path": P, "port": N}}`;
+//! `*_ms`; an [`Endpoint`] is `{"tcp": "ADDR"}` or `{"netns": {"path": P, "port": N}}`
+//! (plus `"health_file": F` for a target whose group's check has `"mode": "reported"`);
 //! a [`HostMatch`] is its string (`api.example.com`, `*.example.com`); success codes
 //! are strings like `"200-399"` or `"200"`. Every optional field has a default, and
 //! unknown fields are errors.
@@ -179,22 +180,65 @@ pub enum Endpoint {
         path: PathBuf,
         /// Port on the namespace's loopback.
         port: u16,
+        /// The file where the target's own supervisor reports its health (a
+        /// task's `health.json`, Docker's `State.Health` shape): what a group
+        /// whose check is [`HealthCheckMode::Reported`] reads instead of sending
+        /// HTTP probes. Absent from JSON when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        health_file: Option<PathBuf>,
     },
+}
+
+impl Endpoint {
+    /// The same endpoint without its health file: where the target is reached,
+    /// for matching a target whatever its health is read from.
+    pub fn without_health_file(&self) -> Endpoint {
+        match self {
+            Endpoint::Netns { path, port, .. } => Endpoint::Netns {
+                path: path.clone(),
+                port: *port,
+                health_file: None,
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
-            Endpoint::Netns { path, port } => write!(f, "netns:{}:{port}", path.display()),
+            Endpoint::Netns { path, port, .. } => write!(f, "netns:{}:{port}", path.display()),
         }
     }
 }
 
-/// An HTTP health check, as on an ALB target group.
+/// Where a health check's verdicts come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckMode {
+    /// The proxy sends `GET path` to each target (the default).
+    #[default]
+    Http,
+    /// The target's own supervisor probes it (a task's `HEALTHCHECK`, run by its
+    /// helper) and writes the verdict to the target's
+    /// [`Endpoint::Netns::health_file`]; every `interval` the proxy reads it:
+    /// `"Status": "healthy"` is a success, `"unhealthy"` a failure (the reason is
+    /// the last probe's output), `"starting"` leaves the state as it is; a
+    /// missing, unreadable or stale file (not rewritten for three times interval
+    /// plus timeout) is a failure, as is a target without a health file. `path`
+    /// and `success_codes` are unused.
+    Reported,
+}
+
+/// An HTTP health check, as on an ALB target group, or a reported one
+/// ([`HealthCheckMode::Reported`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthCheck {
+    /// Where verdicts come from (default HTTP probes; omitted from JSON then).
+    #[serde(skip_serializing_if = "is_http")]
+    pub mode: HealthCheckMode,
     /// Path requested with `GET` (default `/`).
     pub path: String,
     /// Time between checks of one target (default 2 s).
@@ -216,6 +260,7 @@ pub struct HealthCheck {
 impl Default for HealthCheck {
     fn default() -> Self {
         HealthCheck {
+            mode: HealthCheckMode::Http,
             path: "/".to_owned(),
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
@@ -258,6 +303,10 @@ impl<'de> Deserialize<'de> for HostMatch {
         }
         Ok(HostMatch::parse(&s))
     }
+}
+
+fn is_http(mode: &HealthCheckMode) -> bool {
+    *mode == HealthCheckMode::Http
 }
 
 fn root_path() -> String {
@@ -327,5 +376,51 @@ mod code_ranges {
             None => (code(s)?, code(s)?),
         };
         (lo <= hi).then_some((lo, hi))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reported_checks_and_health_files_are_optional_json() {
+        let text = r#"{"target_groups": [{"name": "web.v1",
+            "health_check": {"mode": "reported", "interval_ms": 1000},
+            "targets": [{"netns": {"path": "/proc/1/ns/net", "port": 8080,
+                                   "health_file": "/t/health.json"}}]}]}"#;
+        let c: Config = serde_json::from_str(text).unwrap();
+        let g = &c.target_groups[0];
+        assert_eq!(
+            g.health_check.as_ref().unwrap().mode,
+            HealthCheckMode::Reported
+        );
+        assert_eq!(
+            g.targets[0],
+            Endpoint::Netns {
+                path: "/proc/1/ns/net".into(),
+                port: 8080,
+                health_file: Some("/t/health.json".into()),
+            }
+        );
+        // Configs without them read and write as before.
+        let plain = TargetGroup {
+            name: "a".into(),
+            health_check: Some(HealthCheck::default()),
+            targets: vec![Endpoint::Netns {
+                path: "/p".into(),
+                port: 1,
+                health_file: None,
+            }],
+        };
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !json.contains("mode") && !json.contains("health_file"),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<TargetGroup>(&json).unwrap(), plain);
+        let bad = r#"{"name": "a", "health_check": {"mode": "tcp"}}"#;
+        assert!(serde_json::from_str::<TargetGroup>(bad).is_err());
     }
 }

@@ -74,6 +74,14 @@
 //! a health check counts its targets healthy at once. [`Proxy::target_health`] is what
 //! the controller polls while it waits for new tasks.
 //!
+//! A group whose check is [`HealthCheckMode::Reported`] sends no probes: each
+//! target's own supervisor (a task's helper running the image's `HEALTHCHECK`)
+//! writes its verdict to the file named by the target's
+//! [`Endpoint::Netns`] `health_file`, and the proxy reads that file every interval
+//! and feeds the same thresholds and states, so `/targets` and everything
+//! downstream treat such targets like any other. The proxy never asks the
+//! controller: the file is written beside the task, by the task's helper.
+//!
 //! # Draining
 //!
 //! A target missing from the next config stops getting new requests at once, its health
@@ -169,8 +177,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Config, Endpoint, HealthCheck, HostMatch, Listener, ListenerTls, Rule, TargetGroup, Timeouts,
-    WeightedGroup,
+    Config, Endpoint, HealthCheck, HealthCheckMode, HostMatch, Listener, ListenerTls, Rule,
+    TargetGroup, Timeouts, WeightedGroup,
 };
 pub use metrics::{RequestCounts, StatusCounts};
 
@@ -375,7 +383,7 @@ fn validate(config: &Config) -> Result<(), Error> {
                 Some("thresholds must be at least 1")
             } else if hc.interval.is_zero() || hc.timeout.is_zero() {
                 Some("interval and timeout must be more than 0")
-            } else if !hc.path.starts_with('/') {
+            } else if hc.mode == HealthCheckMode::Http && !hc.path.starts_with('/') {
                 Some("path must start with /")
             } else {
                 None

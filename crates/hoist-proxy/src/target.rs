@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Endpoint, HealthCheck};
+use crate::config::{Endpoint, HealthCheck, HealthCheckMode};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -417,12 +417,39 @@ impl TargetRuntime {
                 return;
             };
             let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout(hc.timeout, self.check_once(&hc)).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("timed out after {:?}", hc.timeout)),
+            let result = match hc.mode {
+                HealthCheckMode::Http => {
+                    match tokio::time::timeout(hc.timeout, self.check_once(&hc)).await {
+                        Ok(r) => Some(r),
+                        Err(_) => Some(Err(format!("timed out after {:?}", hc.timeout))),
+                    }
+                }
+                HealthCheckMode::Reported => self.check_reported(&hc),
             };
-            self.record_check(&hc, result);
+            if let Some(result) = result {
+                self.record_check(&hc, result);
+            }
             tokio::time::sleep_until(started + hc.interval).await;
+        }
+    }
+
+    /// Reads the target's reported health (a small local file, read in place).
+    fn check_reported(&self, hc: &HealthCheck) -> Option<Result<(), String>> {
+        let Endpoint::Netns {
+            health_file: Some(path),
+            ..
+        } = &self.endpoint
+        else {
+            return Some(Err("the target has no health file".to_owned()));
+        };
+        let stale_after = (hc.interval + hc.timeout) * 3;
+        let read = std::fs::metadata(path).and_then(|m| {
+            let age = m.modified()?.elapsed().unwrap_or_default();
+            Ok((std::fs::read(path)?, age))
+        });
+        match read {
+            Ok((bytes, age)) => reported_verdict(&bytes, age, stale_after),
+            Err(e) => Some(Err(format!("health file {}: {e}", path.display()))),
         }
     }
 
@@ -491,5 +518,75 @@ impl TargetRuntime {
             self.state.store(new_state, Ordering::Relaxed);
             self.publish_health();
         }
+    }
+}
+
+/// The verdict of a reported health file (Docker's `State.Health`: `Status`,
+/// `Log[].Output`) written `age` ago: `None` while it is `starting`.
+pub(crate) fn reported_verdict(
+    bytes: &[u8],
+    age: Duration,
+    stale_after: Duration,
+) -> Option<Result<(), String>> {
+    if age > stale_after {
+        return Some(Err(format!(
+            "health status not updated for {}s",
+            age.as_secs()
+        )));
+    }
+    let v: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(format!("unreadable health status: {e}"))),
+    };
+    match v["Status"].as_str() {
+        Some("healthy") => Some(Ok(())),
+        Some("starting") => None,
+        Some("unhealthy") => {
+            let last = v["Log"]
+                .as_array()
+                .and_then(|l| l.last())
+                .map(|r| {
+                    let output = r["Output"].as_str().unwrap_or("").trim();
+                    let code = r["ExitCode"].as_i64().unwrap_or(-1);
+                    let output: String = output.chars().take(200).collect();
+                    if output.is_empty() {
+                        format!("exit code {code}")
+                    } else {
+                        format!("exit code {code}: {output}")
+                    }
+                })
+                .unwrap_or_else(|| "no result".to_owned());
+            Some(Err(format!("health check failed ({last})")))
+        }
+        other => Some(Err(format!("unknown health status {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STALE: Duration = Duration::from_secs(9);
+
+    #[test]
+    fn reported_statuses_map_to_verdicts() {
+        let ok = br#"{"Status":"healthy","FailingStreak":0,"Log":[]}"#;
+        assert_eq!(reported_verdict(ok, Duration::ZERO, STALE), Some(Ok(())));
+        let starting = br#"{"Status":"starting","FailingStreak":0,"Log":[]}"#;
+        assert_eq!(reported_verdict(starting, Duration::ZERO, STALE), None);
+        let bad = br#"{"Status":"unhealthy","FailingStreak":3,"Log":[{"ExitCode":1,"Output":"no /ok\n"}]}"#;
+        assert_eq!(
+            reported_verdict(bad, Duration::ZERO, STALE),
+            Some(Err("health check failed (exit code 1: no /ok)".to_owned()))
+        );
+        // A healthy file nobody rewrites any more is a failure.
+        assert!(matches!(
+            reported_verdict(ok, Duration::from_secs(10), STALE),
+            Some(Err(m)) if m.contains("not updated")
+        ));
+        assert!(matches!(
+            reported_verdict(b"{", Duration::ZERO, STALE),
+            Some(Err(_))
+        ));
     }
 }

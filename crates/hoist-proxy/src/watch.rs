@@ -465,6 +465,7 @@ mod tests {
                 TargetGroup {
                     name: "blue".into(),
                     health_check: Some(HealthCheck {
+                        mode: crate::HealthCheckMode::Http,
                         path: "/healthz".into(),
                         interval: Duration::from_millis(1500),
                         timeout: Duration::from_millis(500),
@@ -480,6 +481,7 @@ mod tests {
                     targets: vec![Endpoint::Netns {
                         path: "/proc/123/ns/net".into(),
                         port: 8080,
+                        health_file: None,
                     }],
                 },
             ],

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hoist_proxy::{
-    Config, Endpoint, HealthCheck, HealthState, HostMatch, Listener, Proxy, Rule, TargetGroup,
-    Timeouts, WeightedGroup,
+    Config, Endpoint, HealthCheck, HealthCheckMode, HealthState, HostMatch, Listener, Proxy, Rule,
+    TargetGroup, Timeouts, WeightedGroup,
 };
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::{Request, Response, StatusCode};
@@ -302,6 +302,7 @@ async fn netns_target_is_reached_inside_its_namespace() {
     let ns = Endpoint::Netns {
         path: ns_path,
         port,
+        health_file: None,
     };
 
     let proxy = Proxy::new().unwrap();
@@ -1026,4 +1027,66 @@ async fn drain_timeout_cuts_what_is_left() {
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     wait_for("the drain to end", || proxy.draining().is_empty()).await;
     assert_eq!(stuck.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_reported_check_follows_the_targets_health_file_and_sends_no_probes() {
+    let b = backend("task").await;
+    // Its HTTP health path fails: only the file may make it healthy.
+    b.healthy.store(false, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health.json");
+    let write = |status: &str, code: i32, output: &str| {
+        let v = serde_json::json!({"Status": status, "FailingStreak": 0,
+            "Log": [{"Start": "", "End": "", "ExitCode": code, "Output": output}]});
+        let tmp = dir.path().join("health.tmp");
+        std::fs::write(&tmp, v.to_string()).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    let ep = Endpoint::Netns {
+        path: "/proc/self/ns/net".into(),
+        port: b.addr.port(),
+        health_file: Some(file.clone()),
+    };
+    let hc = HealthCheck {
+        mode: HealthCheckMode::Reported,
+        healthy_threshold: 1,
+        unhealthy_threshold: 1,
+        ..fast_health()
+    };
+    let proxy = Proxy::new().unwrap();
+    proxy
+        .apply(config(
+            listen_any(),
+            vec![rule("web", &[("tasks", 1)])],
+            vec![group("tasks", Some(hc), vec![ep.clone()])],
+        ))
+        .unwrap();
+    // No file yet: a failure.
+    wait_for("a target without its file to be unhealthy", || {
+        state_of(&proxy, &ep) == Some(HealthState::Unhealthy)
+    })
+    .await;
+    write("healthy", 0, "");
+    wait_for("the target to turn healthy", || {
+        state_of(&proxy, &ep) == Some(HealthState::Healthy)
+    })
+    .await;
+    assert_eq!(b.conns.load(Ordering::SeqCst), 0, "no HTTP probe was sent");
+    let url = format!("http://{}/", bound(&proxy));
+    let (status, body) = get(&client(), &url).await.unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "task"));
+
+    write("unhealthy", 1, "no /ready\n");
+    wait_for("the target to turn unhealthy", || {
+        state_of(&proxy, &ep) == Some(HealthState::Unhealthy)
+    })
+    .await;
+    let reason = proxy
+        .target_health()
+        .into_iter()
+        .find(|t| t.endpoint == ep)
+        .and_then(|t| t.reason)
+        .unwrap();
+    assert_eq!(reason, "health check failed (exit code 1: no /ready)");
 }

@@ -34,9 +34,11 @@ pub(crate) const LOG_DIR: &str = "log";
 /// The container's cgroup path, written by the helper before creating it.
 const CGROUP_FILE: &str = "cgroup";
 /// libcontainer's state root (`lc/<id>/state.json`).
-const LC_ROOT: &str = "lc";
+pub(crate) const LC_ROOT: &str = "lc";
 /// runc's `--root`.
-const RUNC_ROOT: &str = "runc";
+pub(crate) const RUNC_ROOT: &str = "runc";
+/// The OCI bundle (`bundle/config.json`).
+pub(crate) const BUNDLE: &str = "bundle";
 /// runc's log (JSON lines).
 const RUNC_LOG: &str = "runc.log";
 
@@ -85,6 +87,20 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
     if args.first().is_some_and(|a| a == "--spawn") {
         return match args.get(1) {
             Some(dir) => spawn_detached(Path::new(dir)),
+            None => 2,
+        };
+    }
+    if args.first().is_some_and(|a| a == "--exec") {
+        return match (args.get(1), args.get(2)) {
+            (Some(dir), Some(request)) => {
+                crate::exec::exec_main(Path::new(dir), Path::new(request))
+            }
+            _ => 2,
+        };
+    }
+    if args.first().is_some_and(|a| a == "--health") {
+        return match args.get(1) {
+            Some(dir) => crate::health::health_main(Path::new(dir)),
             None => 2,
         };
     }
@@ -270,12 +286,17 @@ pub(crate) struct TaskIo {
     pipes: [(Stream, Option<OwnedFd>); 2],
     log: LogWriter,
     stop_timeout: std::time::Duration,
+    /// How to start `--health` when the task has a probe.
+    health_helper: Option<HelperCommand>,
+    /// The running `--health` process.
+    health: Option<std::process::Child>,
 }
 
 impl TaskIo {
     /// Make pipes the helper's own stdout and stderr, so the container inherits
     /// their write ends.
-    fn new(dir: &Path, options: &TaskOptions) -> Result<TaskIo, String> {
+    fn new(dir: &Path, task: &TaskRequest) -> Result<TaskIo, String> {
+        let options = &task.options;
         use rustix::pipe::{pipe_with, PipeFlags};
         let log = LogWriter::new(
             &dir.join(LOG_DIR),
@@ -291,7 +312,40 @@ impl TaskIo {
             pipes: [(Stream::Stdout, Some(out_r)), (Stream::Stderr, Some(err_r))],
             log,
             stop_timeout: options.stop_timeout,
+            health_helper: options.health.as_ref().map(|_| task.helper.clone()),
+            health: None,
         })
+    }
+
+    /// Once the container runs: start probing it (`--health`), if it has a probe.
+    fn start_health(&mut self, dir: &Path) -> Result<(), String> {
+        let Some(helper) = &self.health_helper else {
+            return Ok(());
+        };
+        let child = Command::new(&helper.program)
+            .args(&helper.args)
+            .arg("--health")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "starting the health probe {}: {e}",
+                    helper.program.display()
+                )
+            })?;
+        self.health = Some(child);
+        Ok(())
+    }
+
+    /// No more probes: the task is stopping or has ended.
+    fn stop_health(&mut self) {
+        if let Some(mut child) = self.health.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Once the container runs, let go of the helper's own write ends, so the
@@ -311,6 +365,7 @@ impl TaskIo {
         let mut killed = false;
         loop {
             if signals.pending() && stop_deadline.is_none() {
+                self.stop_health();
                 kill(15);
                 stop_deadline = Some(std::time::Instant::now() + self.stop_timeout);
             }
@@ -348,6 +403,7 @@ impl TaskIo {
                 self.read_pipe(i, &mut buf, false);
             }
             if exited {
+                self.stop_health();
                 for i in 0..self.pipes.len() {
                     self.read_pipe(i, &mut buf, true);
                 }
@@ -390,7 +446,7 @@ impl TaskIo {
     }
 }
 
-fn reap(pid: Pid) -> Result<ExitStatus, String> {
+pub(crate) fn reap(pid: Pid) -> Result<ExitStatus, String> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
             Ok(Some((_, st))) => {
@@ -514,13 +570,13 @@ fn setup_and_run(
         cgroups_path: cg.to_path_buf(),
         hostname,
     })?;
-    let bundle = dir.join("bundle");
+    let bundle = dir.join(BUNDLE);
     std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
     oci.save(bundle.join("config.json"))
         .map_err(|e| format!("{}: {e}", bundle.join("config.json").display()))?;
 
     let mut task_io = match &req.task {
-        Some(task) => Some(TaskIo::new(dir, &task.options)?),
+        Some(task) => Some(TaskIo::new(dir, task)?),
         None => None,
     };
     let ctx = RunContext {
@@ -548,11 +604,12 @@ struct RunContext<'a> {
 }
 
 /// For a task, once its container runs: record the start and release the pipes.
-fn started(ctx: &RunContext<'_>, watch: &Watch<'_>, pid: i32) -> Result<(), String> {
+fn started(ctx: &RunContext<'_>, watch: &mut Watch<'_>, pid: i32) -> Result<(), String> {
     let Watch::Task(io) = watch else {
         return Ok(());
     };
     io.release_stdio()?;
+    io.start_health(ctx.dir)?;
     let record = Started {
         pid,
         at: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
@@ -729,7 +786,7 @@ fn write_etc_files(dir: &Path, hostname: &str, network: Network) -> Result<EtcFi
     Ok(files)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -743,7 +800,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn run_embedded(ctx: &RunContext<'_>, watch: Watch<'_>) -> Result<ExitStatus, String> {
+fn run_embedded(ctx: &RunContext<'_>, mut watch: Watch<'_>) -> Result<ExitStatus, String> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
 
@@ -769,7 +826,7 @@ fn run_embedded(ctx: &RunContext<'_>, watch: Watch<'_>) -> Result<ExitStatus, St
     let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad init pid {raw}"))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
-    started(ctx, &watch, raw)?;
+    started(ctx, &mut watch, raw)?;
     supervise(&pidfd, ctx.signals, watch, &mut |signo| {
         let _ = container.refresh_status();
         if container.can_kill() {
@@ -782,7 +839,7 @@ fn run_embedded(ctx: &RunContext<'_>, watch: Watch<'_>) -> Result<ExitStatus, St
     reap(pid)
 }
 
-fn run_oci(ctx: &RunContext<'_>, runc: &Path, watch: Watch<'_>) -> Result<ExitStatus, String> {
+fn run_oci(ctx: &RunContext<'_>, runc: &Path, mut watch: Watch<'_>) -> Result<ExitStatus, String> {
     let (dir, id, bundle) = (ctx.dir, ctx.id, ctx.bundle);
     let mut child = Command::new(runc)
         .arg("--root")
@@ -799,7 +856,7 @@ fn run_oci(ctx: &RunContext<'_>, runc: &Path, watch: Watch<'_>) -> Result<ExitSt
     let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad runc pid {raw}"))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
-    started(ctx, &watch, raw)?;
+    started(ctx, &mut watch, raw)?;
     supervise(&pidfd, ctx.signals, watch, &mut |signo| {
         let sig = if signo == 9 { "KILL" } else { "TERM" };
         let _ = runc_cmd(dir, runc, &["kill", id, sig]);

@@ -51,6 +51,22 @@
 //! alone, so a restarted controller adopts them; [`TaskInfo::netns`] is the task's
 //! network namespace, where a load balancer connects to it. See module `task`.
 //!
+//! # Exec and health checks
+//!
+//! [`Runtime::exec`] runs one more process in a running task's container, as
+//! `docker exec` does (its namespaces, cgroup, root, user and environment), with a
+//! timeout and bounded output: a fresh helper (`hoist __container --exec`) joins
+//! the container with libcontainer's tenant builder, or runs `runc exec`. See
+//! module `exec`.
+//!
+//! A task started with [`TaskOptions::health`] (a [`Probe`]: an image's
+//! `HEALTHCHECK`) is probed by a `hoist __container --health` process its helper
+//! starts once the container runs, through that same exec path, every interval,
+//! and its verdict is written atomically to `health.json` in the task's state dir
+//! in the shape of Docker's `State.Health` ([`Health`], [`TaskInfo::health`],
+//! [`Runtime::health_file`]). It depends on nothing but the helper, so it goes on
+//! while the controller is down; the proxy reads the file. See [`health`].
+//!
 //! # Outbound network
 //!
 //! A service that calls out (a database, an API) runs with [`Network::Outbound`]:
@@ -118,6 +134,8 @@
 //! machines, which run hybrid v1.
 
 mod cgroup;
+mod exec;
+pub mod health;
 mod helper;
 pub mod logs;
 mod outbound;
@@ -134,6 +152,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use exec::{ExecOptions, ExecOutcome};
+pub use health::{Health, HealthResult, HealthStatus, Probe, ProbeCommand};
 pub use helper::helper_main;
 pub use run::Runtime;
 pub use task::{TaskInfo, TaskOptions, TaskState};

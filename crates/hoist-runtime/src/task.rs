@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::health::{read_health, Health, Probe, HEALTH};
 use crate::helper::{
     self, HelperResult, Request, TaskRequest, HELPER_PID, LOG_DIR, REQUEST, RESULT, STARTED,
 };
@@ -36,6 +37,10 @@ pub struct TaskOptions {
     pub log_max_bytes: u64,
     /// Log files kept, the current one included (default 3).
     pub log_max_files: u32,
+    /// A Docker-style health probe run beside the task by its helper (see
+    /// module `health`); its verdict is [`TaskInfo::health`]. Default none.
+    #[serde(default)]
+    pub health: Option<Probe>,
 }
 
 impl Default for TaskOptions {
@@ -44,6 +49,7 @@ impl Default for TaskOptions {
             stop_timeout: Duration::from_secs(30),
             log_max_bytes: 10 << 20,
             log_max_files: 3,
+            health: None,
         }
     }
 }
@@ -89,6 +95,11 @@ pub struct TaskInfo {
     pub log_dir: PathBuf,
     /// When the container started (RFC 3339), once it has.
     pub started_at: Option<String>,
+    /// The task's health file ([`Runtime::health_file`]) when it has a probe.
+    pub health_file: Option<PathBuf>,
+    /// Its last recorded health, once the probe runs (the last verdict is kept
+    /// after the task ended).
+    pub health: Option<Health>,
 }
 
 /// Whether the state dir `dir` belongs to a detached task.
@@ -99,6 +110,13 @@ pub(crate) fn is_task(dir: &Path) -> bool {
 /// The request in `dir` when it is a detached task's.
 fn task_request(dir: &Path) -> Option<Request> {
     helper::read_request(dir).ok().filter(|r| r.task.is_some())
+}
+
+/// Whether the task of `req` has a health probe.
+pub(crate) fn probed(req: &Request) -> bool {
+    req.task
+        .as_ref()
+        .is_some_and(|t| t.options.health.is_some())
 }
 
 /// How long `start` waits for the helper to report the container running.
@@ -154,7 +172,7 @@ impl Runtime {
 
         let began = Instant::now();
         loop {
-            let info = self.task_in(&id, &dir, spec.network);
+            let info = self.task_in(&id, &dir, spec.network, options.health.is_some());
             match &info.state {
                 TaskState::Running => return Ok(info),
                 TaskState::Failed(message) => {
@@ -200,7 +218,7 @@ impl Runtime {
                 let id = e.file_name().to_str()?.to_owned();
                 let dir = e.path();
                 let req = task_request(&dir).filter(|_| id.starts_with("hoist-"))?;
-                Some(self.task_in(&id, &dir, req.spec.network))
+                Some(self.task_in(&id, &dir, req.spec.network, probed(&req)))
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -210,7 +228,7 @@ impl Runtime {
     /// One task, `None` if there is no such task.
     pub fn task(&self, id: &str) -> Option<TaskInfo> {
         let (dir, req) = self.task_dir(id)?;
-        Some(self.task_in(id, &dir, req.spec.network))
+        Some(self.task_in(id, &dir, req.spec.network, probed(&req)))
     }
 
     /// Stop a task: `SIGTERM` to its container, `SIGKILL` after its stop timeout.
@@ -220,9 +238,10 @@ impl Runtime {
             .task_dir(id)
             .ok_or_else(|| RuntimeError::InvalidSpec(format!("no task {id}")))?;
         let network = req.spec.network;
+        let probed = probed(&req);
         let options = req.task.map(|t| t.options).unwrap_or_default();
         let Some(pid) = helper::live_pid(&dir.join(HELPER_PID)) else {
-            return Ok(self.task_in(id, &dir, network));
+            return Ok(self.task_in(id, &dir, network, probed));
         };
         let _ = rustix::process::kill_process(pid, Signal::TERM);
         // The helper kills the container after the stop timeout; past that and a
@@ -239,7 +258,7 @@ impl Runtime {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(self.task_in(id, &dir, network))
+        Ok(self.task_in(id, &dir, network, probed))
     }
 
     /// Delete an ended task's state and logs (cleaning up the container of a
@@ -248,7 +267,7 @@ impl Runtime {
         let Some((dir, req)) = self.task_dir(id) else {
             return Ok(());
         };
-        let info = self.task_in(id, &dir, req.spec.network);
+        let info = self.task_in(id, &dir, req.spec.network, probed(&req));
         if info.state.is_live() {
             return Err(RuntimeError::InvalidSpec(format!(
                 "task {id} is still running; stop it first"
@@ -263,7 +282,14 @@ impl Runtime {
         std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))
     }
 
-    fn task_dir(&self, id: &str) -> Option<(PathBuf, Request)> {
+    /// Where task `id`'s helper writes its health (Docker's `State.Health` as
+    /// JSON, see [`Health`]) when the task has a probe. For readers in other
+    /// processes, such as the proxy; the file is replaced atomically.
+    pub fn health_file(&self, id: &str) -> PathBuf {
+        self.config().state_dir.join(id).join(HEALTH)
+    }
+
+    pub(crate) fn task_dir(&self, id: &str) -> Option<(PathBuf, Request)> {
         let valid = id
             .strip_prefix("hoist-")
             .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -272,7 +298,7 @@ impl Runtime {
         Some((dir, req))
     }
 
-    fn task_in(&self, id: &str, dir: &Path, network: Network) -> TaskInfo {
+    pub(crate) fn task_in(&self, id: &str, dir: &Path, network: Network, probed: bool) -> TaskInfo {
         let started: Option<helper::Started> = std::fs::read(dir.join(STARTED))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -315,6 +341,8 @@ impl Runtime {
             netns,
             log_dir: dir.join(LOG_DIR),
             started_at: started.map(|s| s.at),
+            health_file: probed.then(|| dir.join(HEALTH)),
+            health: read_health(&dir.join(HEALTH)),
         }
     }
 }

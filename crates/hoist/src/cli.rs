@@ -111,6 +111,11 @@ pub struct DeployArgs {
     /// image).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Health-check tasks with `GET PATH` (2 s interval, 1 s timeout, healthy 2,
+    /// unhealthy 3) [default: the file's check, else the image's HEALTHCHECK, else
+    /// healthy once running].
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
     /// Set an environment variable, `KEY=VALUE` (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -42,6 +42,7 @@ fn an_image_deployed_by_flags_scales_stops_and_starts_without_a_new_version() {
         .hoist()
         .args(["deploy", "web:1", "--replicas", "2", "--listen", &listen])
         .args(["--strategy", "rolling:100%:200%", "-e", "MODE=test"])
+        .args(["--health-path", "/healthz"])
         .output()
         .unwrap();
     assert_ok(&out, "deploy by flags", &w);

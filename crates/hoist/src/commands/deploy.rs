@@ -180,6 +180,11 @@ fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, 
     if let Some(addr) = args.listen {
         spec.listener.addr = addr;
     }
+    if let Some(path) = &args.health_path {
+        let mut check = spec.health_check.take().unwrap_or_default();
+        check.path = path.clone();
+        spec.health_check = Some(check);
+    }
     for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--env {kv:?}: write KEY=VALUE");
