@@ -13,7 +13,7 @@ mod util;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use util::world::{assert_ok, body, eventually, hello_version, PacedLoad, Sample, World};
+use util::world::{assert_ok, body, eventually, hello_version, PacedLoad, Proc, Sample, World};
 
 /// Requests per second of the test client, and its threads.
 const RATE: u32 = 200;
@@ -348,7 +348,7 @@ fn restart_daemon(w: &mut World) {
     w.daemon.take().unwrap().kill9();
     std::thread::sleep(Duration::from_secs(1));
     let before = w.log("daemon.log").matches("controller started").count();
-    w.start_daemon();
+    w.daemon = Some(Proc::spawn(&w.env, &["daemon", "--no-proxy"], "daemon.log"));
     until(w, "the new daemon adopts the tasks", || {
         w.log("daemon.log").matches("controller started").count() > before
     });
