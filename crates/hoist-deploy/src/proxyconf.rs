@@ -69,6 +69,7 @@ pub fn build(routes: &[ServiceRoute]) -> Config {
         for (version, t) in &r.versions {
             let reported = matches!(t.health, TaskHealth::Image(_));
             groups.push(TargetGroup {
+                drain_timeout: Some(r.spec.drain_timeout),
                 name: group_name(name, version),
                 health_check: match &t.health {
                     TaskHealth::Http(h) => Some(health_check(h)),
@@ -246,6 +247,11 @@ mod tests {
             test: Some(("127.0.0.1:9090".parse().unwrap(), "green".to_owned())),
         };
         let c = build(&[r]);
+        // Deregistered tasks drain for the service's own time.
+        assert!(c
+            .target_groups
+            .iter()
+            .all(|g| g.drain_timeout == Some(web.drain_timeout)));
         let main = &c.listeners[0];
         assert_eq!(main.rules[0].forward.len(), 2);
         assert_eq!(main.rules[0].forward[1].target_group, "web.green");

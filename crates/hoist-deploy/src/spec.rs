@@ -56,6 +56,11 @@ pub struct ServiceSpec {
     /// Time between SIGTERM and SIGKILL when a task is stopped (default 30s).
     #[serde(default = "default_stop_timeout", with = "human")]
     pub stop_timeout: Duration,
+    /// How long a deregistered task keeps its in-flight requests and WebSockets
+    /// before they are cut (an ALB's deregistration delay; default 30s; ends early
+    /// once the task is idle).
+    #[serde(default = "default_drain_timeout", with = "human")]
+    pub drain_timeout: Duration,
     /// The HTTP health check. When the file gives none, the image's
     /// `HEALTHCHECK` is used, run inside each task by its helper (`HEALTHCHECK
     /// NONE` disables it); with neither, a task is healthy once it runs.
@@ -70,6 +75,10 @@ pub struct ServiceSpec {
 
 fn default_count() -> u32 {
     1
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_stop_timeout() -> Duration {
@@ -647,6 +656,7 @@ impl ServiceSpec {
             limits: LimitsSpec::default(),
             network: NetworkMode::default(),
             stop_timeout: default_stop_timeout(),
+            drain_timeout: default_drain_timeout(),
             health_check: None,
             listener: ListenerSpec {
                 addr: listen,
@@ -847,6 +857,7 @@ mod tests {
         assert_eq!(s.port, None);
         assert_eq!(s.network, NetworkMode::None);
         assert_eq!(s.stop_timeout, Duration::from_secs(30));
+        assert_eq!(s.drain_timeout, Duration::from_secs(30));
         // No HTTP check: the image's HEALTHCHECK, or healthy once running.
         assert_eq!(s.health_check, None);
         let given =

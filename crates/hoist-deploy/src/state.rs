@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -775,13 +775,14 @@ impl Tx<'_> {
 
 /// The version key of a spec and an image digest: what makes two tasks
 /// interchangeable. The desired count and the deployment settings (strategy,
-/// circuit breaker, error rate) do not change a task, so they are left out: a
+/// circuit breaker, error rate) and the drain timeout do not change a task, so they are left out: a
 /// deployment that only changes them keeps the running tasks.
 pub fn version_of(spec: &ServiceSpec, digest: &str) -> String {
     use sha2::{Digest as _, Sha256};
     let mut task = spec.clone();
     task.count = 0;
     task.deployment = Default::default();
+    task.drain_timeout = Duration::ZERO;
     // Serializing plain data into a string cannot fail.
     let json = serde_json::to_string(&task).unwrap_or_default();
     let mut h = Sha256::new();

@@ -44,6 +44,7 @@ async fn run(workers: usize) {
                 }],
             }],
             target_groups: vec![TargetGroup {
+                drain_timeout: None,
                 name: "bench".into(),
                 health_check: None,
                 targets,

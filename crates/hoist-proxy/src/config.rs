@@ -165,6 +165,15 @@ pub struct TargetGroup {
     /// Where the group's tasks listen.
     #[serde(default)]
     pub targets: Vec<Endpoint>,
+    /// How long its deregistered targets drain, as an ALB target group's
+    /// deregistration delay [default: the configuration's `drain_timeout`].
+    #[serde(
+        rename = "drain_timeout_ms",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "millis_opt"
+    )]
+    pub drain_timeout: Option<Duration>,
 }
 
 /// Where a target listens.
@@ -334,6 +343,29 @@ mod millis {
     }
 }
 
+/// Optional durations as integer milliseconds.
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        d: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::millis::serialize(d, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::millis::deserialize(deserializer).map(Some)
+    }
+}
+
 /// Status code ranges as strings: `"200-399"`, or `"204"` for one code.
 mod code_ranges {
     use serde::de::Error as _;
@@ -406,6 +438,7 @@ mod tests {
         );
         // Configs without them read and write as before.
         let plain = TargetGroup {
+            drain_timeout: None,
             name: "a".into(),
             health_check: Some(HealthCheck::default()),
             targets: vec![Endpoint::Netns {

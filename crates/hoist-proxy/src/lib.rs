@@ -323,6 +323,9 @@ struct Control {
     admin: Vec<JoinHandle<()>>,
     /// Ends the admin listener's open connections when the proxy is dropped.
     admin_stop: tokio_util::sync::CancellationToken,
+    /// Each target group's own drain timeout in the configuration applied last,
+    /// for targets whose group is gone from the next one.
+    group_drain: HashMap<String, std::time::Duration>,
 }
 
 /// The reverse proxy. Create it inside a Tokio runtime, then [`Proxy::apply`] a
@@ -719,11 +722,24 @@ impl Proxy {
             timeouts: config.timeouts,
         }));
 
-        // 4. Drain targets that are gone.
+        // 4. Drain targets that are gone, for their group's drain timeout (as
+        // the new configuration has it, else as the last one had it).
+        let group_drain: HashMap<String, std::time::Duration> = config
+            .target_groups
+            .iter()
+            .filter_map(|g| g.drain_timeout.map(|d| (g.name.clone(), d)))
+            .collect();
+        let previous = std::mem::replace(&mut control.group_drain, group_drain);
         let old = std::mem::replace(&mut control.targets, targets);
         for (key, t) in old {
             if !control.targets.contains_key(&key) {
-                self.start_drain(key, t, config.drain_timeout);
+                let in_new = config.target_groups.iter().find(|g| g.name == key.0);
+                let timeout = match in_new {
+                    Some(g) => g.drain_timeout,
+                    None => previous.get(&key.0).copied(),
+                }
+                .unwrap_or(config.drain_timeout);
+                self.start_drain(key, t, timeout);
             }
         }
 

@@ -463,6 +463,7 @@ mod tests {
             }],
             target_groups: vec![
                 TargetGroup {
+                    drain_timeout: None,
                     name: "blue".into(),
                     health_check: Some(HealthCheck {
                         mode: crate::HealthCheckMode::Http,
@@ -476,6 +477,7 @@ mod tests {
                     targets: vec![Endpoint::Tcp("127.0.0.1:9001".parse().unwrap())],
                 },
                 TargetGroup {
+                    drain_timeout: None,
                     name: "green".into(),
                     health_check: None,
                     targets: vec![Endpoint::Netns {

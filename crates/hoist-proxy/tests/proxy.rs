@@ -174,6 +174,7 @@ fn fast_health() -> HealthCheck {
 
 fn group(name: &str, hc: Option<HealthCheck>, targets: Vec<Endpoint>) -> TargetGroup {
     TargetGroup {
+        drain_timeout: None,
         name: name.into(),
         health_check: hc,
         targets,
@@ -1027,6 +1028,38 @@ async fn drain_timeout_cuts_what_is_left() {
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     wait_for("the drain to end", || proxy.draining().is_empty()).await;
     assert_eq!(stuck.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_groups_own_drain_timeout_wins_even_once_the_group_is_gone() {
+    let stuck = backend("stuck").await;
+    let proxy = Proxy::new().unwrap();
+    let mut g = group("g", None, vec![tcp(&stuck)]);
+    g.drain_timeout = Some(Duration::from_millis(300));
+    let mut cfg = config(listen_any(), vec![rule("web", &[("g", 1)])], vec![g]);
+    // The configuration's own default would keep the request for a minute.
+    cfg.drain_timeout = Duration::from_secs(60);
+    proxy.apply(cfg.clone()).unwrap();
+    let base = format!("http://{}", bound(&proxy));
+    let c = client();
+    let slow = tokio::spawn({
+        let (c, url) = (c.clone(), format!("{base}/slow?60000"));
+        async move { get(&c, &url).await }
+    });
+    wait_for("the stuck request to be in flight", || {
+        proxy
+            .metrics_text()
+            .contains("hoist_proxy_upstream_connections{target_group=\"g\"")
+    })
+    .await;
+    // The group goes away entirely: its last known drain timeout applies.
+    cfg.listeners[0].rules = vec![rule("web", &[])];
+    cfg.target_groups = Vec::new();
+    proxy.apply(cfg).unwrap();
+    let deadline = proxy.draining()[0].deadline - proxy.draining()[0].since;
+    assert_eq!(deadline, Duration::from_millis(300));
+    let (status, _) = slow.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
 
 #[tokio::test]

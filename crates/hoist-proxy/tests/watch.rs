@@ -74,6 +74,7 @@ fn config(generation: u64, group: &str, target: SocketAddr) -> Config {
             }],
         }],
         target_groups: vec![TargetGroup {
+            drain_timeout: None,
             name: group.into(),
             health_check: None,
             targets: vec![Endpoint::Tcp(target)],
