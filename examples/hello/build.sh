@@ -15,5 +15,6 @@ file "$bin" 2>/dev/null | grep -Eq 'static(-pie|ally) linked' \
   || ldd "$bin" 2>&1 | grep -Eq 'statically linked|not a dynamic' \
   || { echo "examples/hello/build.sh: $bin is not statically linked" >&2; exit 1; }
 mkdir -p dist
-cp "$bin" dist/hello.tmp && mv dist/hello.tmp dist/hello
+# A temp name of this process: concurrent builds (parallel tests) must not share it.
+cp "$bin" "dist/hello.tmp.$$" && mv "dist/hello.tmp.$$" dist/hello
 echo "examples/hello/dist/hello ($(stat -c %s dist/hello) bytes, static)"
