@@ -28,9 +28,10 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 use serde::{Deserialize, Serialize};
 
-use crate::helper::{self, error_chain, read_request, reap, write_atomic};
+use crate::helper::{self, error_chain, open_pid, read_request, reap, write_atomic};
+use crate::run::{drain, poll_pipes, read_some};
 use crate::task::TaskState;
-use crate::{Backend, ExitStatus, Runtime, RuntimeError};
+use crate::{Backend, ExitStatus, Runtime, RuntimeError, Stream};
 
 /// How an exec runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,84 +150,39 @@ impl Runtime {
             })?;
         let pid = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
         let pidfd = pid.and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
-        let mut pipes = [
-            child.stdout.take().map(OwnedFd::from),
-            child.stderr.take().map(OwnedFd::from),
+        let mut pipes = vec![
+            (Stream::Stdout, child.stdout.take().map(OwnedFd::from)),
+            (Stream::Stderr, child.stderr.take().map(OwnedFd::from)),
         ];
         let mut kept: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         let mut truncated = false;
         let deadline = Instant::now() + opts.timeout + EXEC_GRACE;
         let mut buf = vec![0u8; 16 * 1024];
-        let mut keep = |i: usize, bytes: &[u8], kept: &mut [Vec<u8>; 2]| {
-            let room = opts.max_output.saturating_sub(kept[i].len());
+        let mut keep = |stream: Stream, bytes: &[u8]| {
+            let kept = &mut kept[usize::from(stream == Stream::Stderr)];
+            let room = opts.max_output.saturating_sub(kept.len());
             if bytes.len() > room {
                 truncated = true;
             }
-            kept[i].extend_from_slice(&bytes[..bytes.len().min(room)]);
+            kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
         };
         let mut exited = false;
-        while !exited && pipes.iter().any(Option::is_some) {
+        while !exited && pipes.iter().any(|(_, fd)| fd.is_some()) {
             if Instant::now() >= deadline {
                 if let Some(p) = pid {
                     let _ = rustix::process::kill_process(p, Signal::KILL);
                 }
                 break;
             }
-            let mut fds: Vec<PollFd<'_>> = Vec::new();
-            let mut which = Vec::new();
-            for (i, fd) in pipes.iter().enumerate() {
-                if let Some(fd) = fd {
-                    fds.push(PollFd::new(fd, PollFlags::IN));
-                    which.push(Some(i));
-                }
+            let (ready, ex) = poll_pipes(&pipes, pidfd.as_ref(), 100);
+            for i in ready {
+                read_some(&mut pipes[i], &mut buf, &mut keep);
             }
-            if let Some(p) = &pidfd {
-                fds.push(PollFd::new(p, PollFlags::IN));
-                which.push(None);
-            }
-            let timeout = Timespec {
-                tv_sec: 0,
-                tv_nsec: 100_000_000,
-            };
-            let _ = rustix::event::poll(&mut fds, Some(&timeout));
-            let ready: Vec<Option<usize>> = fds
-                .iter()
-                .zip(&which)
-                .filter(|(f, _)| !f.revents().is_empty())
-                .map(|(_, w)| *w)
-                .collect();
-            drop(fds);
-            for w in ready {
-                match w {
-                    None => exited = true,
-                    Some(i) => {
-                        let Some(fd) = &pipes[i] else { continue };
-                        match rustix::io::read(fd, &mut buf) {
-                            Ok(0) => pipes[i] = None,
-                            Ok(n) => keep(i, &buf[..n], &mut kept),
-                            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                            Err(_) => pipes[i] = None,
-                        }
-                    }
-                }
-            }
+            exited = ex;
         }
         // What is buffered now; a process left behind in the container may hold
         // the pipes open, so don't wait for their end.
-        for (i, pipe) in pipes.iter_mut().enumerate() {
-            let Some(fd) = pipe.take() else { continue };
-            if let Ok(flags) = rustix::fs::fcntl_getfl(&fd) {
-                let _ = rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK);
-            }
-            loop {
-                match rustix::io::read(&fd, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => keep(i, &buf[..n], &mut kept),
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(_) => break,
-                }
-            }
-        }
+        drain(&mut pipes, &mut buf, &mut keep);
         let status = child
             .wait()
             .map_err(|e| RuntimeError::io(&helper.program, e))?;
@@ -346,9 +302,7 @@ fn exec_embedded(
         .map_err(|e| format!("exec in {id}: {}", error_chain(&e)))?;
     sweep_tenant_sockets(&dir.join(helper::LC_ROOT).join(id));
     let raw = pid.as_raw();
-    let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad exec pid {raw}"))?;
-    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
-        .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
+    let (pid, pidfd) = open_pid(raw, "exec")?;
     let timed_out = !wait_exit(&pidfd, timeout);
     if timed_out {
         let _ = rustix::process::kill_process(pid, Signal::KILL);
@@ -400,9 +354,7 @@ fn exec_oci(
         .spawn()
         .map_err(|e| format!("{}: {e}", runc.display()))?;
     let raw = i32::try_from(child.id()).map_err(|e| e.to_string())?;
-    let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad runc pid {raw}"))?;
-    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
-        .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
+    let (pid, pidfd) = open_pid(raw, "runc")?;
     let timed_out = !wait_exit(&pidfd, timeout);
     if timed_out {
         // runc forwards no SIGKILL: kill the exec'd process itself.

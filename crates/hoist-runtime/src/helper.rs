@@ -446,6 +446,14 @@ impl TaskIo {
     }
 }
 
+/// The process `raw` (described as `what` in errors) and a pidfd on it.
+pub(crate) fn open_pid(raw: i32, what: &str) -> Result<(Pid, OwnedFd), String> {
+    let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad {what} pid {raw}"))?;
+    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
+        .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
+    Ok((pid, pidfd))
+}
+
 pub(crate) fn reap(pid: Pid) -> Result<ExitStatus, String> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
@@ -823,9 +831,7 @@ fn run_embedded(ctx: &RunContext<'_>, mut watch: Watch<'_>) -> Result<ExitStatus
         .pid()
         .ok_or_else(|| "the container has no init pid".to_owned())?
         .as_raw();
-    let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad init pid {raw}"))?;
-    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
-        .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
+    let (pid, pidfd) = open_pid(raw, "init")?;
     started(ctx, &mut watch, raw)?;
     supervise(&pidfd, ctx.signals, watch, &mut |signo| {
         let _ = container.refresh_status();
@@ -853,9 +859,7 @@ fn run_oci(ctx: &RunContext<'_>, runc: &Path, mut watch: Watch<'_>) -> Result<Ex
         .spawn()
         .map_err(|e| format!("{}: {e}", runc.display()))?;
     let raw = i32::try_from(child.id()).map_err(|e| e.to_string())?;
-    let pid = Pid::from_raw(raw).ok_or_else(|| format!("bad runc pid {raw}"))?;
-    let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
-        .map_err(|e| format!("pidfd_open({raw}): {e}"))?;
+    let (_, pidfd) = open_pid(raw, "runc")?;
     started(ctx, &mut watch, raw)?;
     supervise(&pidfd, ctx.signals, watch, &mut |signo| {
         let sig = if signo == 9 { "KILL" } else { "TERM" };

@@ -171,36 +171,9 @@ impl Runtime {
                 let left = d.saturating_duration_since(Instant::now()).as_millis() as u64;
                 wait_ms = wait_ms.min(left.max(1));
             }
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-            let mut which: Vec<Option<usize>> = Vec::with_capacity(3);
-            for (i, (_, fd)) in pipes.iter().enumerate() {
-                if let Some(fd) = fd {
-                    fds.push(PollFd::new(fd, PollFlags::IN));
-                    which.push(Some(i));
-                }
-            }
-            if let Some(p) = &pidfd {
-                fds.push(PollFd::new(p, PollFlags::IN));
-                which.push(None);
-            }
-            let timeout = Timespec {
-                tv_sec: (wait_ms / 1000) as i64,
-                tv_nsec: ((wait_ms % 1000) * 1_000_000) as i64,
-            };
-            let _ = rustix::event::poll(&mut fds, Some(&timeout));
-            let ready: Vec<Option<usize>> = fds
-                .iter()
-                .zip(&which)
-                .filter(|(f, _)| !f.revents().is_empty())
-                .map(|(_, w)| *w)
-                .collect();
-            drop(fds);
-            let mut helper_exited = false;
-            for w in ready {
-                match w {
-                    Some(i) => read_some(&mut pipes[i], &mut buf, output),
-                    None => helper_exited = true,
-                }
+            let (ready, mut helper_exited) = poll_pipes(&pipes, pidfd.as_ref(), wait_ms);
+            for i in ready {
+                read_some(&mut pipes[i], &mut buf, output);
             }
             if pidfd.is_none() {
                 helper_exited = matches!(child.try_wait(), Ok(Some(_)));
@@ -292,7 +265,45 @@ impl Runtime {
 }
 
 /// Read one chunk from a pipe; EOF or an error closes it.
-fn read_some(
+/// Waits up to `wait_ms` for output on the open `pipes` or for the process behind
+/// `pidfd` to exit; returns the indices of readable pipes and whether it exited.
+pub(crate) fn poll_pipes(
+    pipes: &[(Stream, Option<OwnedFd>)],
+    pidfd: Option<&OwnedFd>,
+    wait_ms: u64,
+) -> (Vec<usize>, bool) {
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+    let mut which: Vec<Option<usize>> = Vec::with_capacity(3);
+    for (i, (_, fd)) in pipes.iter().enumerate() {
+        if let Some(fd) = fd {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            which.push(Some(i));
+        }
+    }
+    if let Some(p) = pidfd {
+        fds.push(PollFd::new(p, PollFlags::IN));
+        which.push(None);
+    }
+    let timeout = Timespec {
+        tv_sec: (wait_ms / 1000) as i64,
+        tv_nsec: ((wait_ms % 1000) * 1_000_000) as i64,
+    };
+    let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    let mut ready = Vec::new();
+    let mut exited = false;
+    for (f, w) in fds.iter().zip(&which) {
+        if !f.revents().is_empty() {
+            match w {
+                Some(i) => ready.push(*i),
+                None => exited = true,
+            }
+        }
+    }
+    (ready, exited)
+}
+
+/// Reads once from a readable pipe into `output`; closes it at its end.
+pub(crate) fn read_some(
     pipe: &mut (Stream, Option<OwnedFd>),
     buf: &mut [u8],
     output: &mut dyn FnMut(Stream, &[u8]),
@@ -309,7 +320,7 @@ fn read_some(
 }
 
 /// Read what is buffered in the pipes without blocking.
-fn drain(
+pub(crate) fn drain(
     pipes: &mut [(Stream, Option<OwnedFd>)],
     buf: &mut [u8],
     output: &mut dyn FnMut(Stream, &[u8]),

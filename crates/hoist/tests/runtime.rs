@@ -13,23 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hoist_runtime::{
-    Backend, BindMount, ContainerSpec, ExitStatus, HelperCommand, Limits, Network, Rootfs,
-    RunOptions, RunOutcome, Runtime, RuntimeConfig, RuntimeError, Stream,
+    Backend, BindMount, ContainerSpec, ExitStatus, Limits, Network, Rootfs, RunOptions, RunOutcome,
+    Runtime, RuntimeError, Stream,
 };
+use util::task_runtime as runtime_with;
 
 const RUNC: &str = "/usr/sbin/runc";
-
-fn runtime_with(state: &Path, backend: Backend) -> Runtime {
-    Runtime::new(RuntimeConfig {
-        state_dir: state.to_path_buf(),
-        backend,
-        helper: HelperCommand {
-            program: env!("CARGO_BIN_EXE_hoist").into(),
-            args: vec!["__container".into()],
-        },
-    })
-    .expect("runtime")
-}
 
 /// A scratch dir with a state dir and an overlay (upper/work) over busybox.
 struct Scratch {

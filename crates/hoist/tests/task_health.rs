@@ -10,21 +10,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hoist_runtime::{
-    Backend, ContainerSpec, ExecOptions, ExitStatus, HealthStatus, HelperCommand, Limits, Network,
-    Probe, ProbeCommand, Rootfs, Runtime, RuntimeConfig, TaskOptions, TaskState,
+    Backend, ContainerSpec, ExecOptions, ExitStatus, HealthStatus, Limits, Network, Probe,
+    ProbeCommand, Rootfs, Runtime, TaskOptions, TaskState,
 };
-
-fn runtime(state: &Path, backend: Backend) -> Runtime {
-    Runtime::new(RuntimeConfig {
-        state_dir: state.to_path_buf(),
-        backend,
-        helper: HelperCommand {
-            program: env!("CARGO_BIN_EXE_hoist").into(),
-            args: vec!["__container".into()],
-        },
-    })
-    .unwrap()
-}
+use util::task_runtime as runtime;
 
 fn spec(dir: &Path, name: &str, script: &str) -> ContainerSpec {
     let upper = dir.join(format!("{name}-upper"));

@@ -11,21 +11,10 @@ use std::time::{Duration, Instant};
 
 use hoist_runtime::logs::read_logs;
 use hoist_runtime::{
-    Backend, ContainerSpec, ExitStatus, HelperCommand, Limits, Network, Rootfs, Runtime,
-    RuntimeConfig, Stream, TaskOptions, TaskState,
+    Backend, ContainerSpec, ExitStatus, Limits, Network, Rootfs, Runtime, Stream, TaskOptions,
+    TaskState,
 };
-
-fn runtime(state: &Path, backend: Backend) -> Runtime {
-    Runtime::new(RuntimeConfig {
-        state_dir: state.to_path_buf(),
-        backend,
-        helper: HelperCommand {
-            program: env!("CARGO_BIN_EXE_hoist").into(),
-            args: vec!["__container".into()],
-        },
-    })
-    .unwrap()
-}
+use util::task_runtime as runtime;
 
 fn spec(dir: &Path, name: &str, script: &str) -> ContainerSpec {
     let upper = dir.join(format!("{name}-upper"));

@@ -23,16 +23,23 @@ fn open_state(settings: &Settings) -> Result<State> {
     Ok(State::open(&controller::state_path(&settings.home))?)
 }
 
-/// Image digests that services still need (none when nothing was ever deployed;
-/// the state database is not created for asking).
+/// The state database when something was ever deployed (asking creates nothing).
+fn existing_state(settings: &Settings) -> Result<Option<State>> {
+    let path = controller::state_path(&settings.home);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(State::open(&path)?))
+}
+
+/// Image digests that services still need.
 pub fn digests_in_use(
     settings: &Settings,
 ) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>> {
-    let path = controller::state_path(&settings.home);
-    if !path.exists() {
-        return Ok(BTreeMap::new());
+    match existing_state(settings)? {
+        Some(state) => Ok(state.digests_in_use()?),
+        None => Ok(BTreeMap::new()),
     }
-    Ok(State::open(&path)?.digests_in_use()?)
 }
 
 /// `hoist deploy FILE|IMAGE`
@@ -204,11 +211,9 @@ fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, 
 /// Services sharing a listener address share its protocol and certificate: refuse
 /// a spec that disagrees with another service's.
 fn check_shared_listener(settings: &Settings, spec: &ServiceSpec, origin: &str) -> Result<()> {
-    let path = controller::state_path(&settings.home);
-    if !path.exists() {
+    let Some(state) = existing_state(settings)? else {
         return Ok(());
-    }
-    let state = State::open(&path)?;
+    };
     for svc in state.services()? {
         if svc.name == spec.name.as_str() || svc.removing {
             continue;

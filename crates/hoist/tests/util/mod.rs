@@ -82,6 +82,19 @@ impl Env {
     }
 }
 
+/// A container runtime over `state` whose helper is the `hoist` binary under test.
+pub fn task_runtime(state: &Path, backend: hoist_runtime::Backend) -> hoist_runtime::Runtime {
+    hoist_runtime::Runtime::new(hoist_runtime::RuntimeConfig {
+        state_dir: state.to_path_buf(),
+        backend,
+        helper: hoist_runtime::HelperCommand {
+            program: env!("CARGO_BIN_EXE_hoist").into(),
+            args: vec!["__container".into()],
+        },
+    })
+    .expect("runtime")
+}
+
 pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
