@@ -17,6 +17,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-aws", &[]),
     ("hoist-proxy", &["hoist-tls"]),
     ("hoist-secrets", &[]),
+    ("hoist-version", &[]),
+    ("hoist-inventory", &["hoist-oci", "hoist-layer"]),
+    ("hoist-vulndb", &["hoist-version"]),
+    ("hoist-secretscan", &[]),
+    ("hoist-lint", &["hoist-dockerfile"]),
     (
         "hoist-deploy",
         &[
@@ -54,6 +59,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-secrets",
             "hoist-tls",
             "hoist-deploy",
+            "hoist-version",
+            "hoist-inventory",
+            "hoist-vulndb",
+            "hoist-secretscan",
+            "hoist-lint",
         ],
     ),
 ];
