@@ -481,7 +481,7 @@ impl Proxy {
                     };
                     let _ = handle_tx.send(Ok(rt.handle().clone()));
                     // Runs the worker's tasks until the proxy is dropped.
-                    let _ = rt.block_on(async {
+                    rt.block_on(async {
                         tokio::select! { _ = stop_rx => {}, _ = timer_anchor() => {} }
                     });
                 })
