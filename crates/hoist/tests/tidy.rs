@@ -23,6 +23,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-secretscan", &[]),
     ("hoist-lint", &["hoist-dockerfile"]),
     (
+        "hoist-scan",
+        &[
+            "hoist-oci",
+            "hoist-layer",
+            "hoist-inventory",
+            "hoist-vulndb",
+            "hoist-secretscan",
+            "hoist-lint",
+        ],
+    ),
+    (
         "hoist-deploy",
         &[
             "hoist-oci",
@@ -64,6 +75,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-vulndb",
             "hoist-secretscan",
             "hoist-lint",
+            "hoist-scan",
         ],
     ),
 ];
