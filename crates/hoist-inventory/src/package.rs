@@ -74,4 +74,8 @@ pub struct Inventory {
     pub os: Option<OsRelease>,
     /// Packages, sorted by kind, name, version and path.
     pub packages: Vec<Package>,
+    /// What could not be read (a layer, a malformed or unsupported database); the
+    /// rest is still reported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<crate::error::Problem>,
 }

@@ -23,6 +23,11 @@
 //! * [`LayerReader`] lists a layer's entries as [`EntryInfo`] (normalised path,
 //!   [`EntryKind`], size, mode, owner, [`Whiteout`] meaning) with their content as a
 //!   reader, for the scanner; the applier is built on it.
+//! * [`walk_visible`] walks what an image shows without unpacking it: layers
+//!   top-down, each tar streamed once, every visible regular file a
+//!   [`VisibleVisitor`] wants handed over with its content and layer index
+//!   (whiteouts, opaque directories, same-layer duplicates and hardlinks handled;
+//!   see [`visible`]).
 //!
 //! # Determinism
 //!
@@ -70,10 +75,12 @@ mod fsutil;
 mod paths;
 pub mod reader;
 mod tarfmt;
+pub mod visible;
 pub mod writer;
 
 pub use apply::{apply_layer, ApplyOptions, ApplyReport, ApplyWarning, WhiteoutMode};
 pub use compression::{Compression, Decompressor};
 pub use error::{ApplyError, ReadError, WriteError};
 pub use reader::{EntryInfo, EntryKind, LayerEntry, LayerReader, Whiteout};
+pub use visible::{walk_visible, LayerProblem, VisibleFile, VisibleVisitor, WalkReport};
 pub use writer::{write_changes, write_dir, Change, LayerInfo, WriteOptions};
