@@ -9,6 +9,7 @@
 //! `hoist-inventory` lists packages, `hoist-vulndb` matches them, `hoist-secretscan`
 //! finds secrets, `hoist-lint` finds misconfigurations. It never touches the network.
 
+pub mod collect;
 pub mod format;
 pub mod gate;
 pub mod ignore;
