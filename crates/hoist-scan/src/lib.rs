@@ -10,6 +10,7 @@
 //! finds secrets, `hoist-lint` finds misconfigurations. It never touches the network.
 
 pub mod collect;
+pub mod ecosystem;
 pub mod format;
 pub mod gate;
 pub mod ignore;
