@@ -226,3 +226,80 @@ impl VersionError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecosystems_map_to_schemes() {
+        let cases = [
+            ("Debian", Some(Scheme::Dpkg)),
+            ("Debian:12", Some(Scheme::Dpkg)),
+            ("Ubuntu:22.04:LTS", Some(Scheme::Dpkg)),
+            ("Ubuntu:Pro:18.04:LTS", Some(Scheme::Dpkg)),
+            ("Alpine:v3.19", Some(Scheme::Apk)),
+            ("Wolfi", Some(Scheme::Apk)),
+            ("Red Hat", Some(Scheme::Rpm)),
+            ("Red Hat:enterprise_linux:9::appstream", Some(Scheme::Rpm)),
+            ("Rocky Linux:9", Some(Scheme::Rpm)),
+            ("AlmaLinux:8", Some(Scheme::Rpm)),
+            ("openSUSE:Tumbleweed", Some(Scheme::Rpm)),
+            ("SUSE:Linux Enterprise Server 15 SP5", Some(Scheme::Rpm)),
+            ("Mageia:9", Some(Scheme::Rpm)),
+            ("PyPI", Some(Scheme::Pep440)),
+            ("npm", Some(Scheme::Semver)),
+            ("crates.io", Some(Scheme::Semver)),
+            ("NuGet", Some(Scheme::Semver)),
+            ("Hex", Some(Scheme::Semver)),
+            ("Pub", Some(Scheme::Semver)),
+            ("Go", Some(Scheme::Go)),
+            ("Maven", Some(Scheme::Maven)),
+            ("RubyGems", Some(Scheme::RubyGems)),
+            ("pypi", Some(Scheme::Pep440)),
+            ("Packagist", None),
+            ("Hackage", None),
+            ("", None),
+            ("GIT", None),
+        ];
+        for (eco, want) in cases {
+            assert_eq!(Scheme::for_ecosystem(eco), want, "{eco:?}");
+        }
+    }
+
+    /// One case per scheme through the dispatching entry points.
+    #[test]
+    fn scheme_dispatches_to_its_module() {
+        use Ordering::{Greater as G, Less as L};
+        let cases = [
+            (Scheme::Dpkg, "1.0~rc1-1", "1.0-1", L),
+            (Scheme::Apk, "1.0_rc1-r0", "1.0-r0", L),
+            (Scheme::Rpm, "1.0^git1-1", "1.0-1", G),
+            (Scheme::Pep440, "1.0rc1", "1.0", L),
+            (Scheme::Semver, "1.0.0-rc.1", "1.0.0", L),
+            (
+                Scheme::Go,
+                "v1.0.0-20191109021931-daa7c04131f5",
+                "v1.0.0",
+                L,
+            ),
+            (Scheme::Maven, "1.0-SNAPSHOT", "1.0", L),
+            (Scheme::RubyGems, "1.0.rc1", "1.0", L),
+            // A post-release orders after its release.
+            (Scheme::Pep440, "1.0.post1", "1.0", G),
+        ];
+        for (scheme, a, b, want) in cases {
+            assert_eq!(scheme.compare(a, b), Ok(want), "{scheme}: {a} vs {b}");
+            scheme.parse_check(a).unwrap();
+        }
+        let e = Scheme::Semver.compare("1.0.0", "one").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid semver version \"one\": version numbers must be decimal digits"
+        );
+        assert_eq!(
+            Scheme::Dpkg.parse_check("").unwrap_err().scheme,
+            Scheme::Dpkg
+        );
+    }
+}
