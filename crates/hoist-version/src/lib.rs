@@ -37,7 +37,28 @@
 //! input bytes in place: parsing borrows from the input, numbers are compared
 //! as digit strings (which also means no overflow on absurd numbers), and the
 //! common path allocates nothing. Only Maven's and RubyGems' item lists and
-//! npm range sets are collected into small vectors.
+//! npm range sets are collected into small vectors. `examples/compare_speed.rs`
+//! measures parse-both-and-compare per scheme: on the shared 2-core dev box
+//! under load (load average ~7) that was 130 to 400 ns for dpkg, apk, rpm,
+//! PEP 440, SemVer and Go, about 1.1 us for Maven and RubyGems, and 0.9 us for
+//! parsing and testing a two-set npm range; callers comparing one installed
+//! version against many bounds can parse it once with the modules' `Version`
+//! types (`Range::parse` for npm).
+//!
+//! # Reference behaviour, and where it was chosen
+//!
+//! * apk follows the current apk-tools (`~hash` commit tokens, Gentoo-style
+//!   string comparison of `.`-numbers with leading zeros).
+//! * rpm orders a missing release before any release, as `rpmverCmp` does.
+//! * Maven follows the current `ComparableVersion` (combination items such as
+//!   `alpha1`, `X-1` read as `X1`); the Maven 3.8-and-older parser differs on
+//!   a few exotic strings.
+//! * RubyGems follows current `Gem::Version`, where `1.0.0-beta.1` equals
+//!   `1.0.0.beta.1`; older RubyGems read it as `1.0.0.pre.beta.1`.
+//! * SemVer, used for npm, crates.io, NuGet, Hex and Pub, is strict SemVer 2.0.0
+//!   apart from the tolerated `v`/`=` prefix and OSV's bare `0`: NuGet's
+//!   four-part legacy versions (`1.0.0.1`) are errors.
+//! * Go accepts versions with and without the `v` (OSV writes them without).
 //!
 //! # What it does not do
 //!

@@ -9,8 +9,9 @@
 //!
 //! Beyond the grammar this tolerates what registries and advisories write in
 //! front of a version: surrounding whitespace and a leading `v` or `=` (as
-//! node-semver does). Numeric parts with leading zeros are errors, as the
-//! specification requires.
+//! node-semver does), and the bare `0` that OSV ranges use for "introduced
+//! from the beginning", read as `0.0.0`. Numeric parts with leading zeros
+//! are errors, as the specification requires.
 
 use std::cmp::Ordering;
 
@@ -44,24 +45,15 @@ impl<'a> Version<'a> {
         }
     }
 
-    /// Parses `s`, tolerating surrounding whitespace and a leading `v` or `=`.
+    /// Parses `s`, tolerating surrounding whitespace, a leading `v` or `=`,
+    /// and OSV's bare `0`.
     pub fn parse(s: &'a str) -> Result<Version<'a>, VersionError> {
-        Self::parse_as(Scheme::Semver, s, s)
-    }
-
-    /// Parses `v` strictly (no prefix tolerance beyond what `strip_prefix`
-    /// removed), reporting errors as `scheme` about `input`.
-    pub(crate) fn parse_as(
-        scheme: Scheme,
-        input: &str,
-        v: &'a str,
-    ) -> Result<Version<'a>, VersionError> {
-        let v = if scheme == Scheme::Semver {
-            strip_prefix(v)
-        } else {
-            v
-        };
-        let err = |reason| VersionError::new(scheme, input, reason);
+        let v = strip_prefix(s);
+        if v == "0" {
+            // OSV's "introduced: 0" sentinel: before every version.
+            return Ok(Version::new(0, 0, 0));
+        }
+        let err = |reason| VersionError::new(Scheme::Semver, s, reason);
         let (rest, build) = match v.split_once('+') {
             Some((r, b)) => {
                 check_identifiers(b, false).map_err(err)?;
@@ -326,6 +318,7 @@ mod tests {
             "1.2",
             "1",
             "",
+            "00",
             "01.2.3",
             "1.02.3",
             "1.2.03",
@@ -352,6 +345,8 @@ mod tests {
         ] {
             parse_check(good).unwrap();
         }
+        assert_eq!(compare("0", "0.0.0-alpha").unwrap(), Ordering::Greater);
+        assert_eq!(compare("0", "0.0.0").unwrap(), E);
         let v = Version::parse("v1.2.3-pre.4+b.5").unwrap();
         assert_eq!((v.triple(), v.pre, v.build), ((1, 2, 3), "pre.4", "b.5"));
     }
