@@ -88,13 +88,14 @@ pub struct CvssError {
 }
 
 fn err(vector: &str, reason: impl Into<String>) -> CvssError {
-    CvssError { vector: vector.to_string(), reason: reason.into() }
+    CvssError {
+        vector: vector.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Splits `CVSS:x.y/K:V/...` into its version and metrics; duplicate metrics are errors.
-fn parse_vector<'a>(
-    vector: &'a str,
-) -> Result<(&'a str, HashMap<&'a str, &'a str>), CvssError> {
+fn parse_vector(vector: &str) -> Result<(&str, HashMap<&str, &str>), CvssError> {
     let mut parts = vector.trim().split('/');
     let head = parts.next().unwrap_or_default();
     let version = head
@@ -156,11 +157,7 @@ fn roundup(x: f64, v31: bool) -> f64 {
     }
 }
 
-fn score_v3(
-    vector: &str,
-    v31: bool,
-    metrics: &HashMap<&str, &str>,
-) -> Result<f64, CvssError> {
+fn score_v3(vector: &str, v31: bool, metrics: &HashMap<&str, &str>) -> Result<f64, CvssError> {
     let get = |name: &str| metric(vector, metrics, name);
     let scope_changed = match get("S")? {
         "U" => false,
@@ -292,7 +289,11 @@ fn macro_vector(sel: &HashMap<&str, &str>) -> [u8; 6] {
     } else {
         2
     };
-    let eq2 = if m("AC") == "L" && m("AT") == "N" { 0 } else { 1 };
+    let eq2 = if m("AC") == "L" && m("AT") == "N" {
+        0
+    } else {
+        1
+    };
     let (vc, vi, va) = (m("VC"), m("VI"), m("VA"));
     let eq3 = if vc == "H" && vi == "H" {
         0
@@ -375,8 +376,14 @@ fn eq_maxes(eq: usize, level: u8, eq6: u8) -> &'static [&'static str] {
         (2, 0, _) => &["AC:L/AT:N"],
         (2, 1, _) => &["AC:H/AT:N", "AC:L/AT:P"],
         (3, 0, 0) => &["VC:H/VI:H/VA:H/CR:H/IR:H/AR:H"],
-        (3, 0, 1) => &["VC:H/VI:H/VA:L/CR:M/IR:M/AR:H", "VC:H/VI:H/VA:H/CR:M/IR:M/AR:M"],
-        (3, 1, 0) => &["VC:L/VI:H/VA:H/CR:H/IR:H/AR:H", "VC:H/VI:L/VA:H/CR:H/IR:H/AR:H"],
+        (3, 0, 1) => &[
+            "VC:H/VI:H/VA:L/CR:M/IR:M/AR:H",
+            "VC:H/VI:H/VA:H/CR:M/IR:M/AR:M",
+        ],
+        (3, 1, 0) => &[
+            "VC:L/VI:H/VA:H/CR:H/IR:H/AR:H",
+            "VC:H/VI:L/VA:H/CR:H/IR:H/AR:H",
+        ],
         (3, 1, 1) => &[
             "VC:L/VI:H/VA:L/CR:H/IR:M/AR:H",
             "VC:L/VI:H/VA:H/CR:H/IR:M/AR:M",
@@ -414,8 +421,9 @@ fn max_severity(eq: usize, level: u8, eq6: u8) -> f64 {
     }
 }
 
-const V4_DISTANCE_METRICS: [&str; 14] =
-    ["AV", "PR", "UI", "AC", "AT", "VC", "VI", "VA", "SC", "SI", "SA", "CR", "IR", "AR"];
+const V4_DISTANCE_METRICS: [&str; 14] = [
+    "AV", "PR", "UI", "AC", "AT", "VC", "VI", "VA", "SC", "SI", "SA", "CR", "IR", "AR",
+];
 
 fn score_v4(vector: &str, metrics: &HashMap<&str, &str>) -> Result<f64, CvssError> {
     for (name, allowed) in V4_BASE {
@@ -438,7 +446,10 @@ fn score_v4(vector: &str, metrics: &HashMap<&str, &str>) -> Result<f64, CvssErro
     let m = |k: &str| m4(sel, k);
 
     // No impact on either system: 0.
-    if ["VC", "VI", "VA", "SC", "SI", "SA"].iter().all(|k| m(k) == "N") {
+    if ["VC", "VI", "VA", "SC", "SI", "SA"]
+        .iter()
+        .all(|k| m(k) == "N")
+    {
         return Ok(0.0);
     }
     let mv = macro_vector(sel);

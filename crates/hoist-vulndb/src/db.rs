@@ -157,7 +157,10 @@ pub fn osv_url(ecosystem: &str) -> String {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
-    move |source| DbError::Io { path: path.to_path_buf(), source }
+    move |source| DbError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn parse(file: &str, bytes: &[u8]) -> Result<Advisory, DbError> {
@@ -174,10 +177,15 @@ impl Db {
     pub fn open(dir: &Path) -> Result<Db, DbError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join(DB_FILE);
-        let sql = |source| DbError::Sqlite { path: path.clone(), source };
+        let sql = |source| DbError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let conn = Connection::open(&path).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Db { path, conn })
     }
@@ -188,7 +196,10 @@ impl Db {
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> DbError + '_ {
-        |source| DbError::Sqlite { path: self.path.clone(), source }
+        |source| DbError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Imports every `*.json` file under `dir` (recursively), replacing what an
@@ -201,16 +212,22 @@ impl Db {
         for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
             let e = e.map_err(|e| {
                 let path = e.path().unwrap_or(dir).to_path_buf();
-                DbError::Io { path, source: e.into() }
+                DbError::Io {
+                    path,
+                    source: e.into(),
+                }
             })?;
             if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json") {
                 files.push(e.into_path());
             }
         }
-        self.import(&source, files.into_iter().map(|p| {
-            let bytes = std::fs::read(&p).map_err(io_err(&p))?;
-            Ok((p.display().to_string(), bytes))
-        }))
+        self.import(
+            &source,
+            files.into_iter().map(|p| {
+                let bytes = std::fs::read(&p).map_err(io_err(&p))?;
+                Ok((p.display().to_string(), bytes))
+            }),
+        )
     }
 
     /// Imports the `*.json` entries of a zip archive in osv.dev's `all.zip`
@@ -245,7 +262,10 @@ impl Db {
                 }
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
                 if let Err(e) = entry.read_to_end(&mut bytes) {
-                    return Some(Err(DbError::Io { path: PathBuf::from(name), source: e }));
+                    return Some(Err(DbError::Io {
+                        path: PathBuf::from(name),
+                        source: e,
+                    }));
                 }
                 return Some(Ok((name, bytes)));
             }
@@ -258,7 +278,10 @@ impl Db {
     /// imports it under the URL's name.
     pub fn import_url(&mut self, url: &str) -> Result<ImportReport, DbError> {
         let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let http = |source| DbError::Http { url: url.to_string(), source: Box::new(source) };
+        let http = |source| DbError::Http {
+            url: url.to_string(),
+            source: Box::new(source),
+        };
         let mut tmp = tempfile::Builder::new()
             .prefix(".download-")
             .suffix(".zip")
@@ -282,14 +305,24 @@ impl Db {
         files: impl Iterator<Item = Result<(String, Vec<u8>), DbError>>,
     ) -> Result<ImportReport, DbError> {
         let path = self.path.clone();
-        let sql = |source| DbError::Sqlite { path: path.clone(), source };
+        let sql = |source| DbError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM entries WHERE source = ?1", [source]).map_err(sql)?;
-        let mut report =
-            ImportReport { source: source.to_string(), advisories: 0, withdrawn: 0, entries: 0 };
+        tx.execute("DELETE FROM entries WHERE source = ?1", [source])
+            .map_err(sql)?;
+        let mut report = ImportReport {
+            source: source.to_string(),
+            advisories: 0,
+            withdrawn: 0,
+            entries: 0,
+        };
         {
             let mut insert = tx
-                .prepare("INSERT INTO entries(eco, name, source, id, data) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare(
+                    "INSERT INTO entries(eco, name, source, id, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(sql)?;
             for file in files {
                 let (name, bytes) = file?;
@@ -305,12 +338,17 @@ impl Db {
                         id: entry.id.clone(),
                         source,
                     })?;
-                    insert.execute(params![eco, pkg, source, entry.id, data]).map_err(sql)?;
+                    insert
+                        .execute(params![eco, pkg, source, entry.id, data])
+                        .map_err(sql)?;
                     report.entries += 1;
                 }
             }
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         tx.execute(
             "INSERT OR REPLACE INTO sources(source, count, imported_at) VALUES (?1, ?2, ?3)",
             params![source, report.advisories as i64, now as i64],
@@ -331,7 +369,8 @@ impl Db {
                 Ok(SourceStatus {
                     source: r.get(0)?,
                     count: r.get::<_, i64>(1)?.max(0) as u64,
-                    imported_at: UNIX_EPOCH + Duration::from_secs(r.get::<_, i64>(2)?.max(0) as u64),
+                    imported_at: UNIX_EPOCH
+                        + Duration::from_secs(r.get::<_, i64>(2)?.max(0) as u64),
                 })
             })
             .map_err(self.sql())?;
@@ -359,7 +398,12 @@ impl Db {
 
     /// Advisories affecting `name` at `version` in `ecosystem` (the exact
     /// ecosystem string, e.g. `Debian:12`, `PyPI`), one per advisory id.
-    pub fn matches(&self, ecosystem: &str, name: &str, version: &str) -> Result<Vec<Match>, DbError> {
+    pub fn matches(
+        &self,
+        ecosystem: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<Match>, DbError> {
         let mut all = self.matches_many(&[(ecosystem, name, version)])?;
         Ok(all.pop().unwrap_or_default())
     }
@@ -376,17 +420,20 @@ impl Db {
             let (fam, key) = ecosystem::key(eco, name);
             let scheme = scheme_for(eco);
             let rows = stmt
-                .query_map(params![fam, key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .query_map(params![fam, key], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
                 .map_err(self.sql())?;
             let mut found: Vec<Match> = Vec::new();
             let mut seen = HashSet::new();
             for row in rows {
                 let (id, data) = row.map_err(self.sql())?;
-                let entry: Entry = serde_json::from_slice(&data).map_err(|source| DbError::Corrupt {
-                    path: self.path.clone(),
-                    id: id.clone(),
-                    source,
-                })?;
+                let entry: Entry =
+                    serde_json::from_slice(&data).map_err(|source| DbError::Corrupt {
+                        path: self.path.clone(),
+                        id: id.clone(),
+                        source,
+                    })?;
                 if let Verdict::Affected { fixed } = matching::evaluate(&entry, scheme, version) {
                     if seen.insert(entry.id.clone()) {
                         found.push(to_match(entry, fixed));

@@ -115,9 +115,15 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(normalize_name("PyPI", "Foo.Bar__baz-_qux"), "foo-bar-baz-qux");
+        assert_eq!(
+            normalize_name("PyPI", "Foo.Bar__baz-_qux"),
+            "foo-bar-baz-qux"
+        );
         assert_eq!(normalize_name("crates.io", "Serde_JSON"), "serde_json");
         assert_eq!(normalize_name("Maven", "org.Apache:Foo"), "org.Apache:Foo");
-        assert_eq!(normalize_name("Go", "github.com/Foo/bar"), "github.com/Foo/bar");
+        assert_eq!(
+            normalize_name("Go", "github.com/Foo/bar"),
+            "github.com/Foo/bar"
+        );
     }
 }

@@ -76,14 +76,25 @@ pub(crate) fn entries(adv: &Advisory) -> Vec<Entry> {
         if pkg.name.is_empty() || pkg.ecosystem.is_empty() {
             continue;
         }
-        let scores = if aff.severity.is_empty() { &adv.severity } else { &aff.severity };
-        let (severity, score) =
-            assess(scores, aff.database_specific.as_ref(), adv.database_specific.as_ref());
+        let scores = if aff.severity.is_empty() {
+            &adv.severity
+        } else {
+            &aff.severity
+        };
+        let (severity, score) = assess(
+            scores,
+            aff.database_specific.as_ref(),
+            adv.database_specific.as_ref(),
+        );
         let ranges: Vec<Range> = aff
             .ranges
             .iter()
             .filter(|r| matches!(r.kind, RangeKind::Semver | RangeKind::Ecosystem))
-            .map(|r| Range { kind: r.kind, repo: None, events: r.events.clone() })
+            .map(|r| Range {
+                kind: r.kind,
+                repo: None,
+                events: r.events.clone(),
+            })
             .collect();
         if ranges.is_empty() && aff.versions.is_empty() {
             continue;
@@ -167,7 +178,12 @@ fn in_range(scheme: Scheme, events: &[Event], v: &str) -> Option<Option<String>>
     // Sort the events by version, `introduced: "0"` first.
     let mut sorted: Vec<&Event> = events
         .iter()
-        .filter(|e| matches!(e, Event::Introduced(_) | Event::Fixed(_) | Event::LastAffected(_)))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Introduced(_) | Event::Fixed(_) | Event::LastAffected(_)
+            )
+        })
         .collect();
     let key = |e: &Event| -> Option<String> {
         match e {
@@ -194,9 +210,7 @@ fn in_range(scheme: Scheme, events: &[Event], v: &str) -> Option<Option<String>>
     for e in sorted {
         match e {
             Event::Introduced(x) => {
-                if x == "0" || cmp(v, x)? != Ordering::Less {
-                    vulnerable = true;
-                }
+                vulnerable |= x == "0" || cmp(v, x)? != Ordering::Less;
             }
             Event::Fixed(x) => {
                 if cmp(v, x)? != Ordering::Less {
@@ -206,9 +220,7 @@ fn in_range(scheme: Scheme, events: &[Event], v: &str) -> Option<Option<String>>
                 }
             }
             Event::LastAffected(x) => {
-                if cmp(v, x)? == Ordering::Greater {
-                    vulnerable = false;
-                }
+                vulnerable &= cmp(v, x)? != Ordering::Greater;
             }
             _ => {}
         }

@@ -1,6 +1,8 @@
 //! Import and matching against advisories written on the model of real ones
 //! (tests/fixtures/osv).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,13 +22,19 @@ fn imported() -> (tempfile::TempDir, Db) {
 }
 
 fn ids(db: &Db, eco: &str, name: &str, version: &str) -> Vec<String> {
-    db.matches(eco, name, version).unwrap().into_iter().map(|m| m.id).collect()
+    db.matches(eco, name, version)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
 }
 
 #[test]
 fn debian_fixed_version_with_tilde() {
     let (_home, db) = imported();
-    let m = db.matches("Debian:12", "openssl", "3.0.11-1~deb12u1").unwrap();
+    let m = db
+        .matches("Debian:12", "openssl", "3.0.11-1~deb12u1")
+        .unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].id, "DSA-5532-1");
     assert_eq!(m[0].aliases, ["CVE-2023-5363"]);
@@ -56,7 +64,10 @@ fn pypi_two_ranges_last_affected_and_pep503_names() {
     assert_eq!(m[0].fixed, None);
     assert!(ids(&db, "PyPI", "aiohttp", "4.0.0").is_empty());
     // PEP 503: runs of -_. are one -, case-insensitive.
-    assert_eq!(ids(&db, "PyPI", "zope-interface.extras", "1.1"), ["GHSA-jfmj-5v4g-7637"]);
+    assert_eq!(
+        ids(&db, "PyPI", "zope-interface.extras", "1.1"),
+        ["GHSA-jfmj-5v4g-7637"]
+    );
     assert!(ids(&db, "PyPI", "zope-interface-extras", "1.2").is_empty());
 }
 
@@ -86,7 +97,10 @@ fn npm_prefers_cvss_v4_and_lists_versions() {
     assert_eq!(m[0].fixed.as_deref(), Some("3.0.3"));
     assert!(ids(&db, "npm", "braces", "3.0.3").is_empty());
     // Explicit versions list.
-    assert_eq!(ids(&db, "npm", "braces-legacy", "2.3.2"), ["GHSA-952p-6rrq-rcjv"]);
+    assert_eq!(
+        ids(&db, "npm", "braces-legacy", "2.3.2"),
+        ["GHSA-952p-6rrq-rcjv"]
+    );
     assert!(ids(&db, "npm", "braces-legacy", "2.3.3").is_empty());
 }
 
@@ -145,7 +159,8 @@ fn zip_fixtures(to: &Path) {
         let e = e.unwrap();
         if e.file_type().is_file() {
             // osv.dev's all.zip is flat: <ID>.json.
-            zip.start_file(e.file_name().to_string_lossy(), opts).unwrap();
+            zip.start_file(e.file_name().to_string_lossy(), opts)
+                .unwrap();
             zip.write_all(&std::fs::read(e.path()).unwrap()).unwrap();
         }
     }
@@ -161,7 +176,10 @@ fn zip_import_matches_like_dir_import() {
     let report = db.import_zip(&archive).unwrap();
     assert_eq!(report.advisories, 6);
     assert_eq!(ids(&db, "Debian:12", "openssl", "3.0.9-1"), ["DSA-5532-1"]);
-    assert_eq!(ids(&db, "PyPI", "aiohttp", "3.8.4"), ["GHSA-jfmj-5v4g-7637"]);
+    assert_eq!(
+        ids(&db, "PyPI", "aiohttp", "3.8.4"),
+        ["GHSA-jfmj-5v4g-7637"]
+    );
     let status = db.status().unwrap();
     assert!(status[0].source.ends_with("all.zip"), "{status:?}");
 }
@@ -172,8 +190,11 @@ fn bad_json_fails_the_import_naming_file_and_line() {
     let dir = home.path().join("advisories");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::copy(fixtures().join("DSA-5532-1.json"), dir.join("a-good.json")).unwrap();
-    std::fs::write(dir.join("sub/z-bad.json"), "{\n  \"id\": \"X-1\",\n  \"affected\": [,]\n}\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("sub/z-bad.json"),
+        "{\n  \"id\": \"X-1\",\n  \"affected\": [,]\n}\n",
+    )
+    .unwrap();
     let mut db = Db::open(&home.path().join("vulndb")).unwrap();
     let err = db.import_dir(&dir).unwrap_err();
     match &err {
@@ -184,7 +205,10 @@ fn bad_json_fails_the_import_naming_file_and_line() {
         other => panic!("{other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("z-bad.json") && msg.contains("line 3"), "{msg}");
+    assert!(
+        msg.contains("z-bad.json") && msg.contains("line 3"),
+        "{msg}"
+    );
     // Nothing half-written: the good file's advisory is not there either.
     assert!(ids(&db, "Debian:12", "openssl", "3.0.9-1").is_empty());
     assert!(db.status().unwrap().is_empty());
@@ -201,5 +225,8 @@ fn bad_json_in_zip_names_the_entry() {
     zip.finish().unwrap();
     let mut db = Db::open(&home.path().join("vulndb")).unwrap();
     let msg = db.import_zip(&archive).unwrap_err().to_string();
-    assert!(msg.contains("all.zip!/GHSA-bad.json") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("all.zip!/GHSA-bad.json") && msg.contains("line 1"),
+        "{msg}"
+    );
 }
