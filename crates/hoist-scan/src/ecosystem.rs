@@ -5,7 +5,7 @@ use hoist_inventory::{OsRelease, Package, PackageKind};
 /// The OSV query for a package: `(ecosystems, name, version)`. OS packages are
 /// matched by their source package, as distributions publish advisories per source
 /// package, and against the release's own ecosystem (`Debian:12`,
-/// `Alpine:v3.19`, `Ubuntu:22.04` and `Ubuntu:22.04:LTS`). `None` when there is no
+/// `Alpine:v3.19`, `Ubuntu:22.04`; the database drops Ubuntu's `:LTS`). `None` when there is no
 /// advisory ecosystem for it (an rpm distribution OSV does not cover, a package
 /// without a distribution).
 pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(Vec<String>, String, String)> {
@@ -29,7 +29,7 @@ pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(Vec<String>, 
             let v = version_id()?;
             let ecosystems = match os.id.as_str() {
                 "debian" => vec![format!("Debian:{}", major(&v))],
-                "ubuntu" => vec![format!("Ubuntu:{v}"), format!("Ubuntu:{v}:LTS")],
+                "ubuntu" => vec![format!("Ubuntu:{v}")],
                 _ => return None,
             };
             let (name, version) = source();
@@ -132,7 +132,7 @@ mod tests {
         );
         assert_eq!(
             query(&libssl, Some(&os("ubuntu", "22.04"))).map(|q| q.0),
-            Some(vec!["Ubuntu:22.04".into(), "Ubuntu:22.04:LTS".into()])
+            Some(vec!["Ubuntu:22.04".into()])
         );
         assert_eq!(query(&libssl, None), None);
         let musl = pkg(

@@ -16,5 +16,6 @@ pub mod gate;
 pub mod ignore;
 pub mod model;
 pub mod purl;
+pub mod scan;
 
 pub use model::{Misconfig, Report, ScanTarget, Secret, Severity, Vulnerability};

@@ -40,6 +40,14 @@ pub enum Command {
     Lint(LintArgs),
     /// Build an image from a Dockerfile, with no daemon (as `docker buildx build`).
     Build(BuildArgs),
+    /// Scan an image or a directory: vulnerable packages, secrets; with a gate
+    /// (`--fail-on`) and reports (table, JSON, SARIF, CycloneDX, SPDX).
+    Scan(ScanArgs),
+    /// Write the SBOM of an image or a directory (CycloneDX 1.5 or SPDX 2.3 JSON).
+    Sbom(SbomArgs),
+    /// Manage the vulnerability database (OSV advisories).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Remove the build cache, unused layer snapshots and every blob no image uses.
     Prune,
     /// Push an image from the store to a registry (plain HTTP for loopback registries).
@@ -591,4 +599,116 @@ pub struct PullArgs {
     /// where the last stopped; so does a later `hoist pull`).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
+}
+
+/// Report formats of `hoist scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Tables grouped by kind of finding (colored on a terminal).
+    Table,
+    /// hoist's JSON report.
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// CycloneDX 1.5 JSON with the vulnerabilities.
+    Cyclonedx,
+    /// SPDX 2.3 JSON (packages only).
+    Spdx,
+}
+
+/// Which scanners `hoist scan` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scanner {
+    /// Vulnerable packages (needs the vulnerability database).
+    Vuln,
+    /// Secrets in files.
+    Secret,
+}
+
+/// `hoist scan`
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// An image in the store (name or digest), an OCI layout directory or
+    /// `docker save` archive (with `--input`), or a directory (with `--dir`).
+    pub target: PathBuf,
+    /// The target is a directory on disk (a root file system or a source tree).
+    #[arg(long, conflicts_with = "input")]
+    pub dir: bool,
+    /// The target is an OCI layout directory or a `docker save` tarball.
+    #[arg(long)]
+    pub input: bool,
+    /// Scanners to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values = ["vuln", "secret"])]
+    pub scanners: Vec<Scanner>,
+    /// Exit 1 when a finding is at this severity or above.
+    #[arg(long, value_name = "critical|high|medium|low")]
+    pub fail_on: Option<String>,
+    /// The ignore file [default: .hoistignore in the current directory, if any].
+    #[arg(long, value_name = "FILE")]
+    pub ignore_file: Option<PathBuf>,
+    /// Secret-scanner configuration (TOML: `disable = [ids]`, `[[allow]]` with
+    /// `id`, `path` and `value` regexes).
+    #[arg(long, value_name = "FILE")]
+    pub secret_config: Option<PathBuf>,
+    /// Report format [default: table, or json with --json].
+    #[arg(long, value_enum)]
+    pub format: Option<ScanFormat>,
+    /// Write the report to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Warn when the vulnerability database is older than this.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub max_db_age: std::time::Duration,
+}
+
+/// SBOM formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.5 JSON.
+    Cyclonedx,
+    /// SPDX 2.3 JSON.
+    Spdx,
+}
+
+/// `hoist sbom`
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// An image in the store, an OCI layout or `docker save` archive (with
+    /// `--input`), or a directory (with `--dir`).
+    pub target: PathBuf,
+    /// The target is a directory on disk.
+    #[arg(long, conflicts_with = "input")]
+    pub dir: bool,
+    /// The target is an OCI layout directory or a `docker save` tarball.
+    #[arg(long)]
+    pub input: bool,
+    /// The format.
+    #[arg(long, value_enum, default_value = "cyclonedx")]
+    pub format: SbomFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `hoist db`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Import OSV advisories from a directory of JSON files or an osv.dev
+    /// `all.zip` export (works offline).
+    Import {
+        /// The directory or zip file.
+        path: PathBuf,
+    },
+    /// Download osv.dev's exports of these ecosystems and import them.
+    Update {
+        /// Ecosystems (as osv.dev names them).
+        #[arg(default_values = ["Debian", "Alpine", "Ubuntu", "PyPI", "npm", "crates.io", "Go", "Maven", "RubyGems"])]
+        ecosystems: Vec<String>,
+        /// Download from this base URL instead of osv.dev's bucket
+        /// (`BASE/<ECOSYSTEM>/all.zip`).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Show the imported sources, their advisory counts and their age.
+    Status,
 }

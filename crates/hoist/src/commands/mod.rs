@@ -9,4 +9,5 @@ pub mod lint;
 pub mod proxy;
 pub mod registry;
 pub mod remote;
+pub mod scan;
 pub mod secret;

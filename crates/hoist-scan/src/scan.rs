@@ -1,0 +1,173 @@
+//! A whole scan: collect (one pass), match packages against the vulnerability
+//! database, and assemble the [`Report`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use hoist_inventory::{Inventory, InventoryError};
+use hoist_oci::store::{ImageRecord, Store};
+use hoist_secretscan::Scanner;
+use hoist_vulndb::{Db, DbError};
+
+use crate::collect::{self, Collected};
+use crate::ecosystem;
+use crate::model::{Report, ScanTarget, Severity, Vulnerability};
+
+/// What to scan.
+pub enum Source<'a> {
+    /// An image in the local store.
+    Image {
+        /// The store.
+        store: &'a Store,
+        /// The image.
+        image: &'a ImageRecord,
+        /// The name it was asked by.
+        name: String,
+    },
+    /// An OCI layout directory or `docker save` archive holding one image.
+    Archive(&'a Path),
+    /// A directory (a root file system or a source tree).
+    Directory(&'a Path),
+}
+
+/// Which scanners run.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Match packages against this database.
+    pub vulnerabilities: Option<&'a Db>,
+    /// Look for secrets with this scanner.
+    pub secrets: Option<&'a Scanner>,
+    /// Warn when the database's last import is older than this.
+    pub max_db_age: Option<Duration>,
+}
+
+/// A scan that could not produce a report at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Nothing to scan (image or directory unreadable).
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// The vulnerability database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Runs the scan.
+pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanError> {
+    let (target, collected) = match source {
+        Source::Image { store, image, name } => (
+            ScanTarget::Image {
+                name,
+                digest: image.digest.to_string(),
+            },
+            collect::collect_image(store, image, options.secrets)?,
+        ),
+        Source::Archive(path) => (
+            ScanTarget::Directory {
+                path: path.to_owned(),
+            },
+            collect::collect_archive(path, options.secrets)?,
+        ),
+        Source::Directory(path) => (
+            ScanTarget::Directory {
+                path: path.to_owned(),
+            },
+            collect::collect_dir(path, options.secrets)?,
+        ),
+    };
+    let Collected { inventory, secrets } = collected;
+    let mut report = Report::new(target);
+    report.warnings = inventory.problems.iter().map(|p| p.to_string()).collect();
+    if let Some(db) = options.vulnerabilities {
+        if let (Some(max), Some(age)) = (options.max_db_age, db.age()?) {
+            if age > max {
+                report.warnings.push(format!(
+                    "the vulnerability database was last updated {} days ago (more than {}); run `hoist db update` or `hoist db import`",
+                    age.as_secs() / 86_400,
+                    humanize(max)
+                ));
+            }
+        }
+        if db.age()?.is_none() {
+            report.warnings.push(
+                "the vulnerability database is empty; run `hoist db update` or `hoist db import PATH`"
+                    .into(),
+            );
+        }
+        let (vulns, unmatched) = match_vulnerabilities(&inventory, db)?;
+        report.vulnerabilities = vulns;
+        if unmatched > 0 {
+            report.warnings.push(format!(
+                "{unmatched} packages have no advisory ecosystem (e.g. an rpm distribution OSV does not cover) and were not matched"
+            ));
+        }
+    }
+    report.os = inventory.os;
+    report.packages = inventory.packages;
+    report.secrets = secrets;
+    report.sort();
+    Ok(report)
+}
+
+fn humanize(d: Duration) -> String {
+    let days = d.as_secs() / 86_400;
+    if days >= 1 {
+        format!("{days} days")
+    } else {
+        format!("{} hours", d.as_secs() / 3600)
+    }
+}
+
+/// Matches every package of `inventory` against `db`, in one batch. Returns the
+/// vulnerabilities and how many packages had no ecosystem to match in.
+pub fn match_vulnerabilities(
+    inventory: &Inventory,
+    db: &Db,
+) -> Result<(Vec<Vulnerability>, usize), DbError> {
+    let mut queries: Vec<(String, String, String)> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
+    let mut unmatched = 0;
+    for (i, p) in inventory.packages.iter().enumerate() {
+        match ecosystem::query(p, inventory.os.as_ref()) {
+            Some((ecosystems, name, version)) => {
+                for eco in ecosystems {
+                    queries.push((eco, name.clone(), version.clone()));
+                    owners.push(i);
+                }
+            }
+            None => unmatched += 1,
+        }
+    }
+    let borrowed: Vec<(&str, &str, &str)> = queries
+        .iter()
+        .map(|(e, n, v)| (e.as_str(), n.as_str(), v.as_str()))
+        .collect();
+    let results = db.matches_many(&borrowed)?;
+    let mut out: Vec<Vulnerability> = Vec::new();
+    for (matches, &owner) in results.into_iter().zip(&owners) {
+        let p = &inventory.packages[owner];
+        for m in matches {
+            // The same advisory through two ecosystems of one package counts once.
+            if out
+                .iter()
+                .any(|v| v.id == m.id && v.package == p.name && v.path == p.path)
+            {
+                continue;
+            }
+            out.push(Vulnerability {
+                id: m.id,
+                aliases: m.aliases,
+                kind: p.kind,
+                package: p.name.clone(),
+                installed: p.version.clone(),
+                fixed: m.fixed,
+                severity: Severity::parse(m.severity.as_str()).unwrap_or_default(),
+                score: m.score,
+                title: m.summary.unwrap_or_default(),
+                path: p.path.clone(),
+                layer: p.layer.clone(),
+            });
+        }
+    }
+    Ok((out, unmatched))
+}
