@@ -7,6 +7,7 @@
 //! says which layer brought it. It must not match vulnerabilities or write
 //! reports: it returns [`Package`]s.
 
+pub mod lang;
 pub mod package;
 
 pub use package::{Inventory, OsRelease, Package, PackageKind};
