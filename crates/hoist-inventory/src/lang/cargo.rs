@@ -20,6 +20,11 @@ use crate::package::{Package, PackageKind};
 /// The largest inflated cargo-auditable document read (its own tools use 8 MiB).
 const MAX_AUDIT_JSON: u64 = 8 << 20;
 
+/// Parse a `Cargo.lock` (binaries go through [`super::binary::parse`]).
+pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError> {
+    parse_cargo_lock(path, data)
+}
+
 #[derive(Deserialize)]
 struct CargoLock {
     #[serde(default)]

@@ -27,6 +27,15 @@ const MAX_STRING: u64 = 16 << 20;
 /// stores pointers).
 pub type ReadAt<'a> = dyn Fn(u64, u64) -> Option<&'a [u8]> + 'a;
 
+/// Parse a `go.sum` (by file name) or else a `go.mod` (binaries go through
+/// [`super::binary::parse`]).
+pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError> {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some("go.sum") => parse_go_sum(path, data),
+        _ => parse_go_mod(path, data),
+    }
+}
+
 /// Parse the build info in `section` (the content of `.go.buildinfo`, the magic at a
 /// 16-byte-aligned offset), reading pointed-to strings through `read_at`.
 pub fn parse_buildinfo<'a>(

@@ -23,15 +23,19 @@ use crate::package::{Package, PackageKind};
 
 /// How deep archives nested in archives are opened (the outer one is level 1).
 pub const MAX_DEPTH: usize = 3;
-/// The largest nested archive read into memory.
+/// The largest nested archive read into memory (one at a time).
 const MAX_NESTED: u64 = 256 << 20;
+/// The most bytes of nested archives inflated for one outer archive, against zip
+/// bombs.
+const NESTED_BUDGET: u64 = 1 << 30;
 /// The largest `pom.properties` or manifest read.
 const MAX_SMALL: u64 = 1 << 20;
 
 /// Parse a Java archive and the archives nested in it.
 pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError> {
     let mut out = Vec::new();
-    archive(path, data, 1, &mut out)?;
+    let mut budget = NESTED_BUDGET;
+    archive(path, data, 1, &mut budget, &mut out)?;
     Ok(dedupe(out))
 }
 
@@ -51,6 +55,7 @@ fn archive(
     path: &Path,
     data: &[u8],
     depth: usize,
+    budget: &mut u64,
     out: &mut Vec<Package>,
 ) -> Result<(), LangError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(data))
@@ -77,9 +82,7 @@ fn archive(
         } else if name.eq_ignore_ascii_case("META-INF/MANIFEST.MF") {
             manifest = read_entry(&mut entry, MAX_SMALL);
         } else if depth < MAX_DEPTH && is_archive_name(&name) {
-            if let Some(b) = read_entry(&mut entry, MAX_NESTED) {
-                nested.push((name, b));
-            }
+            nested.push((i, name));
         }
     }
     let before = out.len();
@@ -95,10 +98,18 @@ fn archive(
             }
         }
     }
-    for (name, bytes) in nested {
-        let inner: PathBuf = path.join(&name);
+    for (i, name) in nested {
+        let Ok(mut entry) = zip.by_index(i) else {
+            continue;
+        };
+        let Some(bytes) = read_entry(&mut entry, MAX_NESTED.min(*budget)) else {
+            continue;
+        };
+        drop(entry);
+        *budget = budget.saturating_sub(bytes.len() as u64);
+        let inner: PathBuf = path.join(name.trim_start_matches('/'));
         // A damaged nested archive does not spoil the outer one.
-        let _ = archive(&inner, &bytes, depth + 1, out);
+        let _ = archive(&inner, &bytes, depth + 1, budget, out);
     }
     Ok(())
 }
@@ -294,6 +305,7 @@ mod tests {
                 ),
                 ("BOOT-INF/lib/snakeyaml-1.33.jar", &inner),
                 ("BOOT-INF/lib/broken.jar", b"not a zip"),
+                ("/abs/evil.jar", &inner),
                 ("BOOT-INF/lib/deeper.war", &inner_war_lib),
             ],
             zip::CompressionMethod::Stored,
@@ -311,6 +323,11 @@ mod tests {
                     "org.yaml:snakeyaml",
                     "1.33",
                     Path::new("app/app.jar/BOOT-INF/lib/snakeyaml-1.33.jar")
+                ),
+                (
+                    "org.yaml:snakeyaml",
+                    "1.33",
+                    Path::new("app/app.jar/abs/evil.jar")
                 ),
                 (
                     "org.yaml:snakeyaml",

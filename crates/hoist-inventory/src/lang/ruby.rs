@@ -12,6 +12,14 @@ use std::path::Path;
 use super::{fail, package, text, LangError};
 use crate::package::{Package, PackageKind};
 
+/// Parse a `Gemfile.lock` (by file name) or else an installed gemspec.
+pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError> {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some("Gemfile.lock") => parse_gemfile_lock(path, data),
+        _ => parse_gemspec(path, data),
+    }
+}
+
 /// The first string literal in `s`: `"x"`, `'x'`, `%q{x}`, `%q(x)`, `%q[x]`, `%q<x>`
 /// (a `Gem::Version.new(...)` wrapper is looked through).
 fn string_literal(s: &str) -> Option<&str> {
