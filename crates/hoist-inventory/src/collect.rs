@@ -21,15 +21,6 @@ use crate::{Inventory, OsRelease, Package};
 /// Largest database file read into memory.
 pub const MAX_FILE_SIZE: u64 = 512 << 20;
 
-/// Language analysers: the lead wires `crate::lang::wants` here.
-fn lang_wants(_path: &Path, _size: u64, _mode: u32) -> bool {
-    false
-}
-
-/// Language analysers: the lead wires `crate::lang::parse` here.
-fn lang_parse(_path: &Path, _data: &[u8]) -> Vec<Package> {
-    Vec::new()
-}
 
 enum Found {
     Packages(Vec<Package>),
@@ -58,7 +49,7 @@ fn parse_message(path: &Path, e: &ParseError) -> String {
 
 impl Visitor for Collector {
     fn wants(&mut self, path: &Path, size: u64, mode: u32) -> bool {
-        os::classify(path).is_some() || lang_wants(path, size, mode)
+        os::classify(path).is_some() || crate::lang::wants(path, size, mode)
     }
 
     fn visit(&mut self, file: &FileRef<'_>, content: &mut dyn Read) -> io::Result<()> {
@@ -89,7 +80,11 @@ impl Visitor for Collector {
                 Some(OsFile::DpkgList(_) | OsFile::RpmUnsupported(_)) => {
                     Ok(Found::Packages(Vec::new()))
                 }
-                None => Ok(Found::Packages(lang_parse(path, &data))),
+                None => {
+                    // Language files name their own path (and line) in errors.
+                    Ok(crate::lang::parse(path, &data)
+                        .map_or_else(|e| Found::Problem(e.to_string()), Found::Packages))
+                }
             };
             parsed.unwrap_or_else(|e| Found::Problem(parse_message(path, &e)))
         };

@@ -42,6 +42,16 @@
 //! (`var/lib/dpkg/status:123: entry without Package`) and the rest of the
 //! inventory is still returned.
 //!
+//! # Language packages ([`lang`])
+//!
+//! Python (`*.dist-info/METADATA`, `*.egg-info/PKG-INFO`, pinned
+//! `requirements.txt`, `poetry.lock`, `Pipfile.lock`), npm (`package-lock.json`
+//! v1-v3, `yarn.lock` classic and berry, `node_modules/**/package.json`), Rust
+//! (`Cargo.lock`, cargo-auditable `.dep-v0` in ELF binaries), Go (build info in ELF
+//! binaries, `go.mod`, `go.sum`), Java (`pom.properties` and MANIFEST in jars, wars
+//! and ears, nested up to three levels) and Ruby (installed gemspecs,
+//! `Gemfile.lock`): pure parsers, `wants(path, size, mode)` then `parse(path, bytes)`.
+//!
 //! # What this crate does not do
 //!
 //! No network, no vulnerability matching, no report formats; it does not follow
@@ -50,6 +60,7 @@
 
 pub mod collect;
 pub mod error;
+pub mod lang;
 pub mod os;
 pub mod package;
 pub mod walk;
