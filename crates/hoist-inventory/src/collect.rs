@@ -21,7 +21,6 @@ use crate::{Inventory, OsRelease, Package};
 /// Largest database file read into memory.
 pub const MAX_FILE_SIZE: u64 = 512 << 20;
 
-
 enum Found {
     Packages(Vec<Package>),
     OsRelease(OsRelease),
