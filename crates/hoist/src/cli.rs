@@ -36,7 +36,9 @@ pub enum Command {
     /// Manage images in the local store.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Check a Dockerfile: parse it and report every problem with file:line:column.
+    /// Check Dockerfiles, Terraform and ECS task definitions: syntax errors and
+    /// misconfigurations (running as root, secrets in ENV, open admin ports...),
+    /// each with file:line.
     Lint(LintArgs),
     /// Build an image from a Dockerfile, with no daemon (as `docker buildx build`).
     Build(BuildArgs),
@@ -455,9 +457,47 @@ pub struct LoadArgs {
 /// `hoist lint`
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// The Dockerfile.
+    /// Files or directories. A directory is walked for `Dockerfile`, `*.Dockerfile`,
+    /// `Dockerfile.*`, `Containerfile`, `*.tf` and task definition `*.json`; a file
+    /// whose name says nothing is read as a Dockerfile.
     #[arg(default_value = "Dockerfile")]
-    pub file: PathBuf,
+    pub paths: Vec<PathBuf>,
+    /// Exit 1 when a finding is at least this severe (`never`: report only).
+    /// Syntax errors always exit 1.
+    #[arg(long, value_enum, default_value_t = FailOnArg::Low)]
+    pub fail_on: FailOnArg,
+    /// Print every rule (ID, severity, title, why, fix) and exit.
+    #[arg(long)]
+    pub rules: bool,
+}
+
+/// `hoist lint --fail-on`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    /// Only critical findings fail.
+    Critical,
+    /// High or critical.
+    High,
+    /// Medium and above.
+    Medium,
+    /// Any finding.
+    Low,
+    /// Findings never fail (syntax errors still do).
+    Never,
+}
+
+impl FailOnArg {
+    /// The least severity that fails, if any does.
+    pub fn threshold(self) -> Option<hoist_lint::Severity> {
+        use hoist_lint::Severity;
+        match self {
+            FailOnArg::Critical => Some(Severity::Critical),
+            FailOnArg::High => Some(Severity::High),
+            FailOnArg::Medium => Some(Severity::Medium),
+            FailOnArg::Low => Some(Severity::Low),
+            FailOnArg::Never => None,
+        }
+    }
 }
 
 /// `hoist registry`
