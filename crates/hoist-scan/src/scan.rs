@@ -11,7 +11,7 @@ use hoist_vulndb::{Db, DbError};
 
 use crate::collect::{self, Collected};
 use crate::ecosystem;
-use crate::model::{Report, ScanTarget, Severity, Vulnerability};
+use crate::model::{Misconfig, Report, ScanTarget, Severity, Vulnerability};
 
 /// What to scan.
 pub enum Source<'a> {
@@ -39,6 +39,9 @@ pub struct Options<'a> {
     pub secrets: Option<&'a Scanner>,
     /// Warn when the database's last import is older than this.
     pub max_db_age: Option<Duration>,
+    /// Run the misconfiguration rules (`hoist-lint`) on a directory's Dockerfiles,
+    /// Terraform and ECS task definitions.
+    pub misconfig: bool,
 }
 
 /// A scan that could not produce a report at all.
@@ -101,6 +104,24 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
                 "{unmatched} packages have no advisory ecosystem (e.g. an rpm distribution OSV does not cover) and were not matched"
             ));
         }
+    }
+    if let (true, ScanTarget::Directory { path }) = (options.misconfig, &report.target) {
+        let outcome = hoist_lint::lint_paths(std::slice::from_ref(path));
+        for e in &outcome.errors {
+            report.warnings.push(e.to_string());
+        }
+        report.misconfigurations = outcome
+            .findings()
+            .map(|f| Misconfig {
+                rule_id: f.rule.id.to_owned(),
+                severity: Severity::parse(f.rule.severity.as_str()).unwrap_or_default(),
+                title: f.rule.title.to_owned(),
+                message: f.message.clone(),
+                fix: f.rule.fix.to_owned(),
+                path: f.file.clone(),
+                line: f.line,
+            })
+            .collect();
     }
     report.os = inventory.os;
     report.packages = inventory.packages;

@@ -663,6 +663,9 @@ pub enum Scanner {
     Vuln,
     /// Secrets in files.
     Secret,
+    /// Misconfigurations in a directory's Dockerfiles, Terraform and ECS task
+    /// definitions (the `hoist lint` rules; `--dir` only).
+    Misconfig,
 }
 
 /// `hoist scan`

@@ -153,6 +153,29 @@ fn an_image_scan_finds_os_and_language_vulnerabilities_and_a_secret() {
     assert_eq!(dir["vulnerabilities"].as_array().unwrap().len(), 2);
     assert!(dir["vulnerabilities"][0].get("layer").is_none());
 
+    // Misconfigurations, for a directory: the `hoist lint` rules.
+    fs::write(
+        env.path("rootfs/app/Dockerfile"),
+        "FROM debian:latest\nUSER 1000\nHEALTHCHECK NONE\n",
+    )
+    .unwrap();
+    let dir = scan_json(
+        &env,
+        &[
+            "--dir",
+            env.path("rootfs").to_str().unwrap(),
+            "--scanners",
+            "misconfig",
+        ],
+    );
+    let m = dir["misconfigurations"].as_array().unwrap();
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert_eq!(
+        (m[0]["rule_id"].as_str(), m[0]["line"].as_u64()),
+        (Some("HL-DF-002"), Some(1))
+    );
+    assert!(m[0]["path"].as_str().unwrap().ends_with("app/Dockerfile"));
+
     // Only the secret scanner: no database needed, no vulnerabilities.
     let secrets_only = scan_json(&env, &["app:v1", "--scanners", "secret"]);
     assert_eq!(secrets_only["vulnerabilities"].as_array().unwrap().len(), 0);

@@ -117,6 +117,7 @@ pub fn scan(settings: &Settings, args: ScanArgs) -> Result<()> {
         vulnerabilities: db.as_ref(),
         secrets: secret_scanner.as_ref(),
         max_db_age: Some(args.max_db_age),
+        misconfig: args.scanners.contains(&Scanner::Misconfig),
     };
     let mut report = run_scan(settings, &args.target, args.dir, args.input, &options)?;
     if let Some(ignore) = &ignore {
