@@ -2,6 +2,7 @@
 //! with a vulnerable OS package, a vulnerable Python package and a planted secret,
 //! matched against OSV advisories written here on the model of a Debian DSA and a
 //! PyPI GHSA.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod util;
 
