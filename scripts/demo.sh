@@ -23,6 +23,9 @@ echo "--- unchanged rebuild (every step from the cache):"
 "$hoist" image ls
 "$hoist" image inspect hello:dev | grep -A12 '"Config"'
 "$hoist" image export hello:dev --format oci "$work/hello-oci"
+echo "--- scan hello: secrets gate (add OSV advisories with 'hoist db import' or 'hoist db update' for vulnerabilities) and its SBOM:"
+"$hoist" scan hello:dev --scanners secret --fail-on high
+"$hoist" sbom hello:dev --format spdx -o "$work/hello.spdx.json"
 if command -v skopeo >/dev/null; then
   skopeo inspect --config "oci:$work/hello-oci" | head -30
 fi
