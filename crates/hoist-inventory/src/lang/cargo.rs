@@ -101,12 +101,7 @@ pub fn parse_audit_data(path: &Path, compressed: &[u8]) -> Result<Vec<Package>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
-        ps.iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
-    }
+    use crate::lang::test_support::nv;
 
     #[test]
     fn cargo_lock_v4_skips_workspace_members() {

@@ -343,12 +343,7 @@ pub fn parse_go_sum(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
-        ps.iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
-    }
+    use crate::lang::test_support::nv;
 
     const START: &[u8] = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6";
     const END: &[u8] = b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2";

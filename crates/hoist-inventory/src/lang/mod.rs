@@ -268,6 +268,19 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError> {
     Ok(dedupe(packages))
 }
 
+/// Helpers shared by the parsers' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::Package;
+
+    /// (name, version) pairs, for compact assertions.
+    pub(crate) fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
+        ps.iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,12 +275,7 @@ pub fn parse_yarn_lock(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
-        ps.iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
-    }
+    use crate::lang::test_support::nv;
 
     #[test]
     fn package_lock_v1_nested_tree() {

@@ -269,12 +269,7 @@ pub fn parse_pipfile_lock(path: &Path, data: &[u8]) -> Result<Vec<Package>, Lang
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
-        ps.iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
-    }
+    use crate::lang::test_support::nv;
 
     #[test]
     fn dist_info_metadata() {

@@ -177,12 +177,7 @@ pub fn parse_gemfile_lock(path: &Path, data: &[u8]) -> Result<Vec<Package>, Lang
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nv(ps: &[Package]) -> Vec<(&str, &str)> {
-        ps.iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
-    }
+    use crate::lang::test_support::nv;
 
     #[test]
     fn installed_gemspec() {
