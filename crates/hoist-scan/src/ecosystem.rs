@@ -2,13 +2,13 @@
 
 use hoist_inventory::{OsRelease, Package, PackageKind};
 
-/// The OSV query for a package: `(ecosystems, name, version)`. OS packages are
+/// The OSV query for a package: `(ecosystem, name, version)`. OS packages are
 /// matched by their source package, as distributions publish advisories per source
 /// package, and against the release's own ecosystem (`Debian:12`,
 /// `Alpine:v3.19`, `Ubuntu:22.04`; the database drops Ubuntu's `:LTS`). `None` when there is no
 /// advisory ecosystem for it (an rpm distribution OSV does not cover, a package
 /// without a distribution).
-pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(Vec<String>, String, String)> {
+pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(String, String, String)> {
     let source = || {
         (
             package
@@ -27,20 +27,20 @@ pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(Vec<String>, 
         PackageKind::Deb => {
             let os = os?;
             let v = version_id()?;
-            let ecosystems = match os.id.as_str() {
-                "debian" => vec![format!("Debian:{}", major(&v))],
-                "ubuntu" => vec![format!("Ubuntu:{v}")],
+            let ecosystem = match os.id.as_str() {
+                "debian" => format!("Debian:{}", major(&v)),
+                "ubuntu" => format!("Ubuntu:{v}"),
                 _ => return None,
             };
             let (name, version) = source();
-            Some((ecosystems, name, version))
+            Some((ecosystem, name, version))
         }
         PackageKind::Apk => {
             let v = version_id()?;
             let mut parts = v.split('.');
             let minor = format!("{}.{}", parts.next()?, parts.next()?);
             let (name, version) = source();
-            Some((vec![format!("Alpine:v{minor}")], name, version))
+            Some((format!("Alpine:v{minor}"), name, version))
         }
         PackageKind::Rpm => {
             let os = os?;
@@ -53,35 +53,23 @@ pub fn query(package: &Package, os: Option<&OsRelease>) -> Option<(Vec<String>, 
                 _ => return None,
             };
             // rpm advisories name binary packages and write [epoch:]version-release.
-            Some((vec![eco], package.name.clone(), package.version.clone()))
+            Some((eco, package.name.clone(), package.version.clone()))
         }
-        PackageKind::Python => Some((
-            vec!["PyPI".into()],
-            package.name.clone(),
-            package.version.clone(),
-        )),
-        PackageKind::Npm => Some((
-            vec!["npm".into()],
-            package.name.clone(),
-            package.version.clone(),
-        )),
+        PackageKind::Python => Some(("PyPI".into(), package.name.clone(), package.version.clone())),
+        PackageKind::Npm => Some(("npm".into(), package.name.clone(), package.version.clone())),
         PackageKind::Cargo => Some((
-            vec!["crates.io".into()],
+            "crates.io".into(),
             package.name.clone(),
             package.version.clone(),
         )),
-        PackageKind::Go => Some((
-            vec!["Go".into()],
-            package.name.clone(),
-            package.version.clone(),
-        )),
+        PackageKind::Go => Some(("Go".into(), package.name.clone(), package.version.clone())),
         PackageKind::Maven => Some((
-            vec!["Maven".into()],
+            "Maven".into(),
             package.name.clone(),
             package.version.clone(),
         )),
         PackageKind::Gem => Some((
-            vec!["RubyGems".into()],
+            "RubyGems".into(),
             package.name.clone(),
             package.version.clone(),
         )),
@@ -125,14 +113,14 @@ mod tests {
         assert_eq!(
             query(&libssl, Some(&os("debian", "12"))),
             Some((
-                vec!["Debian:12".into()],
+                "Debian:12".into(),
                 "openssl".into(),
                 "3.0.11-1~deb12u1".into()
             ))
         );
         assert_eq!(
             query(&libssl, Some(&os("ubuntu", "22.04"))).map(|q| q.0),
-            Some(vec!["Ubuntu:22.04".into()])
+            Some("Ubuntu:22.04".into())
         );
         assert_eq!(query(&libssl, None), None);
         let musl = pkg(
@@ -143,16 +131,12 @@ mod tests {
         );
         assert_eq!(
             query(&musl, Some(&os("alpine", "3.19.1"))),
-            Some((
-                vec!["Alpine:v3.19".into()],
-                "musl".into(),
-                "1.2.4-r2".into()
-            ))
+            Some(("Alpine:v3.19".into(), "musl".into(), "1.2.4-r2".into()))
         );
         let curl = pkg(PackageKind::Rpm, "curl", "7.61.1-22.el8", None);
         assert_eq!(
             query(&curl, Some(&os("rocky", "8.9"))).map(|q| q.0),
-            Some(vec!["Rocky Linux:8".into()])
+            Some("Rocky Linux:8".into())
         );
         assert_eq!(query(&curl, Some(&os("rhel", "8.9"))), None);
     }
@@ -160,8 +144,8 @@ mod tests {
     #[test]
     fn language_packages_by_ecosystem() {
         let django = pkg(PackageKind::Python, "Django", "4.2.1", None);
-        assert_eq!(query(&django, None).map(|q| q.0), Some(vec!["PyPI".into()]));
+        assert_eq!(query(&django, None).map(|q| q.0), Some("PyPI".into()));
         let go = pkg(PackageKind::Go, "stdlib", "v1.21.0", None);
-        assert_eq!(query(&go, None).map(|q| q.0), Some(vec!["Go".into()]));
+        assert_eq!(query(&go, None).map(|q| q.0), Some("Go".into()));
     }
 }

@@ -147,50 +147,30 @@ impl IgnoreFile {
                 ids.contains(&e.id.as_str()) && e.subject.as_deref().is_none_or(|s| s == subject)
             })
         };
+        // Keeps what no live entry covers; records the rest in `ignored`.
         let mut ignored = Vec::new();
+        let mut keep = |ids: &[&str], id: &str, subject: &str| match find(ids, subject) {
+            Some(e) => {
+                ignored.push(Ignored {
+                    id: id.to_owned(),
+                    subject: subject.to_owned(),
+                    reason: e.reason.clone(),
+                });
+                false
+            }
+            None => true,
+        };
         report.vulnerabilities.retain(|v| {
             let mut ids = vec![v.id.as_str()];
             ids.extend(v.aliases.iter().map(String::as_str));
-            match find(&ids, &v.package) {
-                Some(e) => {
-                    ignored.push(Ignored {
-                        id: v.id.clone(),
-                        subject: v.package.clone(),
-                        reason: e.reason.clone(),
-                    });
-                    false
-                }
-                None => true,
-            }
+            keep(&ids, &v.id, &v.package)
         });
-        report.secrets.retain(|s| {
-            let subject = s.path.to_string_lossy();
-            match find(&[s.rule_id.as_str()], &subject) {
-                Some(e) => {
-                    ignored.push(Ignored {
-                        id: s.rule_id.clone(),
-                        subject: subject.into_owned(),
-                        reason: e.reason.clone(),
-                    });
-                    false
-                }
-                None => true,
-            }
-        });
-        report.misconfigurations.retain(|m| {
-            let subject = m.path.to_string_lossy();
-            match find(&[m.rule_id.as_str()], &subject) {
-                Some(e) => {
-                    ignored.push(Ignored {
-                        id: m.rule_id.clone(),
-                        subject: subject.into_owned(),
-                        reason: e.reason.clone(),
-                    });
-                    false
-                }
-                None => true,
-            }
-        });
+        report
+            .secrets
+            .retain(|s| keep(&[s.rule_id.as_str()], &s.rule_id, &s.path.to_string_lossy()));
+        report
+            .misconfigurations
+            .retain(|m| keep(&[m.rule_id.as_str()], &m.rule_id, &m.path.to_string_lossy()));
         report.ignored.extend(ignored);
     }
 }

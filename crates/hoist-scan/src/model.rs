@@ -77,6 +77,29 @@ impl From<hoist_secretscan::Severity> for Severity {
     }
 }
 
+impl From<hoist_vulndb::Severity> for Severity {
+    fn from(s: hoist_vulndb::Severity) -> Self {
+        match s {
+            hoist_vulndb::Severity::Unknown | hoist_vulndb::Severity::None => Severity::Unknown,
+            hoist_vulndb::Severity::Low => Severity::Low,
+            hoist_vulndb::Severity::Medium => Severity::Medium,
+            hoist_vulndb::Severity::High => Severity::High,
+            hoist_vulndb::Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl From<hoist_lint::Severity> for Severity {
+    fn from(s: hoist_lint::Severity) -> Self {
+        match s {
+            hoist_lint::Severity::Low => Severity::Low,
+            hoist_lint::Severity::Medium => Severity::Medium,
+            hoist_lint::Severity::High => Severity::High,
+            hoist_lint::Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
 /// What was scanned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

@@ -66,23 +66,13 @@ pub fn purl(package: &Package, os: Option<&OsRelease>) -> String {
                 rest.to_owned(),
             )
         }
-        PackageKind::Python => {
+        PackageKind::Python => (
+            "pypi",
+            None,
             // PEP 503 normalisation, as the purl spec asks for pypi.
-            let mut name = String::new();
-            let mut last_sep = false;
-            for c in package.name.chars() {
-                if matches!(c, '-' | '_' | '.') {
-                    if !last_sep {
-                        name.push('-');
-                    }
-                    last_sep = true;
-                } else {
-                    name.push(c.to_ascii_lowercase());
-                    last_sep = false;
-                }
-            }
-            ("pypi", None, name, package.version.clone())
-        }
+            hoist_vulndb::ecosystem::normalize_name("PyPI", &package.name),
+            package.version.clone(),
+        ),
         PackageKind::Npm => match package
             .name
             .strip_prefix('@')

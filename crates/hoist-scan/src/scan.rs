@@ -11,7 +11,7 @@ use hoist_vulndb::{Db, DbError};
 
 use crate::collect::{self, Collected};
 use crate::ecosystem;
-use crate::model::{Misconfig, Report, ScanTarget, Severity, Vulnerability};
+use crate::model::{Misconfig, Report, ScanTarget, Vulnerability};
 
 /// What to scan.
 pub enum Source<'a> {
@@ -82,20 +82,17 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
     let mut report = Report::new(target);
     report.warnings = inventory.problems.iter().map(|p| p.to_string()).collect();
     if let Some(db) = options.vulnerabilities {
-        if let (Some(max), Some(age)) = (options.max_db_age, db.age()?) {
-            if age > max {
-                report.warnings.push(format!(
-                    "the vulnerability database was last updated {} days ago (more than {}); run `hoist db update` or `hoist db import`",
-                    age.as_secs() / 86_400,
-                    humanize(max)
-                ));
-            }
-        }
-        if db.age()?.is_none() {
-            report.warnings.push(
+        match (db.age()?, options.max_db_age) {
+            (None, _) => report.warnings.push(
                 "the vulnerability database is empty; run `hoist db update` or `hoist db import PATH`"
                     .into(),
-            );
+            ),
+            (Some(age), Some(max)) if age > max => report.warnings.push(format!(
+                "the vulnerability database was last updated {} days ago (more than {}); run `hoist db update` or `hoist db import`",
+                age.as_secs() / 86_400,
+                humanize(max)
+            )),
+            _ => {}
         }
         let (vulns, unmatched) = match_vulnerabilities(&inventory, db)?;
         report.vulnerabilities = vulns;
@@ -114,7 +111,7 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
             .findings()
             .map(|f| Misconfig {
                 rule_id: f.rule.id.to_owned(),
-                severity: Severity::parse(f.rule.severity.as_str()).unwrap_or_default(),
+                severity: f.rule.severity.into(),
                 title: f.rule.title.to_owned(),
                 message: f.message.clone(),
                 fix: f.rule.fix.to_owned(),
@@ -146,35 +143,22 @@ pub fn match_vulnerabilities(
     db: &Db,
 ) -> Result<(Vec<Vulnerability>, usize), DbError> {
     let mut queries: Vec<(String, String, String)> = Vec::new();
-    let mut owners: Vec<usize> = Vec::new();
-    let mut unmatched = 0;
-    for (i, p) in inventory.packages.iter().enumerate() {
-        match ecosystem::query(p, inventory.os.as_ref()) {
-            Some((ecosystems, name, version)) => {
-                for eco in ecosystems {
-                    queries.push((eco, name.clone(), version.clone()));
-                    owners.push(i);
-                }
-            }
-            None => unmatched += 1,
+    let mut owners: Vec<&hoist_inventory::Package> = Vec::new();
+    for p in &inventory.packages {
+        if let Some(query) = ecosystem::query(p, inventory.os.as_ref()) {
+            queries.push(query);
+            owners.push(p);
         }
     }
+    let unmatched = inventory.packages.len() - owners.len();
     let borrowed: Vec<(&str, &str, &str)> = queries
         .iter()
         .map(|(e, n, v)| (e.as_str(), n.as_str(), v.as_str()))
         .collect();
     let results = db.matches_many(&borrowed)?;
     let mut out: Vec<Vulnerability> = Vec::new();
-    for (matches, &owner) in results.into_iter().zip(&owners) {
-        let p = &inventory.packages[owner];
+    for (matches, p) in results.into_iter().zip(owners) {
         for m in matches {
-            // The same advisory through two ecosystems of one package counts once.
-            if out
-                .iter()
-                .any(|v| v.id == m.id && v.package == p.name && v.path == p.path)
-            {
-                continue;
-            }
             out.push(Vulnerability {
                 id: m.id,
                 aliases: m.aliases,
@@ -182,7 +166,7 @@ pub fn match_vulnerabilities(
                 package: p.name.clone(),
                 installed: p.version.clone(),
                 fixed: m.fixed,
-                severity: Severity::parse(m.severity.as_str()).unwrap_or_default(),
+                severity: m.severity.into(),
                 score: m.score,
                 title: m.summary.unwrap_or_default(),
                 path: p.path.clone(),

@@ -5,9 +5,11 @@
 
 mod util;
 
+use util::world::eventually;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hoist_runtime::{
     Backend, ContainerSpec, ExecOptions, ExitStatus, HealthStatus, Limits, Network, Probe,
@@ -35,14 +37,6 @@ fn spec(dir: &Path, name: &str, script: &str) -> ContainerSpec {
         mounts: vec![],
         limits: Limits::default(),
         readonly_rootfs: false,
-    }
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

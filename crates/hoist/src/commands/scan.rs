@@ -20,8 +20,8 @@ fn db_dir(settings: &Settings) -> PathBuf {
     settings.home.join("vulndb")
 }
 
-/// Where a report goes: a file written atomically (temp sibling, then rename), or
-/// standard output.
+/// Where a report goes: a file written whole or not at all
+/// (`hoist_oci::write_atomic`), or standard output.
 fn emit(
     output: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -31,21 +31,10 @@ fn emit(
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             write(&mut lock).context("writing the report")?;
-            Ok(())
         }
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("{}: cannot create a file here", dir.display()))?;
-            write(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok(())
-        }
+        Some(path) => hoist_oci::write_atomic(path, |file| write(file))?,
     }
+    Ok(())
 }
 
 fn run_scan(
