@@ -997,6 +997,23 @@ async fn request_bodies_reach_the_target_over_http1_and_http2() {
     }
 }
 
+/// Sends a request the target holds for a minute, through group `g`, and waits
+/// until it is in flight; the handle yields its outcome.
+async fn stuck_request(
+    proxy: &Proxy,
+) -> tokio::task::JoinHandle<Result<(StatusCode, String), String>> {
+    let url = format!("http://{}/slow?60000", bound(proxy));
+    let c = client();
+    let slow = tokio::spawn(async move { get(&c, &url).await });
+    wait_for("the stuck request to be in flight", || {
+        proxy
+            .metrics_text()
+            .contains("hoist_proxy_upstream_connections{target_group=\"g\"")
+    })
+    .await;
+    slow
+}
+
 #[tokio::test]
 async fn drain_timeout_cuts_what_is_left() {
     let (stuck, other) = (backend("stuck").await, backend("other").await);
@@ -1008,18 +1025,7 @@ async fn drain_timeout_cuts_what_is_left() {
     );
     cfg.drain_timeout = Duration::from_millis(300);
     proxy.apply(cfg.clone()).unwrap();
-    let base = format!("http://{}", bound(&proxy));
-    let c = client();
-    let slow = tokio::spawn({
-        let (c, url) = (c.clone(), format!("{base}/slow?60000"));
-        async move { get(&c, &url).await }
-    });
-    wait_for("the stuck request to be in flight", || {
-        proxy
-            .metrics_text()
-            .contains("hoist_proxy_upstream_connections{target_group=\"g\"")
-    })
-    .await;
+    let slow = stuck_request(&proxy).await;
     cfg.target_groups = vec![group("g", None, vec![tcp(&other)])];
     proxy.apply(cfg).unwrap();
     assert_eq!(proxy.draining().len(), 1);
@@ -1040,18 +1046,7 @@ async fn a_groups_own_drain_timeout_wins_even_once_the_group_is_gone() {
     // The configuration's own default would keep the request for a minute.
     cfg.drain_timeout = Duration::from_secs(60);
     proxy.apply(cfg.clone()).unwrap();
-    let base = format!("http://{}", bound(&proxy));
-    let c = client();
-    let slow = tokio::spawn({
-        let (c, url) = (c.clone(), format!("{base}/slow?60000"));
-        async move { get(&c, &url).await }
-    });
-    wait_for("the stuck request to be in flight", || {
-        proxy
-            .metrics_text()
-            .contains("hoist_proxy_upstream_connections{target_group=\"g\"")
-    })
-    .await;
+    let slow = stuck_request(&proxy).await;
     // The group goes away entirely: its last known drain timeout applies.
     cfg.listeners[0].rules = vec![rule("web", &[])];
     cfg.target_groups = Vec::new();

@@ -45,6 +45,23 @@ fn rate(samples: &[Sample]) -> f64 {
 }
 
 /// Every request answered 200 by hello.
+/// Keeps the load going for `seconds` more seconds' worth of requests, then stops it.
+fn finish_after(load: PacedLoad, seconds: usize) -> Vec<Sample> {
+    let enough = load.sent() + seconds * RATE as usize;
+    eventually("more seconds of load", || load.sent() >= enough);
+    load.finish()
+}
+
+/// `N requests at R/s: {outcome: count}`.
+fn summary(samples: &[Sample]) -> String {
+    format!(
+        "{} requests at {:.0}/s: {:?}",
+        samples.len(),
+        rate(samples),
+        tally(samples)
+    )
+}
+
 fn assert_none_failed(samples: &[Sample], what: &str, w: &World) {
     let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
     assert!(
@@ -138,15 +155,8 @@ fn zero_downtime(extra: &str, what: &str) -> Vec<Sample> {
     eventually("only the 3 v2 tasks are left", || {
         w.tasks("hello").len() == 3
     });
-    let enough = load.sent() + 2 * RATE as usize;
-    eventually("two more seconds of load", || load.sent() >= enough);
-    let samples = load.finish();
-    eprintln!(
-        "{what}: {} requests at {:.0}/s: {:?}",
-        samples.len(),
-        rate(&samples),
-        tally(&samples)
-    );
+    let samples = finish_after(load, 2);
+    eprintln!("{what}: {}", summary(&samples));
     assert_none_failed(&samples, what, &w);
     assert_moved(&samples, done, what);
     for _ in 0..10 {
@@ -183,9 +193,7 @@ fn canary_first_step_splits_traffic_by_its_weight_and_fails_no_request() {
     eventually("only the 3 v2 tasks are left", || {
         w.tasks("hello").len() == 3
     });
-    let enough = load.sent() + 2 * RATE as usize;
-    eventually("two more seconds of load", || load.sent() >= enough);
-    let samples = load.finish();
+    let samples = finish_after(load, 2);
     assert_none_failed(&samples, "canary", &w);
     assert_moved(&samples, done, "canary");
 
@@ -257,15 +265,8 @@ fn bad_release_rolls_back(v2_env: &[(&str, &str)], v2_extra: &str, what: &str) {
         let tasks = w.tasks("hello");
         tasks.len() == 3 && tasks.iter().all(|t| t["phase"] == "running")
     });
-    let enough = load.sent() + RATE as usize;
-    eventually("another second of load", || load.sent() >= enough);
-    let samples = load.finish();
-    eprintln!(
-        "{what}: {} requests at {:.0}/s: {:?}",
-        samples.len(),
-        rate(&samples),
-        tally(&samples)
-    );
+    let samples = finish_after(load, 1);
+    eprintln!("{what}: {}", summary(&samples));
     assert_none_failed(&samples, what, &w);
     assert!(
         samples.iter().all(|s| version(s) == Some("1")),
@@ -490,12 +491,7 @@ fn killing_the_daemon_in_steady_state_and_mid_deployment_fails_no_request_and_ke
     let enough = load.sent() + RATE as usize;
     until(&w, "another second of load", || load.sent() >= enough);
     let samples = load.finish();
-    eprintln!(
-        "daemon kill -9 (3 times): {} requests at {:.0}/s: {:?}",
-        samples.len(),
-        rate(&samples),
-        tally(&samples)
-    );
+    eprintln!("daemon kill -9 (3 times): {}", summary(&samples));
     for line in w.log("daemon.log").lines() {
         if line.contains("controller started") || line.contains("no service owns") {
             eprintln!("  {line}");
@@ -547,9 +543,7 @@ fn a_canary_answering_500_rolls_back_on_its_error_rate() {
     assert!(failed["deployment"].as_i64().unwrap() > v1_id + 1);
     assert_eq!(w.service_row("hello")["state"], "succeeded");
     eventually("only v1's 3 tasks are left", || w.tasks("hello").len() == 3);
-    let enough = load.sent() + RATE as usize;
-    eventually("another second of load", || load.sent() >= enough);
-    let samples = load.finish();
+    let samples = finish_after(load, 1);
     let broken = samples
         .iter()
         .filter(|s| s.result.as_ref().is_err_and(|e| e.contains("broken")))
