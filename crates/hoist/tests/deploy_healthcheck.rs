@@ -13,23 +13,12 @@ use util::world::{assert_ok, body, eventually, World};
 /// Builds `name`: busybox httpd serving `body`, with this `HEALTHCHECK` line
 /// (none when empty).
 fn image(w: &World, name: &str, body: &str, healthcheck: &str) {
-    let ctx = w.env.path(&format!("ctx-{}", name.replace(':', "-")));
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
+    w.build(
+        name,
+        &format!(
             "FROM busybox\nRUN mkdir -p /www && echo '{body}' > /www/index.html\nEXPOSE 8080\n{healthcheck}\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
         ),
-    )
-    .unwrap();
-    w.env.ok(&[
-        "build",
-        ctx.to_str().unwrap(),
-        "-t",
-        name,
-        "--progress",
-        "quiet",
-    ]);
+    );
 }
 
 /// A service file with no `health_check`.

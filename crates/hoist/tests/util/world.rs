@@ -86,20 +86,24 @@ impl World {
     /// Its init is a shell that exits on `SIGTERM` (httpd as PID 1 would ignore
     /// it and wait out the stop timeout).
     pub fn image(&self, name: &str, body: &str, healthy: bool) {
-        let ctx = self.env.path(&format!("ctx-{}", name.replace(':', "-")));
-        std::fs::create_dir_all(&ctx).unwrap();
         let health = if healthy {
             " && echo ok > /www/healthz"
         } else {
             ""
         };
-        std::fs::write(
-            ctx.join("Dockerfile"),
-            format!(
+        self.build(
+            name,
+            &format!(
                 "FROM busybox\nRUN mkdir -p /www && echo '{body}' > /www/index.html{health}\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
             ),
-        )
-        .unwrap();
+        );
+    }
+
+    /// Builds `name` from `dockerfile` (a context holding only it).
+    pub fn build(&self, name: &str, dockerfile: &str) {
+        let ctx = self.env.path(&format!("ctx-{}", name.replace(':', "-")));
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
         self.env.ok(&[
             "build",
             ctx.to_str().unwrap(),
