@@ -10,6 +10,13 @@
 //!   the first argument), read at run time, never copied into the repository.
 //! * `dockerfile_expand`: the words of the conformance `envVarTest`/`wordsTest`.
 //! * `dockerignore`, `reference_parse`, `manifest_parse`: small hand-written inputs.
+//! * the inventory targets (`dpkg_status`, `apk_installed`, `rpm_header`,
+//!   `os_release`, `lang_*`): small hand-written databases and lockfiles, a jar made
+//!   with the `zip` crate, a cargo-auditable payload made with `flate2`, an rpm
+//!   header made with `rpm::encode_header`, and the host's own
+//!   `/var/lib/dpkg/status` and `/etc/os-release` when present. The `lang_*`
+//!   targets read their first byte as the format selector, so each seed starts with
+//!   the selector of its format.
 //!
 //! Run from `fuzz/`: `cargo run --example gen_seeds`.
 
@@ -487,4 +494,170 @@ fn main() {
         );
     }
     println!("dockerignore, reference_parse, manifest_parse: hand-written seeds");
+
+    let mut count = 0;
+    for (target, name, data) in inventory_seeds() {
+        write(&corpus.join(target), &name, &data);
+        count += 1;
+    }
+    println!("inventory targets: {count} seeds");
+}
+
+/// Seeds of the package-database and lockfile targets: (target, file name, bytes).
+fn inventory_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    use hoist_inventory::os::rpm::{encode_header, HeaderValue};
+
+    let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    let mut add = |target: &'static str, name: &str, data: Vec<u8>| {
+        out.push((target, name.to_owned(), data));
+    };
+    let with_selector = |selector: u8, text: &str| {
+        let mut v = vec![selector];
+        v.extend_from_slice(text.as_bytes());
+        v
+    };
+
+    add(
+        "dpkg_status",
+        "own-0",
+        b"Package: libc6\nStatus: install ok installed\nSource: glibc (2.36-9+deb12u4)\nVersion: 2.36-9+deb12u4\nArchitecture: amd64\nDescription: GNU C Library\n multi-line\n .\n more\n\nPackage: bash\nStatus: deinstall ok config-files\nVersion: 5.2.15-2+b2\n\nPackage: tzdata\nStatus: install ok installed\nVersion: 2024a-0+deb12u1\nSource: tzdata\n"
+            .to_vec(),
+    );
+    add(
+        "dpkg_status",
+        "own-1",
+        b"Package: base-files\nVersion: 1:12.4+deb12u5\nSource: base-files (12.4)\nArchitecture: amd64\n".to_vec(),
+    );
+    if let Ok(host) = fs::read("/var/lib/dpkg/status") {
+        // The first 20 entries keep the seed small enough for a fast fuzzer.
+        let text = String::from_utf8_lossy(&host);
+        let head: Vec<&str> = text.split("\n\n").take(20).collect();
+        add("dpkg_status", "host-status", head.join("\n\n").into_bytes());
+    }
+
+    add(
+        "apk_installed",
+        "own-0",
+        b"C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\nt:1700000000\n\nP:busybox\nV:1.36.1-r15\nL:GPL-2.0-only\no:busybox\nF:bin\nR:busybox\n\nP:ssl_client\nV:1.36.1-r15\n"
+            .to_vec(),
+    );
+
+    add(
+        "rpm_header",
+        "own-0",
+        encode_header(&[
+            (1000, HeaderValue::Str("bash")),
+            (1001, HeaderValue::Str("5.1.8")),
+            (1002, HeaderValue::Str("6.el9")),
+            (1003, HeaderValue::Int(1)),
+            (1014, HeaderValue::Str("GPLv3+")),
+            (1044, HeaderValue::Str("bash-5.1.8-6.el9.src.rpm")),
+        ]),
+    );
+    add(
+        "rpm_header",
+        "own-1",
+        encode_header(&[
+            (1000, HeaderValue::Str("gpg-pubkey")),
+            (1001, HeaderValue::Str("fd431d51")),
+        ]),
+    );
+
+    add(
+        "os_release",
+        "own-0",
+        b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nID=debian\n# comment\nX='a\\'b'\n"
+            .to_vec(),
+    );
+    if let Ok(host) = fs::read("/etc/os-release") {
+        add("os_release", "host", host);
+    }
+
+    for (i, text) in [
+        "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\nClassifier: License :: OSI Approved :: Apache Software License\n\nbody",
+        "Metadata-Version: 1.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n",
+        "# pinned\nrequests==2.31.0 ; python_version >= \"3.8\"\nflask[async]==3.0.0 \\\n    --hash=sha256:abc\n-r other.txt\nDjango>=4\nnumpy===1.26.0\n",
+        "[[package]]\nname = \"certifi\"\nversion = \"2024.2.2\"\ndescription = \"x\"\noptional = false\n\n[[package]]\nname = \"idna\"\nversion = \"3.6\"\n\n[metadata]\nlock-version = \"2.0\"\n",
+        "{\"_meta\": {\"hash\": {}}, \"default\": {\"requests\": {\"version\": \"==2.31.0\"}}, \"develop\": {\"pytest\": {\"version\": \"==8.0.0\"}}}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        add("lang_python", &format!("own-{i}"), with_selector(i as u8, text));
+    }
+
+    for (i, text) in [
+        (0, "{\"name\": \"app\", \"lockfileVersion\": 3, \"packages\": {\"\": {\"name\": \"app\"}, \"node_modules/lodash\": {\"version\": \"4.17.21\"}, \"node_modules/a/node_modules/b\": {\"version\": \"1.0.0\", \"dev\": true}, \"packages/local\": {\"version\": \"0.1.0\"}}}"),
+        (0, "{\"name\": \"app\", \"lockfileVersion\": 1, \"dependencies\": {\"express\": {\"version\": \"4.18.2\", \"dependencies\": {\"debug\": {\"version\": \"2.6.9\"}}}}}"),
+        (1, "# yarn lockfile v1\n\n\nlodash@^4.17.0, lodash@^4.17.21:\n  version \"4.17.21\"\n  resolved \"https://registry.yarnpkg.com/lodash/-/lodash-4.17.21.tgz\"\n\n\"@babel/core@^7.0.0\":\n  version \"7.23.0\"\n"),
+        (1, "__metadata:\n  version: 6\n\n\"lodash@npm:^4.17.21\":\n  version: 4.17.21\n  resolution: \"lodash@npm:4.17.21\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n"),
+        (2, "{\"name\": \"left-pad\", \"version\": \"1.3.0\", \"license\": \"WTFPL\"}"),
+        (2, "{\"name\": \"@scope/pkg\", \"version\": \"2.0.0\", \"licenses\": [{\"type\": \"MIT\"}]}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        add("lang_npm", &format!("own-{i}"), with_selector(text.0, text.1));
+    }
+
+    for (i, (selector, text)) in [
+        (0u8, "version = 3\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.190\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"abc\"\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n"),
+        (1, "module example.com/app\n\ngo 1.21\n\nrequire (\n\tgolang.org/x/net v0.17.0\n\tgithub.com/pkg/errors v0.9.1 // indirect\n)\n\nreplace github.com/pkg/errors => ../errors\nexclude golang.org/x/text v0.3.0\n"),
+        (2, "golang.org/x/net v0.17.0 h1:abc=\ngolang.org/x/net v0.17.0/go.mod h1:def=\n"),
+        (3, "#!/bin/sh\necho not an ELF\n"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        add("lang_rust_go", &format!("own-{i}"), with_selector(*selector, text));
+    }
+    let audit = br#"{"packages":[{"name":"app","version":"0.1.0","source":"local","root":true,"dependencies":[1]},{"name":"serde","version":"1.0.190","source":"crates.io"}]}"#;
+    let mut z = flate2::write::ZlibEncoder::new(vec![4u8], flate2::Compression::default());
+    z.write_all(audit).expect("zlib");
+    add("lang_rust_go", "own-audit", z.finish().expect("zlib"));
+
+    let jar = |entries: &[(&str, &[u8])]| -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("zip entry");
+            w.write_all(data).expect("zip data");
+        }
+        w.finish().expect("zip").into_inner()
+    };
+    let inner = jar(&[(
+        "META-INF/maven/org.slf4j/slf4j-api/pom.properties",
+        b"groupId=org.slf4j\nartifactId=slf4j-api\nversion=2.0.9\n",
+    )]);
+    let outer = jar(&[
+        (
+            "META-INF/MANIFEST.MF",
+            b"Manifest-Version: 1.0\r\nImplementation-Title: app\r\nImplementation-Version: 1.2.3\r\nImplementation-Vendor-Id: com.example\r\n",
+        ),
+        (
+            "META-INF/maven/com.example/app/pom.properties",
+            b"groupId=com.example\nartifactId=app\nversion=1.2.3\n",
+        ),
+        ("BOOT-INF/lib/slf4j-api-2.0.9.jar", &inner),
+    ]);
+    let mut seed = vec![0u8];
+    seed.extend_from_slice(&outer);
+    add("lang_java_ruby", "own-jar", seed);
+    add(
+        "lang_java_ruby",
+        "own-gemspec",
+        with_selector(
+            1,
+            "# -*- encoding: utf-8 -*-\nGem::Specification.new do |s|\n  s.name = \"rack\".freeze\n  s.version = \"3.0.8\"\n  s.licenses = [\"MIT\".freeze]\nend\n",
+        ),
+    );
+    add(
+        "lang_java_ruby",
+        "own-gemfile-lock",
+        with_selector(
+            2,
+            "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (3.0.8)\n    rails (7.1.2)\n      actionpack (= 7.1.2)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  rails\n\nBUNDLED WITH\n   2.4.10\n",
+        ),
+    );
+    out
 }

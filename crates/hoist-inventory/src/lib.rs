@@ -68,4 +68,4 @@ pub mod walk;
 pub use collect::{inventory_archive, inventory_dir, inventory_image, Collector};
 pub use error::{InventoryError, ParseError, Problem};
 pub use package::{Inventory, OsRelease, Package, PackageKind};
-pub use walk::{walk_archive, walk_dir, walk_image, FileRef, Visitor};
+pub use walk::{walk_archive, walk_dir, walk_image, walk_manifest, FileRef, Visitor};

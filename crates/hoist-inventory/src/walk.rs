@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use hoist_layer::{walk_visible, VisibleFile, VisibleVisitor};
 use hoist_oci::transfer::{self, SourceKind};
-use hoist_oci::{ImageRecord, Store};
+use hoist_oci::{BlobStore, Digest, ImageManifest, ImageRecord, Store};
 
 use crate::error::{InventoryError, Problem};
 
@@ -87,11 +87,24 @@ pub fn walk_image(
     visitor: &mut dyn Visitor,
 ) -> Result<Vec<Problem>, InventoryError> {
     let manifest = transfer::platform_manifest(store, image)?;
-    let config = store.config(&manifest.config.digest)?;
+    walk_manifest(store.blobs(), &manifest, &image.digest, visitor)
+}
+
+/// Walk the visible files of the image `manifest` (of image `image`, named in
+/// errors) whose config and layers are in `blobs`: a store's or a registry's.
+/// Layers that cannot be read, fully or at all, are returned as problems; the rest
+/// is walked.
+pub fn walk_manifest(
+    blobs: &BlobStore,
+    manifest: &ImageManifest,
+    image: &Digest,
+    visitor: &mut dyn Visitor,
+) -> Result<Vec<Problem>, InventoryError> {
+    let config = hoist_oci::store::read_config(blobs, &manifest.config.digest)?;
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(InventoryError::Image {
-            image: image.digest.clone(),
+            image: image.clone(),
             reason: format!(
                 "the manifest has {} layers but the config {} diff_ids",
                 manifest.layers.len(),
@@ -108,8 +121,7 @@ pub fn walk_image(
         layers.len(),
         |i| {
             let d = &layers[i];
-            store
-                .blobs()
+            blobs
                 .open_blob(&d.digest, Some(d.size))
                 .map(|f| BufReader::with_capacity(1 << 20, f))
                 .map_err(io::Error::other)

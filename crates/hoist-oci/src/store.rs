@@ -183,6 +183,16 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Read and parse the image config `digest` from `blobs` (a store's or a
+/// registry's blob store).
+pub fn read_config(blobs: &BlobStore, digest: &Digest) -> Result<ImageConfig> {
+    let bytes = blobs.read(digest)?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Config {
+        digest: digest.clone(),
+        source,
+    })
+}
+
 impl Store {
     /// Open (creating if needed) the store in `home`.
     pub fn open(home: &Path) -> Result<Store> {
@@ -284,11 +294,7 @@ impl Store {
 
     /// Read and parse a stored image config.
     pub fn config(&self, digest: &Digest) -> Result<ImageConfig> {
-        let bytes = self.blobs.read(digest)?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Config {
-            digest: digest.clone(),
-            source,
-        })
+        read_config(&self.blobs, digest)
     }
 
     /// Every blob reachable from a manifest, the manifest included. Child manifests of an

@@ -155,7 +155,18 @@ pub(crate) fn is_transient(e: &ClientError) -> bool {
                 | ureq::Error::ConnectionFailed
                 | ureq::Error::Protocol(_)
         ),
-        ClientError::Registry { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+        ClientError::Registry { status, .. }
+            if *status >= 500 || *status == 408 || *status == 429 =>
+        {
+            true
+        }
+        // The registry dropped the upload session (expired, or collected by a GC
+        // with no grace): the retry starts a new one.
+        ClientError::Registry {
+            status: 404,
+            code: Some(code),
+            ..
+        } => code == "BLOB_UPLOAD_UNKNOWN",
         ClientError::Interrupted { .. } => true,
         _ => false,
     }
@@ -858,6 +869,17 @@ mod tests {
         assert!(is_transient(&reg(429)));
         assert!(!is_transient(&reg(404)));
         assert!(!is_transient(&reg(401)));
+        let code = |status, code: &str| ClientError::Registry {
+            registry: "r".into(),
+            what: "uploading blob",
+            reference: "y".into(),
+            status,
+            code: Some(code.into()),
+            message: String::new(),
+        };
+        assert!(is_transient(&code(404, "BLOB_UPLOAD_UNKNOWN")));
+        assert!(!is_transient(&code(404, "BLOB_UNKNOWN")));
+        assert!(!is_transient(&code(400, "BLOB_UPLOAD_UNKNOWN")));
         let io = ClientError::Http {
             method: "GET",
             url: "u".into(),

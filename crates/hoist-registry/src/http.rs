@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use hoist_oci::media_type as mt;
 use hoist_oci::{BlobError, Digest};
 
+use crate::attach::referrer_descriptor;
 use crate::auth::{Action, Auth, Caller, Need};
 use crate::policy::PushedManifest;
 use crate::storage::{valid_name, valid_tag, ManifestPush, PushOutcome, Registry, RegistryError};
@@ -1125,31 +1126,9 @@ async fn put_manifest(
         Ref::Tag(t) => Some(t.clone()),
         Ref::Digest(_) => None,
     };
-    let artifact_type = doc
-        .get("artifactType")
-        .and_then(|a| a.as_str())
-        .map(str::to_owned)
-        .or_else(|| {
-            doc.get("config")
-                .and_then(|c| c.get("mediaType"))
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        });
-    let annotations = doc.get("annotations").cloned();
-    let referrer = subject.as_ref().map(|_| {
-        let mut desc = serde_json::json!({
-            "mediaType": media_type,
-            "digest": computed.to_string(),
-            "size": bytes.len(),
-        });
-        if let Some(a) = artifact_type {
-            desc["artifactType"] = a.into();
-        }
-        if let Some(a) = annotations {
-            desc["annotations"] = a;
-        }
-        desc.to_string().into_bytes()
-    });
+    let referrer = subject
+        .as_ref()
+        .map(|_| referrer_descriptor(&media_type, &computed, bytes.len(), &doc));
     let (r2, n2, mt2, d2, t2) = (
         reg.clone(),
         name.clone(),

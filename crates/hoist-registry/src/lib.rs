@@ -56,7 +56,10 @@
 //! entry whose globset pattern matches a repository applies. Tag mutability
 //! (`MUTABLE`, `IMMUTABLE`, and both `*_WITH_EXCLUSION` with wildcard filters) is
 //! enforced on manifest `PUT` with ECR's `TAG_INVALID` answer; `scan_on_push` calls
-//! the hooks installed with [`Registry::on_push`] without delaying the response; a
+//! the hooks installed with [`Registry::on_push`] without delaying the response (the
+//! `hoist` binary installs the scanner there), and the hooks store what they find
+//! with [`Registry::attach`] (module `attach`): an artifact manifest whose `subject`
+//! is the image, listed by the referrers API; a
 //! lifecycle policy in ECR's JSON (module `lifecycle`, a pure evaluator) says which
 //! images expire. [`Registry::gc`] (module `gc`) applies lifecycle policies, drops
 //! repository links no manifest uses, deletes store blobs no repository links and
@@ -69,13 +72,14 @@
 //! # Not here (yet)
 //!
 //! Quotas, replication, pull-time tracking (ECR's `sinceImagePulled`) and archival
-//! storage classes. Nothing scans images yet: the scanner will plug into
-//! [`Registry::on_push`]. Deleting a blob or manifest through the API removes the
+//! storage classes. The registry never scans by itself: it only calls the hooks
+//! (this crate must not depend on the scanners). Deleting a blob or manifest through the API removes the
 //! repository's link only; the content stays in the store until the next GC.
 //! Authentication has no refresh tokens, no OAuth2 `POST /token`, no password
 //! hash but bcrypt and no rate limit on guesses; TLS has no client certificates
 //! and no reloading of a renewed certificate.
 
+pub mod attach;
 pub mod auth;
 pub mod config;
 pub mod gc;
@@ -85,6 +89,7 @@ pub mod policy;
 mod storage;
 pub mod tls;
 
+pub use attach::{AttachError, Attachment};
 pub use auth::{Auth, AuthConfig, AuthError};
 pub use config::{Config, ConfigError, TlsConfig};
 pub use gc::{GcConfig, GcReport};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hoist_inventory::{Collector, FileRef, Inventory, InventoryError, Visitor};
 use hoist_oci::store::{ImageRecord, Store};
+use hoist_oci::{BlobStore, Digest, ImageManifest};
 use hoist_secretscan::Scanner;
 
 use crate::model::Secret;
@@ -107,6 +108,19 @@ pub fn collect_image(
 ) -> Result<Collected, InventoryError> {
     let mut v = Both::new(secrets);
     let problems = hoist_inventory::walk_image(store, image, &mut v)?;
+    Ok(v.finish(problems))
+}
+
+/// One pass over the image `manifest` (of image `image`) whose blobs are in `blobs`
+/// (a registry's, for scan on push).
+pub fn collect_manifest(
+    blobs: &BlobStore,
+    manifest: &ImageManifest,
+    image: &Digest,
+    secrets: Option<&Scanner>,
+) -> Result<Collected, InventoryError> {
+    let mut v = Both::new(secrets);
+    let problems = hoist_inventory::walk_manifest(blobs, manifest, image, &mut v)?;
     Ok(v.finish(problems))
 }
 

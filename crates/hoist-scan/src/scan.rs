@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hoist_inventory::{Inventory, InventoryError};
 use hoist_oci::store::{ImageRecord, Store};
+use hoist_oci::{BlobStore, Digest, ImageManifest};
 use hoist_secretscan::Scanner;
 use hoist_vulndb::{Db, DbError};
 
@@ -22,6 +23,17 @@ pub enum Source<'a> {
         /// The image.
         image: &'a ImageRecord,
         /// The name it was asked by.
+        name: String,
+    },
+    /// An image manifest whose config and layers are in a blob store (a registry's).
+    Manifest {
+        /// The blobs.
+        blobs: &'a BlobStore,
+        /// The image manifest (one platform's).
+        manifest: &'a ImageManifest,
+        /// The manifest's digest.
+        digest: &'a Digest,
+        /// The name it was pushed as (`repository:tag` or `repository@digest`).
         name: String,
     },
     /// An OCI layout directory or `docker save` archive holding one image.
@@ -64,6 +76,18 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
                 digest: image.digest.to_string(),
             },
             collect::collect_image(store, image, options.secrets)?,
+        ),
+        Source::Manifest {
+            blobs,
+            manifest,
+            digest,
+            name,
+        } => (
+            ScanTarget::Image {
+                name,
+                digest: digest.to_string(),
+            },
+            collect::collect_manifest(blobs, manifest, digest, options.secrets)?,
         ),
         Source::Archive(path) => (
             ScanTarget::Directory {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod scan_on_push;
 mod settings;
 
 use std::process::ExitCode;

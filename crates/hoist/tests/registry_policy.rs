@@ -108,11 +108,10 @@ fn immutable_tags_lifecycle_and_gc_through_skopeo() {
         "http",
     );
     assert!(
-        server.startup.contains("\"team/*\"")
-            && server
-                .startup
-                .contains("no scanner is installed yet; images will not be scanned"),
-        "no scan_on_push warning:\n{}",
+        server
+            .startup
+            .contains("scan on push for repositories matching \"team/*\""),
+        "no scan on push notice:\n{}",
         server.startup
     );
     let (one, two, three) = (

@@ -317,3 +317,170 @@ fn db_status_and_import_errors() {
     let err = env.fails(&["scan", "no-such-image:v9"]);
     assert!(err.contains("no-such-image:v9"), "{err}");
 }
+
+/// GET `path` from the registry at `addr`: (status, body).
+fn registry_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!("http://{addr}{path}"))
+        .header(
+            "Accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_vec().unwrap();
+    (status, body)
+}
+
+/// The referrer descriptors of `repo@digest`, optionally filtered by artifact type.
+fn referrers(
+    addr: &str,
+    repo: &str,
+    digest: &str,
+    artifact_type: Option<&str>,
+) -> Vec<serde_json::Value> {
+    // `+` in a query string means a space: encode it.
+    let query = artifact_type
+        .map(|t| format!("?artifactType={}", t.replace('+', "%2B")))
+        .unwrap_or_default();
+    let (status, body) = registry_get(addr, &format!("/v2/{repo}/referrers/{digest}{query}"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    index["manifests"].as_array().unwrap().clone()
+}
+
+/// The single file of the artifact `referrer` describes.
+fn artifact_file(addr: &str, repo: &str, referrer: &serde_json::Value) -> Vec<u8> {
+    let digest = referrer["digest"].as_str().unwrap();
+    let (status, body) = registry_get(addr, &format!("/v2/{repo}/manifests/{digest}"));
+    assert_eq!(status, 200);
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(manifest["artifactType"], referrer["artifactType"]);
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest:#}");
+    let blob = layers[0]["digest"].as_str().unwrap();
+    let (status, body) = registry_get(addr, &format!("/v2/{repo}/blobs/{blob}"));
+    assert_eq!(status, 200);
+    body
+}
+
+const REPORT: &str = "application/vnd.hoist.scan.report.v1+json";
+const SBOM: &str = "application/vnd.cyclonedx+json";
+
+#[test]
+fn scan_on_push_attaches_a_report_and_an_sbom_through_the_referrers_api() {
+    let env = setup();
+    fs::write(
+        env.path("registry.toml"),
+        "[[repository]]\npattern = \"scanned/*\"\nscan_on_push = true\n",
+    )
+    .unwrap();
+    let server = util::RegistryServer::start_with(
+        &env,
+        &env.path("registry"),
+        Some(&env.path("registry.toml")),
+        "http",
+    );
+    let addr = server.addr.clone();
+    // The plain repository first: its push calls no hook at all, so once the
+    // scanned one has its report, the plain one is known to have none.
+    env.ok(&["push", "app:v1", &format!("{addr}/plain/app:v1")]);
+    let pushed: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "push",
+        "app:v1",
+        &format!("{addr}/scanned/app:v1"),
+    ]))
+    .unwrap();
+    let digest = pushed["Digest"].as_str().unwrap().to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let found = loop {
+        let found = referrers(&addr, "scanned/app", &digest, None);
+        if found.len() >= 2 {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report and SBOM attached; registry log:\n{}",
+            server.log.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let types: Vec<&str> = found
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&REPORT) && types.contains(&SBOM),
+        "{found:#?}"
+    );
+    assert!(referrers(&addr, "plain/app", &digest, None).is_empty());
+
+    // The report: the findings `hoist scan` gives for the same image.
+    let report_ref = &referrers(&addr, "scanned/app", &digest, Some(REPORT))[0];
+    let annotations = &report_ref["annotations"];
+    assert_eq!(annotations["dev.hoist.scan.high"], "1", "{report_ref:#}");
+    assert_eq!(annotations["dev.hoist.scan.medium"], "1", "{report_ref:#}");
+    assert_eq!(
+        annotations["dev.hoist.scan.critical"], "0",
+        "{report_ref:#}"
+    );
+    assert_eq!(annotations["dev.hoist.scan.secrets"], "1", "{report_ref:#}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&artifact_file(&addr, "scanned/app", report_ref)).unwrap();
+    assert_eq!(report["target"]["digest"], digest.as_str(), "{report:#}");
+    let mut ids: Vec<&str> = report["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["DSA-9001-1", "GHSA-aaaa-bbbb-cccc"]);
+    let secrets = report["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0]["path"], "app/.env");
+    assert!(
+        !String::from_utf8_lossy(&serde_json::to_vec(&report).unwrap()).contains(&github_token()),
+        "the attached report holds the secret itself"
+    );
+
+    // The SBOM lists the image's packages.
+    let sbom_ref = &referrers(&addr, "scanned/app", &digest, Some(SBOM))[0];
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&artifact_file(&addr, "scanned/app", sbom_ref)).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    let names: Vec<&str> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"libssl3") && names.contains(&"Django"),
+        "{names:?}"
+    );
+
+    // Pushing the same image again does not scan it again.
+    env.ok(&["push", "app:v1", &format!("{addr}/scanned/app:again")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !server.log.lock().unwrap().contains("already scanned") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second push was not seen; registry log:\n{}",
+            server.log.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(referrers(&addr, "scanned/app", &digest, None).len(), 2);
+}

@@ -34,7 +34,8 @@ impl DocumentInfo {
         }
     }
 
-    pub(crate) fn timestamp(&self) -> String {
+    /// The creation time in RFC 3339, to the second.
+    pub fn timestamp(&self) -> String {
         let t = self.created.replace_nanosecond(0).unwrap_or(self.created);
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())

@@ -59,11 +59,21 @@ fn load_tls(config: &Config) -> Result<Option<Tls>> {
 fn serve(settings: &Settings, args: RegistryServeArgs) -> Result<()> {
     let root = registry_root(settings, args.root);
     let config = load_config(args.config.as_deref())?;
-    let registry = open(&root, &config)?;
-    for p in registry.policies().filter(|p| p.scan_on_push) {
+    let mut registry = open(&root, &config)?;
+    let scanned: Vec<String> = registry
+        .policies()
+        .filter(|p| p.scan_on_push)
+        .map(|p| format!("{:?}", p.pattern))
+        .collect();
+    if !scanned.is_empty() {
+        let db_dir = crate::commands::scan::db_dir(settings);
+        registry = registry
+            .clone()
+            .on_push(crate::scan_on_push::hook(registry, db_dir.clone()));
         eprintln!(
-            "warning: repositories matching {:?} ask for scan_on_push, but no scanner is installed yet; images will not be scanned",
-            p.pattern
+            "scan on push for repositories matching {} (vulnerability database: {})",
+            scanned.join(", "),
+            db_dir.display()
         );
     }
     let auth = load_auth(&root, &config)?;

@@ -16,7 +16,8 @@ use crate::settings::Settings;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn db_dir(settings: &Settings) -> PathBuf {
+/// The vulnerability database's directory: `<HOIST_HOME>/vulndb`.
+pub(crate) fn db_dir(settings: &Settings) -> PathBuf {
     settings.home.join("vulndb")
 }
 

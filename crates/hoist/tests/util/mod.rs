@@ -159,6 +159,8 @@ pub struct RegistryServer {
     pub root: PathBuf,
     /// What it printed to stderr up to and including "listening on".
     pub startup: String,
+    /// What it printed to stderr after that, as it comes.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl RegistryServer {
@@ -204,12 +206,23 @@ impl RegistryServer {
             }
         }
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         RegistryServer {
             child,
             addr,
             root: root.to_owned(),
             startup,
+            log,
         }
     }
 

@@ -1,0 +1,29 @@
+//! `hoist_inventory::os::dpkg::{parse, parse_status_d}` on arbitrary bytes: never
+//! panics; every package has a name and a version; a line-numbered error points
+//! inside the input; both entry points parse a single-entry file the same way.
+#![no_main]
+
+use hoist_inventory::os::dpkg;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let lines = data.split(|&b| b == b'\n').count();
+    let status = dpkg::parse(data);
+    let status_d = dpkg::parse_status_d(data);
+    for result in [&status, &status_d] {
+        match result {
+            Ok(packages) => {
+                for p in packages {
+                    assert!(!p.name.is_empty(), "package without a name: {p:?}");
+                    assert!(!p.version.is_empty(), "package without a version: {p:?}");
+                }
+            }
+            Err(e) => {
+                if let Some(line) = e.line {
+                    assert!(line >= 1 && line <= lines, "line {line} of {lines}");
+                }
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+});
