@@ -255,7 +255,9 @@ pub fn parse_go_mod(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError>
         };
         match verb.as_str() {
             "require" => match tokens.as_slice() {
-                [module, version] => requires.push((module.clone(), version.clone())),
+                [module, version] if !module.is_empty() && !version.is_empty() => {
+                    requires.push((module.clone(), version.clone()))
+                }
                 _ => {
                     return Err(fail(
                         path,
@@ -284,7 +286,7 @@ pub fn parse_go_mod(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangError>
                 };
                 let target = match new {
                     [_dir] => None,
-                    [p, v] => Some((p.clone(), v.clone())),
+                    [p, v] if !p.is_empty() && !v.is_empty() => Some((p.clone(), v.clone())),
                     _ => {
                         return Err(fail(
                             path,
@@ -482,6 +484,17 @@ replace (
             "{err}"
         );
         assert!(parse_go_mod(Path::new("go.mod"), b"require (\n").is_err());
+        // Found by the lang_rust_go fuzzer: a quoted empty module path or version.
+        for bad in [
+            &b"require \"\" v1.0.0\n"[..],
+            b"require example.com/m \"\"\n",
+            b"require example.com/m v1.0.0\nreplace example.com/m => \"\" v1.0.0\n",
+        ] {
+            let err = parse_go_mod(Path::new("go.mod"), bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("go.mod:"), "{err}");
+        }
     }
 
     #[test]

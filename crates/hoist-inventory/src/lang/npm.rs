@@ -188,7 +188,7 @@ pub fn parse_yarn_lock(path: &Path, data: &[u8]) -> Result<Vec<Package>, LangErr
         if let Some(res) = e.resolution {
             if let Some(at) = res.get(1..).and_then(|r| r.find('@')).map(|i| i + 1) {
                 if let (Some(n), Some(v)) = (res.get(..at), res.get(at + 1..)) {
-                    if let Some(v) = v.strip_prefix("npm:") {
+                    if let Some(v) = v.strip_prefix("npm:").filter(|v| !v.is_empty()) {
                         out.push(package(PackageKind::Npm, n, v, Vec::new(), path));
                         return Ok(());
                     }
@@ -365,6 +365,15 @@ local@file:../local:
                 ("lodash", "3.10.1")
             ]
         );
+    }
+
+    #[test]
+    fn yarn_lock_berry_resolution_without_a_version_falls_back_to_version() {
+        // Found by the lang_npm fuzzer: `npm:` with nothing after it gave a package
+        // with an empty version.
+        let data = b"__metadata:\n  version: 6\n\n\"lodash@npm:^4.17.21\":\n  version: 4.17.21\n  resolution: \"lodash@npm:\"\n";
+        let ps = parse_yarn_lock(Path::new("yarn.lock"), data).unwrap();
+        assert_eq!(nv(&ps), [("lodash", "4.17.21")]);
     }
 
     #[test]
