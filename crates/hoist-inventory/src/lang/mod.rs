@@ -115,11 +115,13 @@ pub(crate) fn package(
     }
 }
 
-/// Drop repeated (kind, name, version, path) entries, keeping the first of each.
+/// Drop entries without a name or a version (a malformed entry names nothing to
+/// match) and repeated (kind, name, version, path) entries, keeping the first of each.
 pub(crate) fn dedupe(packages: Vec<Package>) -> Vec<Package> {
     let mut seen = BTreeSet::new();
     packages
         .into_iter()
+        .filter(|p| !p.name.is_empty() && !p.version.is_empty())
         .filter(|p| seen.insert((p.kind, p.name.clone(), p.version.clone(), p.path.clone())))
         .collect()
 }

@@ -93,7 +93,9 @@ pub fn parse_package_lock(path: &Path, data: &[u8]) -> Result<Vec<Package>, Lang
         while let Some((name, dep)) = stack.pop() {
             if let Some((alias_of, version)) = dep.version.as_deref().and_then(registry_version) {
                 let name = alias_of.unwrap_or(&name);
-                out.push(package(PackageKind::Npm, name, version, Vec::new(), path));
+                if !name.is_empty() {
+                    out.push(package(PackageKind::Npm, name, version, Vec::new(), path));
+                }
             }
             stack.extend(dep.dependencies);
         }
@@ -365,6 +367,14 @@ local@file:../local:
                 ("lodash", "3.10.1")
             ]
         );
+    }
+
+    #[test]
+    fn package_lock_v1_entry_without_a_name_is_skipped() {
+        // Found by the lang_npm fuzzer.
+        let data = br#"{"lockfileVersion": 1, "dependencies": {"": {"version": "4.18.2", "dependencies": {"debug": {"version": "2.6.9"}}}}}"#;
+        let ps = parse_package_lock(Path::new("package-lock.json"), data).unwrap();
+        assert_eq!(nv(&ps), [("debug", "2.6.9")]);
     }
 
     #[test]
