@@ -10,6 +10,7 @@
 # hoist/nginx of the means (throughput > 1 and p99 < 1 mean hoist is better).
 # HOIST_BENCH_RUNTIME=multi (default), current (one current-thread runtime) or workers
 # (Proxy::with_workers, one current-thread runtime per CPU) picks how hoist runs.
+# HOIST_BENCH_BIN=path runs that bench_proxy binary instead of building one.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -25,8 +26,12 @@ need nginx nginx
 need wrk wrk
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --locked -p hoist-proxy --example bench_proxy --manifest-path "$root/Cargo.toml" >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_proxy"
+if [ -n "${HOIST_BENCH_BIN:-}" ]; then
+    bin=$HOIST_BENCH_BIN # a bench_proxy built elsewhere (e.g. to compare two builds)
+else
+    cargo build --release --locked -p hoist-proxy --example bench_proxy --manifest-path "$root/Cargo.toml" >&2
+    bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_proxy"
+fi
 
 work=$(mktemp -d /tmp/hoist-proxy-bench.XXXXXX)
 pids=()
