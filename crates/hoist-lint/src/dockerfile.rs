@@ -486,7 +486,7 @@ fn parent_stage<'d>(df: &'d Dockerfile, stage: &Stage) -> Option<&'d Stage> {
         })
 }
 
-fn is_root_user(user: &str) -> bool {
+pub(crate) fn is_root_user(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or("").trim();
     name == "root" || name == "0"
 }

@@ -41,6 +41,7 @@
 
 mod dockerfile;
 mod ecs;
+pub mod image;
 mod located;
 mod names;
 pub mod rules;
@@ -52,6 +53,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use hoist_dockerfile::parser::{ParseErrors, Warning};
+pub use image::{lint_image, ImageFinding, ImageSettings};
 pub use names::is_secret_name;
 pub use rules::{rule, Rule, Severity, RULES};
 

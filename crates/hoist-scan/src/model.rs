@@ -210,9 +210,9 @@ pub struct Misconfig {
     pub message: String,
     /// How to fix it.
     pub fix: String,
-    /// File.
+    /// File ([`crate::scan::IMAGE_CONFIG_PATH`] for an image config).
     pub path: PathBuf,
-    /// 1-based line.
+    /// 1-based line (0 for an image config).
     pub line: usize,
 }
 

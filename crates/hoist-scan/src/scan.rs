@@ -51,8 +51,9 @@ pub struct Options<'a> {
     pub secrets: Option<&'a Scanner>,
     /// Warn when the database's last import is older than this.
     pub max_db_age: Option<Duration>,
-    /// Run the misconfiguration rules (`hoist-lint`) on a directory's Dockerfiles,
-    /// Terraform and ECS task definitions.
+    /// Run the misconfiguration rules (`hoist-lint`): on a directory's Dockerfiles,
+    /// Terraform and ECS task definitions, or on an image's config (not for an
+    /// archive, whose config is read into a temporary store only).
     pub misconfig: bool,
 }
 
@@ -69,42 +70,80 @@ pub enum ScanError {
 
 /// Runs the scan.
 pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanError> {
+    // The image config, for the misconfiguration rules that read it.
+    let mut config = None;
+    // The directory whose files the misconfiguration rules read.
+    let mut lint_dir = None;
+    let mut warnings = Vec::new();
     let (target, collected) = match source {
-        Source::Image { store, image, name } => (
-            ScanTarget::Image {
-                name,
-                digest: image.digest.to_string(),
-            },
-            collect::collect_image(store, image, options.secrets)?,
-        ),
+        Source::Image { store, image, name } => {
+            if options.misconfig {
+                let manifest = hoist_oci::transfer::platform_manifest(store, image)
+                    .map_err(InventoryError::from)?;
+                config = Some(
+                    store
+                        .config(&manifest.config.digest)
+                        .map_err(InventoryError::from)?,
+                );
+            }
+            (
+                ScanTarget::Image {
+                    name,
+                    digest: image.digest.to_string(),
+                },
+                collect::collect_image(store, image, options.secrets)?,
+            )
+        }
         Source::Manifest {
             blobs,
             manifest,
             digest,
             name,
-        } => (
-            ScanTarget::Image {
-                name,
-                digest: digest.to_string(),
-            },
-            collect::collect_manifest(blobs, manifest, digest, options.secrets)?,
-        ),
+        } => {
+            if options.misconfig {
+                config = Some(
+                    hoist_oci::store::read_config(blobs, &manifest.config.digest)
+                        .map_err(InventoryError::from)?,
+                );
+            }
+            (
+                ScanTarget::Image {
+                    name,
+                    digest: digest.to_string(),
+                },
+                collect::collect_manifest(blobs, manifest, digest, options.secrets)?,
+            )
+        }
         Source::Archive(path) => (
-            ScanTarget::Directory {
-                path: path.to_owned(),
+            {
+                if options.misconfig {
+                    warnings.push(
+                        "misconfiguration rules do not run on an archive's image config: load it (`hoist image load`) and scan the image"
+                            .to_owned(),
+                    );
+                }
+                ScanTarget::Directory {
+                    path: path.to_owned(),
+                }
             },
             collect::collect_archive(path, options.secrets)?,
         ),
         Source::Directory(path) => (
-            ScanTarget::Directory {
-                path: path.to_owned(),
+            {
+                lint_dir = options.misconfig.then(|| path.to_owned());
+                ScanTarget::Directory {
+                    path: path.to_owned(),
+                }
             },
             collect::collect_dir(path, options.secrets)?,
         ),
     };
     let Collected { inventory, secrets } = collected;
     let mut report = Report::new(target);
-    report.warnings = inventory.problems.iter().map(|p| p.to_string()).collect();
+    report.warnings = warnings;
+    report
+        .warnings
+        .extend(inventory.problems.iter().map(|p| p.to_string()));
     if let Some(db) = options.vulnerabilities {
         match (db.age()?, options.max_db_age) {
             (None, _) => report.warnings.push(
@@ -126,8 +165,8 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
             ));
         }
     }
-    if let (true, ScanTarget::Directory { path }) = (options.misconfig, &report.target) {
-        let outcome = hoist_lint::lint_paths(std::slice::from_ref(path));
+    if let Some(path) = lint_dir {
+        let outcome = hoist_lint::lint_paths(&[path]);
         for e in &outcome.errors {
             report.warnings.push(e.to_string());
         }
@@ -144,11 +183,51 @@ pub fn scan(source: Source<'_>, options: &Options<'_>) -> Result<Report, ScanErr
             })
             .collect();
     }
+    if let Some(config) = &config {
+        report
+            .misconfigurations
+            .extend(image_misconfigurations(config));
+    }
     report.os = inventory.os;
     report.packages = inventory.packages;
     report.secrets = secrets;
     report.sort();
     Ok(report)
+}
+
+/// Where an image config finding is reported: the config has no file or lines.
+pub const IMAGE_CONFIG_PATH: &str = "(image config)";
+
+/// The `hoist-lint` image rules on an image config; findings have line 0.
+fn image_misconfigurations(config: &hoist_oci::ImageConfig) -> Vec<Misconfig> {
+    let Some(c) = &config.config else {
+        return hoist_lint::lint_image(&hoist_lint::ImageSettings::default())
+            .into_iter()
+            .map(image_misconfig)
+            .collect();
+    };
+    let ports: Vec<&str> = c.exposed_ports.keys().map(String::as_str).collect();
+    hoist_lint::lint_image(&hoist_lint::ImageSettings {
+        user: &c.user,
+        env: &c.env,
+        exposed_ports: &ports,
+        healthcheck: c.healthcheck.as_ref().map(|h| h.test.as_slice()),
+    })
+    .into_iter()
+    .map(image_misconfig)
+    .collect()
+}
+
+fn image_misconfig(f: hoist_lint::ImageFinding) -> Misconfig {
+    Misconfig {
+        rule_id: f.rule.id.to_owned(),
+        severity: f.rule.severity.into(),
+        title: f.rule.title.to_owned(),
+        message: f.message,
+        fix: f.rule.fix.to_owned(),
+        path: IMAGE_CONFIG_PATH.into(),
+        line: 0,
+    }
 }
 
 fn humanize(d: Duration) -> String {

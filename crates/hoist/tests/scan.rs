@@ -484,3 +484,38 @@ fn scan_on_push_attaches_a_report_and_an_sbom_through_the_referrers_api() {
     }
     assert_eq!(referrers(&addr, "scanned/app", &digest, None).len(), 2);
 }
+
+#[test]
+fn misconfiguration_rules_read_an_images_config() {
+    let env = setup();
+    let report = scan_json(&env, &["app:v1", "--scanners", "misconfig"]);
+    let found: Vec<(&str, &str)> = report["misconfigurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["rule_id"].as_str().unwrap(), m["path"].as_str().unwrap()))
+        .collect();
+    // An imported rootfs has a config with no User and no HEALTHCHECK.
+    assert_eq!(
+        found,
+        [
+            ("HL-DF-001", "(image config)"),
+            ("HL-DF-005", "(image config)")
+        ],
+        "{report:#}"
+    );
+    assert!(report["vulnerabilities"].as_array().unwrap().is_empty());
+    // The root user is a high finding: the gate fails on it.
+    let err = env.fails(&[
+        "scan",
+        "app:v1",
+        "--scanners",
+        "misconfig",
+        "--fail-on",
+        "high",
+    ]);
+    assert!(
+        err.contains("scan gate failed: 1 findings at HIGH or above"),
+        "{err}"
+    );
+}

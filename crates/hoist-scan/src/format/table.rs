@@ -159,7 +159,11 @@ pub fn write(
             .iter()
             .map(|m| {
                 vec![
-                    cell(format!("{}:{}", m.path.display(), m.line)),
+                    cell(if m.line == 0 {
+                        m.path.display().to_string()
+                    } else {
+                        format!("{}:{}", m.path.display(), m.line)
+                    }),
                     cell(&m.rule_id),
                     sev(m.severity, color),
                     cell(truncate(&m.message, 70)),
