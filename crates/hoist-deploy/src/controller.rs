@@ -654,7 +654,7 @@ impl Controller {
     fn task_health_of(&mut self, d: &Deployment) -> TaskHealth {
         match self.template(d) {
             Ok(t) => t.health.clone(),
-            Err(_) => TaskHealth::resolve(&d.spec, None).unwrap_or(TaskHealth::Running),
+            Err(_) => TaskHealth::resolve(&d.spec, None, None).unwrap_or(TaskHealth::Running),
         }
     }
 

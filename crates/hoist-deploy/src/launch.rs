@@ -96,18 +96,21 @@ pub enum TaskHealth {
 
 impl TaskHealth {
     /// The service file's check if it has one, else the image's `HEALTHCHECK`
-    /// (`image` is the image config's `Healthcheck`).
+    /// (`image` is the image config's `Healthcheck`, `shell` its `Shell`).
     pub fn resolve(
         spec: &ServiceSpec,
         image: Option<&hoist_oci::config::HealthConfig>,
+        shell: Option<&[String]>,
     ) -> Result<TaskHealth, String> {
         if let Some(h) = &spec.health_check {
             return Ok(TaskHealth::Http(h.clone()));
         }
-        Ok(match image.map(probe_of).transpose()?.flatten() {
-            Some(p) => TaskHealth::Image(p),
-            None => TaskHealth::Running,
-        })
+        Ok(
+            match image.map(|h| probe_of(h, shell)).transpose()?.flatten() {
+                Some(p) => TaskHealth::Image(p),
+                None => TaskHealth::Running,
+            },
+        )
     }
 
     /// The probe each task runs, for [`TaskHealth::Image`].
@@ -120,15 +123,24 @@ impl TaskHealth {
 }
 
 /// Docker's `Healthcheck` as a probe; `None` for `NONE` or an empty test (no
-/// check).
-pub fn probe_of(h: &hoist_oci::config::HealthConfig) -> Result<Option<Probe>, String> {
+/// check). `CMD-SHELL` runs with the image's `Shell` when it sets one (as Docker
+/// does), else `/bin/sh -c`.
+pub fn probe_of(
+    h: &hoist_oci::config::HealthConfig,
+    shell: Option<&[String]>,
+) -> Result<Option<Probe>, String> {
     let command = match h.test.split_first() {
         None => return Ok(None),
         Some((kind, _)) if kind == "NONE" => return Ok(None),
         Some((kind, args)) if kind == "CMD" && !args.is_empty() => {
             ProbeCommand::Exec(args.to_vec())
         }
-        Some((kind, [line])) if kind == "CMD-SHELL" => ProbeCommand::Shell(line.clone()),
+        Some((kind, [line])) if kind == "CMD-SHELL" => match shell {
+            Some(sh) if !sh.is_empty() && sh != ["/bin/sh", "-c"] => {
+                ProbeCommand::Exec(sh.iter().chain([line]).cloned().collect())
+            }
+            _ => ProbeCommand::Shell(line.clone()),
+        },
         Some(_) => {
             return Err(format!(
                 "unsupported HEALTHCHECK test {:?} (expected NONE, CMD or CMD-SHELL)",
@@ -260,12 +272,11 @@ impl Template {
             .collect();
         env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
         let port = port_of(spec, &config)?;
-        let health = TaskHealth::resolve(spec, ic.healthcheck.as_ref()).map_err(|message| {
-            LaunchError::Image {
+        let health = TaskHealth::resolve(spec, ic.healthcheck.as_ref(), ic.shell.as_deref())
+            .map_err(|message| LaunchError::Image {
                 image: spec.image.clone(),
                 message,
-            }
-        })?;
+            })?;
         Ok(Template {
             health,
             lowers,
@@ -375,10 +386,10 @@ mod tests {
         let hello = image(&["CMD", "/hello", "--health-check"]);
         let given = spec("health_check: {path: /up}\n");
         assert!(matches!(
-            TaskHealth::resolve(&given, Some(&hello)).unwrap(),
+            TaskHealth::resolve(&given, Some(&hello), None).unwrap(),
             TaskHealth::Http(h) if h.path == "/up"
         ));
-        let p = TaskHealth::resolve(&spec(""), Some(&hello)).unwrap();
+        let p = TaskHealth::resolve(&spec(""), Some(&hello), None).unwrap();
         assert_eq!(
             p.probe().unwrap(),
             &Probe {
@@ -390,26 +401,45 @@ mod tests {
                 start_interval: None,
             }
         );
-        let shell = TaskHealth::resolve(&spec(""), Some(&image(&["CMD-SHELL", "test -f /ok"])));
+        let shell_check = image(&["CMD-SHELL", "test -f /ok"]);
+        let shell = TaskHealth::resolve(&spec(""), Some(&shell_check), None);
         assert_eq!(
             shell.unwrap().probe().unwrap().command,
             ProbeCommand::Shell("test -f /ok".into())
         );
+        // The image's SHELL runs CMD-SHELL, as Docker does.
+        let bash = [
+            "/bin/bash".to_owned(),
+            "-eo".to_owned(),
+            "pipefail".to_owned(),
+            "-c".to_owned(),
+        ];
+        let shell = TaskHealth::resolve(&spec(""), Some(&shell_check), Some(&bash));
         assert_eq!(
-            TaskHealth::resolve(&spec(""), Some(&image(&["NONE"]))).unwrap(),
+            shell.unwrap().probe().unwrap().command,
+            ProbeCommand::Exec(vec![
+                "/bin/bash".into(),
+                "-eo".into(),
+                "pipefail".into(),
+                "-c".into(),
+                "test -f /ok".into()
+            ])
+        );
+        assert_eq!(
+            TaskHealth::resolve(&spec(""), Some(&image(&["NONE"])), None).unwrap(),
             TaskHealth::Running
         );
         assert_eq!(
-            TaskHealth::resolve(&spec(""), None).unwrap(),
+            TaskHealth::resolve(&spec(""), None, None).unwrap(),
             TaskHealth::Running
         );
-        assert!(TaskHealth::resolve(&spec(""), Some(&image(&["SOMETHING", "x"]))).is_err());
+        assert!(TaskHealth::resolve(&spec(""), Some(&image(&["SOMETHING", "x"])), None).is_err());
         // Zero durations are Docker's defaults.
         let bare = HealthConfig {
             test: vec!["CMD".into(), "true".into()],
             ..HealthConfig::default()
         };
-        let p = probe_of(&bare).unwrap().unwrap();
+        let p = probe_of(&bare, None).unwrap().unwrap();
         assert_eq!(
             (p.interval, p.timeout, p.retries),
             (Duration::from_secs(30), Duration::from_secs(30), 3)
