@@ -183,6 +183,24 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What removing `input` does to the image it resolved to (`docker rmi`'s rule).
+enum Removal {
+    /// Only this name goes: the image keeps others.
+    Untag(String),
+    /// The image goes, with all its names.
+    Delete,
+    /// The image has several names and was given by ID without `force`.
+    NeedsForce,
+}
+
+fn removal(rec: &ImageRecord, input: &str, force: bool) -> Removal {
+    match by_name(input).filter(|n| rec.names.contains(n)) {
+        Some(name) if rec.names.len() > 1 => Removal::Untag(name),
+        _ if rec.names.len() > 1 && !force => Removal::NeedsForce,
+        _ => Removal::Delete,
+    }
+}
+
 /// Read and parse the image config `digest` from `blobs` (a store's or a
 /// registry's blob store).
 pub fn read_config(blobs: &BlobStore, digest: &Digest) -> Result<ImageConfig> {
@@ -416,11 +434,9 @@ impl Store {
     pub fn removal_target(&self, input: &str, force: bool) -> Result<Option<ImageRecord>> {
         let records = self.load_records()?;
         let rec = find(&records, input)?;
-        let by_name = by_name(input).filter(|n| rec.names.contains(n));
-        Ok(match by_name {
-            Some(_) if rec.names.len() > 1 => None,
-            _ if rec.names.len() > 1 && !force => None,
-            _ => Some(rec.clone()),
+        Ok(match removal(rec, input, force) {
+            Removal::Delete => Some(rec.clone()),
+            Removal::Untag(_) | Removal::NeedsForce => None,
         })
     }
 
@@ -431,21 +447,20 @@ impl Store {
         let mut removed = self.transact(|records| {
             let rec = find(records, input)?.clone();
             let mut out = Removed::default();
-            let by_name = by_name(input).filter(|n| rec.names.contains(n));
-            match by_name {
-                Some(name) if rec.names.len() > 1 => {
+            match removal(&rec, input, force) {
+                Removal::Untag(name) => {
                     if let Some(r) = records.images.get_mut(&rec.digest.to_string()) {
                         r.names.retain(|x| x != &name);
                     }
                     out.untagged.push(name);
                 }
-                _ => {
-                    if rec.names.len() > 1 && !force {
-                        return Err(StoreError::MultipleNames {
-                            id: rec.id.short(),
-                            names: rec.names.join(", "),
-                        });
-                    }
+                Removal::NeedsForce => {
+                    return Err(StoreError::MultipleNames {
+                        id: rec.id.short(),
+                        names: rec.names.join(", "),
+                    });
+                }
+                Removal::Delete => {
                     records.images.remove(&rec.digest.to_string());
                     out.untagged.extend(rec.names.iter().cloned());
                     out.deleted.push(rec.digest.clone());
