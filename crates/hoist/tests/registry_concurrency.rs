@@ -7,13 +7,14 @@
 mod util;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use util::{Env, RegistryServer};
 
 const CLIENTS: usize = 20;
 /// Distinct layers; client `i` pushes layer `i % DISTINCT`, so pairs overlap.
 const DISTINCT: usize = 7;
+/// GC passes at most; pushes that keep losing their blobs to it get through after.
+const GC_RUNS: usize = 30;
 
 #[test]
 fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
@@ -45,12 +46,14 @@ fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
     }
     let server = RegistryServer::start(&env);
 
-    // GC from another process, over and over, while the pushes run.
-    let pushing = Arc::new(AtomicBool::new(true));
+    // GC from another process, over and over, while the pushes run, at most
+    // GC_RUNS times so that the pushes it keeps failing get through in the end.
+    let pushing = AtomicBool::new(true);
+    let gc_done = AtomicBool::new(false);
     let gc_runs = std::thread::scope(|s| {
         let gc = s.spawn(|| {
             let mut runs = 0;
-            while pushing.load(Ordering::SeqCst) || runs == 0 {
+            while runs == 0 || (runs < GC_RUNS && pushing.load(Ordering::SeqCst)) {
                 let out = env
                     .hoist()
                     .args(["registry", "gc", "--root"])
@@ -59,20 +62,25 @@ fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
                     .arg(&config)
                     .output()
                     .unwrap();
-                util::assert_success(&out, "hoist registry gc");
                 runs += 1;
+                if !out.status.success() {
+                    gc_done.store(true, Ordering::SeqCst);
+                    util::assert_success(&out, "hoist registry gc");
+                }
             }
+            gc_done.store(true, Ordering::SeqCst);
             runs
         });
         let clients: Vec<_> = (0..CLIENTS)
             .map(|i| {
-                let (env, addr) = (&env, &server.addr);
+                let (env, addr, gc_done) = (&env, &server.addr, &gc_done);
                 s.spawn(move || {
                     // A blob swept between its upload and the manifest (zero grace)
-                    // makes the manifest PUT fail; the client then pushes again.
+                    // makes the manifest PUT fail; the client then pushes again. Once
+                    // the GC has stopped, the next push must succeed.
                     let dest = format!("{addr}/conc/app{}:v1-{i}", i % 4);
-                    let mut last = String::new();
-                    for _ in 0..10 {
+                    loop {
+                        let gc_over = gc_done.load(Ordering::SeqCst);
                         let out = env
                             .hoist()
                             .args(["push", &format!("app{i}:v1"), &dest])
@@ -81,15 +89,20 @@ fn twenty_clients_push_while_gc_runs_and_everything_pulls_back() {
                         if out.status.success() {
                             return dest;
                         }
-                        last = String::from_utf8_lossy(&out.stderr).into_owned();
+                        assert!(
+                            !gc_over,
+                            "push {dest} failed with no GC running: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                     }
-                    panic!("push {dest} kept failing: {last}");
                 })
             })
             .collect();
-        let dests: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        let dests: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
         pushing.store(false, Ordering::SeqCst);
-        (gc.join().unwrap(), dests)
+        let runs = gc.join().unwrap();
+        let dests: Vec<String> = dests.into_iter().map(|d| d.unwrap()).collect();
+        (runs, dests)
     });
     let (runs, dests) = gc_runs;
     assert!(runs >= 1);
