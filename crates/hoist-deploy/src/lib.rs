@@ -15,6 +15,7 @@
 //! is what the controller reads, so the circuit breaker and events do not care
 //! which; and neither the probes nor the proxy need the controller running.
 
+pub mod client;
 pub mod controller;
 pub mod launch;
 pub mod plan;

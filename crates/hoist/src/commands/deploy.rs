@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hoist_deploy::client::{self, Outcome};
 use hoist_deploy::controller::{self, Controller, ControllerOptions};
 use hoist_deploy::spec::{Name, Port, ServiceSpec, Strategy};
-use hoist_deploy::state::{DeploymentState, Event, State, TaskPhase};
+use hoist_deploy::state::{Event, State, TaskPhase};
 use serde_json::json;
 
 use crate::cli::{
@@ -59,18 +59,8 @@ pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
         }
     };
     let digest = record.digest.to_string();
-    hoist_deploy::launch::resolve_port(&store, &spec, &digest)?;
-    if !spec.secrets.is_empty() {
-        let secrets = hoist_secrets::SecretStore::open(&settings.home.join("secrets"))?;
-        for (var, name) in &spec.secrets {
-            if secrets.get(name)?.is_none() {
-                bail!(
-                    "{origin}: secrets.{var}: secret {name:?} is not in hoist's secret store; add it with `hoist secret set {name}`"
-                );
-            }
-        }
-    }
-    let pinned = pin(&spec.image, &digest);
+    client::check(&settings.home, &store, &spec, &digest, &origin)?;
+    let pinned = client::pin(&spec.image, &digest);
     let state = open_state(settings)?;
     let id = state.submit(&spec, &pinned, &digest, "deploy")?;
     ensure_daemon(settings)?;
@@ -204,43 +194,7 @@ fn service_spec(settings: &Settings, args: &DeployArgs) -> Result<(ServiceSpec, 
         hoist_tls::server_config(&tls.cert, &tls.key, &[])
             .map_err(|e| anyhow::anyhow!("{origin}: listener.tls: {e}"))?;
     }
-    check_shared_listener(settings, &spec, &origin)?;
     Ok((spec, origin))
-}
-
-/// Services sharing a listener address share its protocol and certificate: refuse
-/// a spec that disagrees with another service's.
-fn check_shared_listener(settings: &Settings, spec: &ServiceSpec, origin: &str) -> Result<()> {
-    let Some(state) = existing_state(settings)? else {
-        return Ok(());
-    };
-    for svc in state.services()? {
-        if svc.name == spec.name.as_str() || svc.removing {
-            continue;
-        }
-        let Some(other) = svc
-            .active
-            .map(|id| state.deployment(id))
-            .transpose()?
-            .flatten()
-        else {
-            continue;
-        };
-        let l = &other.spec.listener;
-        if l.addr == spec.listener.addr && l.tls != spec.listener.tls {
-            let show = |t: &Option<hoist_deploy::spec::TlsSpec>| match t {
-                Some(t) => format!("HTTPS with {}", t.cert.display()),
-                None => "plain HTTP".to_owned(),
-            };
-            bail!(
-                "{origin}: listener.tls: service {} serves {} with {}; services sharing an address share its certificate",
-                svc.name,
-                l.addr,
-                show(&l.tls)
-            );
-        }
-    }
-    Ok(())
 }
 
 /// A service name from an image reference: its repository's last component,
@@ -263,65 +217,16 @@ fn service_name_of(image: &str) -> String {
         .to_owned()
 }
 
-/// `name@digest` for a name, the digest alone for a digest.
-fn pin(image: &str, digest: &str) -> String {
-    if image.starts_with("sha256:") || image.contains('@') {
-        return image.to_owned();
-    }
-    let name = match image.rsplit_once(':') {
-        Some((n, tag)) if !tag.contains('/') => n,
-        _ => image,
-    };
-    format!("{name}@{digest}")
-}
-
 /// Prints the service's events from deployment `id` on until it ends (and, when it
 /// failed, until its rollback ends). Fails when the deployment did.
 fn follow(settings: &Settings, state: &State, service: &str, id: i64) -> Result<()> {
-    let mut last = state
-        .events(service, 0)?
-        .iter()
-        .filter(|e| e.deployment.is_some_and(|d| d < id))
-        .map(|e| e.id)
-        .max()
-        .unwrap_or(0);
-    let mut watching = id;
-    let mut failure: Option<String> = None;
-    loop {
-        for e in state.events(service, last)? {
-            last = e.id;
-            print_event(settings, &e);
+    match client::wait(state, service, id, |e| print_event(settings, e))? {
+        Outcome::Succeeded => Ok(()),
+        Outcome::RolledBack { reason } => {
+            bail!("deployment #{id} failed and was rolled back: {reason}")
         }
-        let d = state
-            .deployment(watching)?
-            .with_context(|| format!("deployment #{watching} vanished"))?;
-        if d.state.is_final() {
-            match d.state {
-                DeploymentState::Succeeded if failure.is_none() => return Ok(()),
-                DeploymentState::Succeeded => {
-                    bail!(
-                        "deployment #{id} failed and was rolled back: {}",
-                        failure.unwrap_or_default()
-                    )
-                }
-                DeploymentState::Failed | DeploymentState::Superseded => {
-                    let reason = d.reason.clone().unwrap_or_default();
-                    let svc = state.service(service)?;
-                    match svc.and_then(|s| s.active) {
-                        Some(next) if next != watching && d.state == DeploymentState::Failed => {
-                            failure.get_or_insert(reason);
-                            watching = next;
-                        }
-                        _ if d.state == DeploymentState::Superseded && watching == id => {
-                            bail!("deployment #{id} was superseded: {reason}")
-                        }
-                        _ => bail!("deployment #{id} failed: {}", failure.unwrap_or(reason)),
-                    }
-                }
-                DeploymentState::InProgress => {}
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        Outcome::Superseded { reason } => bail!("deployment #{id} was superseded: {reason}"),
+        Outcome::Failed { reason } => bail!("deployment #{id} failed: {reason}"),
     }
 }
 
@@ -626,7 +531,7 @@ pub fn daemon(settings: &Settings, args: DaemonArgs) -> Result<()> {
     }
     let proxy_config = settings.proxy_config();
     if !args.no_proxy && args.proxy_admin.is_none() {
-        ensure_proxy(settings, &proxy_config)?;
+        client::ensure_proxy(&client::current_exe()?, &settings.home, &proxy_config)?;
     }
     let controller = Controller::new(
         ControllerOptions {
@@ -663,82 +568,10 @@ pub fn daemon(settings: &Settings, args: DaemonArgs) -> Result<()> {
 
 /// Starts `hoist daemon` in the background when none runs on this home.
 fn ensure_daemon(settings: &Settings) -> Result<()> {
-    if controller::daemon_running(&settings.home) {
-        return Ok(());
-    }
-    let log = controller::deploy_dir(&settings.home).join("daemon.log");
-    spawn_detached(settings, &["daemon", "--detached"], &log)?;
-    // Wait until it holds its lock, so a second CLI does not start another.
-    for _ in 0..100 {
-        if controller::daemon_running(&settings.home) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("hoist daemon did not start; see {}", log.display())
-}
-
-/// Starts `hoist proxy` in the background when none serves `config`'s directory.
-fn ensure_proxy(settings: &Settings, config: &Path) -> Result<()> {
-    let dir = config.parent().unwrap_or(Path::new("."));
-    if hoist_proxy::watch::running(dir) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let log = dir.join("proxy.log");
-    let config_arg = config.display().to_string();
-    // One current-thread worker per CPU: about twice the throughput of one
-    // work-stealing runtime (BENCHMARKS.md, proxy section).
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .to_string();
-    spawn_detached(
-        settings,
-        &[
-            "proxy",
-            "--detached",
-            "--config",
-            &config_arg,
-            "--admin",
-            "127.0.0.1:0",
-            "--workers",
-            &workers,
-        ],
-        &log,
-    )?;
-    for _ in 0..100 {
-        if hoist_proxy::watch::running(dir) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("hoist proxy did not start; see {}", log.display())
-}
-
-fn spawn_detached(settings: &Settings, args: &[&str], log: &Path) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    let err = out.try_clone()?;
-    let exe = std::env::current_exe().context("finding the hoist binary")?;
-    Command::new(exe)
-        .arg("--home")
-        .arg(&settings.home)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting hoist {}", args.join(" ")))?;
-    Ok(())
+    Ok(client::ensure_daemon(
+        &client::current_exe()?,
+        &settings.home,
+    )?)
 }
 
 #[cfg(test)]
