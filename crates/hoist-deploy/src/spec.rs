@@ -73,15 +73,18 @@ pub struct ServiceSpec {
     pub deployment: DeploymentSpec,
 }
 
-fn default_count() -> u32 {
+/// The default `count`: one task.
+pub fn default_count() -> u32 {
     1
 }
 
-fn default_drain_timeout() -> Duration {
+/// The default `drain_timeout`: 30s, as an ALB's deregistration delay is often set.
+pub fn default_drain_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-fn default_stop_timeout() -> Duration {
+/// The default `stop_timeout`: 30s between SIGTERM and SIGKILL, as ECS.
+pub fn default_stop_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
@@ -609,25 +612,14 @@ impl ServiceSpec {
     pub fn parse(file: &str, text: &str) -> Result<ServiceSpec, SpecError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let spec: ServiceSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let location = inner
-                .location()
-                .map(|l| refine_location(text, &path, (l.line(), l.column())));
-            let mut msg = strip_location(&inner.to_string());
-            // serde_yaml_ng prefixes its own (shorter) path; the full one is shown.
-            if let Some((prefix, rest)) = msg.split_once(": ") {
-                if !prefix.contains(' ') && path.starts_with(prefix) {
-                    msg = rest.to_owned();
-                }
-            }
+            let problem = YamlProblem::new(text, e);
             SpecError {
                 file: file.to_owned(),
-                location,
-                message: if path == "." || path.is_empty() {
-                    msg
+                location: problem.location,
+                message: if problem.path.is_empty() {
+                    problem.message
                 } else {
-                    format!("{path}: {msg}")
+                    format!("{}: {}", problem.path, problem.message)
                 },
             }
         })?;
@@ -768,6 +760,47 @@ pub fn floor_percent(count: u32, percent: u32) -> u32 {
     (u64::from(count) * u64::from(percent) / 100) as u32
 }
 
+/// A YAML file's first syntax or type error, taken apart: the field path, the
+/// line and column of the field, and the message without either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YamlProblem {
+    /// The field path (`deployment.strategy.max_percent`, `env[0].name`); empty
+    /// for the document itself.
+    pub path: String,
+    /// Line and column (from 1), when the parser knows them.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong, without the path and the location.
+    pub message: String,
+}
+
+impl YamlProblem {
+    /// Takes apart an error of `serde_path_to_error::deserialize` over a
+    /// `serde_yaml_ng::Deserializer` reading `text`. Shared with the other YAML
+    /// files hoist reads (`hoist.yml`), so that they report alike.
+    pub fn new(text: &str, e: serde_path_to_error::Error<serde_yaml_ng::Error>) -> YamlProblem {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let inner = e.into_inner();
+        let location = inner
+            .location()
+            .map(|l| refine_location(text, &path, (l.line(), l.column())));
+        let mut message = strip_location(&inner.to_string());
+        // serde_yaml_ng prefixes its own (shorter) path; the full one is shown.
+        if let Some((prefix, rest)) = message.split_once(": ") {
+            if !prefix.contains(' ') && path.starts_with(prefix) {
+                message = rest.to_owned();
+            }
+        }
+        YamlProblem {
+            path,
+            location,
+            message,
+        }
+    }
+}
+
 /// serde_yaml_ng places a value's error at the start of the mapping holding it;
 /// the key itself is on that line or below it, so look for it there.
 fn refine_location(text: &str, path: &str, (line, col): (usize, usize)) -> (usize, usize) {
@@ -805,16 +838,19 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
-/// Durations written as humantime strings (`2s`, `1m30s`, `500ms`).
-mod human {
+/// Durations written as humantime strings (`2s`, `1m30s`, `500ms`), for
+/// `#[serde(with = "human")]`.
+pub mod human {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `d` as `1m 30s`.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
+    /// Reads `2s`, `500ms`, `1m30s`; anything else is an error naming the value.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(|e| {
@@ -825,12 +861,13 @@ mod human {
     }
 }
 
-/// Optional humantime durations.
-mod human_opt {
+/// Optional humantime durations, for `#[serde(default, with = "human_opt")]`.
+pub mod human_opt {
     use std::time::Duration;
 
     use serde::{Deserializer, Serializer};
 
+    /// Writes `Some(d)` as [`super::human`] does, `None` as null.
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::human::serialize(d, s),
@@ -838,6 +875,7 @@ mod human_opt {
         }
     }
 
+    /// Reads a present value as [`super::human`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::human::deserialize(d).map(Some)
     }
