@@ -93,6 +93,62 @@ pub enum Command {
     /// Run the deployment controller in the foreground (started on demand by
     /// `hoist deploy`).
     Daemon(DaemonArgs),
+    /// Run the pipeline of hoist.yml on the working tree (uncommitted changes
+    /// included): test, build, scan, then deploy to the first environment, and print
+    /// its URL.
+    Up(UpArgs),
+    /// Write a commented starter hoist.yml from what the repository holds
+    /// (Dockerfile, its port, test commands).
+    Init(InitArgs),
+    /// The pipeline's run history: runs, their stages and logs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// `hoist up`
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The repository (the directory holding hoist.yml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The pipeline file [default: DIR/hoist.yml].
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+}
+
+/// `hoist init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace an existing hoist.yml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `hoist runs ...`
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    Ls {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// A run and its stages.
+    Show {
+        /// The run number.
+        run: i64,
+    },
+    /// The logs of a run's stages.
+    Logs {
+        /// The run number.
+        run: i64,
+        /// Only this stage (`build`, `deploy:dev`, ...).
+        #[arg(long)]
+        stage: Option<String>,
+    },
 }
 
 /// `hoist deploy`

@@ -75,5 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daemon(args) => commands::deploy::daemon(&settings, args),
         Command::Secret(cmd) => commands::secret::run(&settings, cmd),
         Command::Proxy(args) => commands::proxy::run(&settings, args),
+        Command::Up(args) => commands::pipeline::up(&settings, args),
+        Command::Runs(cmd) => commands::pipeline::runs(&settings, cmd),
+        Command::Init(args) => commands::pipeline::init(args),
     }
 }

@@ -44,6 +44,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-secrets",
         ],
     ),
+    (
+        "hoist-pipeline",
+        &[
+            "hoist-oci",
+            "hoist-builder",
+            "hoist-scan",
+            "hoist-vulndb",
+            "hoist-secretscan",
+            "hoist-deploy",
+            "hoist-pipeline-spec",
+        ],
+    ),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
         "hoist-builder",
@@ -76,6 +88,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-vulndb",
             "hoist-secretscan",
             "hoist-lint",
+            "hoist-pipeline",
+            "hoist-pipeline-spec",
             "hoist-scan",
         ],
     ),

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod image;
 pub mod import;
 pub mod lint;
+pub mod pipeline;
 pub mod proxy;
 pub mod registry;
 pub mod remote;

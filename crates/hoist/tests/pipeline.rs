@@ -1,0 +1,283 @@
+//! `hoist up` end to end: a git repository holding a busybox httpd app and its
+//! hoist.yml; the run copies the working tree, runs the tests on the host, builds,
+//! scans (the secrets gate), deploys to the first environment through the real
+//! daemon and proxy, and records every stage. Root, loopback only.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use util::world::{assert_ok, body, World};
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    util::assert_success(&out, script);
+}
+
+/// A git repository with an app serving `body` and a hoist.yml whose dev
+/// environment listens on the world's port; `test` is its test command.
+fn repo(w: &World, body: &str, test: &str) -> PathBuf {
+    let dir = w.env.path("app");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), format!("{body}\n")).unwrap();
+    std::fs::write(dir.join("www/healthz"), "ok\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hoist.yml"),
+        format!(
+            "app: web\n\
+             test:\n  - name: unit\n    run: {test}\n\
+             scan:\n  fail_on: high\n  scanners: [secret]\n\
+             environments:\n\
+             \x20 - name: dev\n\
+             \x20   service:\n\
+             \x20     count: 2\n\
+             \x20     stop_timeout: 2s\n\
+             \x20     health_check: {{path: /healthz, interval: 1s, timeout: 500ms}}\n\
+             \x20     listener: {{addr: 127.0.0.1:{port}}}\n\
+             \x20   smoke: busybox wget -q -O - \"$HOIST_URL\" | grep -q .\n\
+             \x20 - name: prod\n\
+             \x20   approval: manual\n\
+             \x20   service:\n\
+             \x20     listener: {{addr: 127.0.0.1:{prod}}}\n",
+            // A JSON string is a YAML double-quoted scalar.
+            test = serde_json::to_string(test).unwrap(),
+            port = w.port,
+            prod = util::free_port()
+        ),
+    )
+    .unwrap();
+    sh(
+        &dir,
+        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev \
+         && printf 'build-output/\\n' > .gitignore && git add -A && git commit -q -m 'first'",
+    );
+    dir
+}
+
+fn up(w: &World, dir: &Path) -> std::process::Output {
+    w.env
+        .hoist()
+        .args(["up", dir.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn runs(w: &World) -> Vec<serde_json::Value> {
+    serde_json::from_str(&w.env.ok(&["--json", "runs", "ls"])).unwrap()
+}
+
+fn stages(run: &serde_json::Value) -> Vec<(String, String)> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environment() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    // The test writes into the workspace; the repository itself stays clean.
+    let dir = repo(
+        &w,
+        "version 1",
+        "test -f www/index.html && echo unit tests pass",
+    );
+
+    let out = up(&w, &dir);
+    assert_ok(&out, "hoist up", &w);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let url = format!("http://127.0.0.1:{}/", w.port);
+    assert!(stdout.contains(&format!("dev: {url}")), "{stdout}");
+    assert_eq!(body(w.addr()).as_deref(), Some("version 1"));
+
+    let all = runs(&w);
+    assert_eq!(all.len(), 1);
+    let run = &all[0];
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["commit"]["dirty"], false);
+    let sha = run["commit"]["sha"].as_str().unwrap();
+    assert_eq!(sha.len(), 40);
+    assert_eq!(run["commit"]["branch"], "main");
+    // Only the first environment: prod waits for the server's approvals.
+    assert_eq!(
+        stages(run),
+        [
+            "source",
+            "test",
+            "build",
+            "scan",
+            "deploy:dev",
+            "verify:dev"
+        ]
+        .map(|s| (s.to_owned(), "succeeded".to_owned()))
+    );
+    // The image is tagged with the commit and the branch, and deployed by digest.
+    let image = w.env.inspect(&format!("web:{sha}"));
+    let digest = image["Digest"].as_str().unwrap();
+    assert_eq!(w.env.inspect("web:main")["Digest"], digest);
+    assert!(run["image"].as_str().unwrap().ends_with(digest));
+    let services = w.env.ok(&["--json", "service", "ls"]);
+    assert!(services.contains("\"web-dev\""), "{services}");
+    // The stage logs hold what the steps printed.
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
+    assert!(logs.contains("unit tests pass"), "{logs}");
+    // CodePipeline's files name the image.
+    let artifacts = w.env.home().join("pipeline/runs/1/artifacts");
+    let defs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(artifacts.join("imagedefinitions.json")).unwrap())
+            .unwrap();
+    assert_eq!(defs[0]["name"], "web");
+    assert_eq!(defs[0]["imageUri"], format!("web:{sha}"));
+    let detail: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(artifacts.join("imageDetail.json")).unwrap())
+            .unwrap();
+    assert_eq!(detail["ImageURI"], format!("web@{digest}"));
+
+    // Uncommitted changes are part of the next run, tagged as dirty, and roll out.
+    std::fs::write(dir.join("www/index.html"), "version 2\n").unwrap();
+    let out = up(&w, &dir);
+    assert_ok(&out, "second hoist up", &w);
+    assert_eq!(body(w.addr()).as_deref(), Some("version 2"));
+    let all = runs(&w);
+    assert_eq!(all[0]["commit"]["dirty"], true);
+    assert_eq!(all[0]["commit"]["sha"], sha);
+    let tag = format!("web:{}-dirty.run2", &sha[..12]);
+    w.env.inspect(&tag);
+}
+
+#[test]
+fn a_failing_test_stops_the_run_before_the_build_and_deploys_nothing() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let dir = repo(
+        &w,
+        "never served",
+        "echo 'assertion failed: 1 == 2' && exit 1",
+    );
+
+    let out = up(&w, &dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("test failed"), "{stderr}");
+    assert!(stderr.contains("exited with status 1"), "{stderr}");
+
+    let run = &runs(&w)[0];
+    assert_eq!(run["status"], "failed");
+    assert_eq!(
+        stages(run),
+        [
+            ("source", "succeeded"),
+            ("test", "failed"),
+            ("build", "skipped"),
+            ("scan", "skipped"),
+            ("deploy:dev", "skipped"),
+            ("verify:dev", "skipped"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let logs = w.env.ok(&["runs", "logs", "1"]);
+    assert!(logs.contains("assertion failed: 1 == 2"), "{logs}");
+    assert_eq!(w.env.ok(&["--json", "service", "ls"]).trim(), "[]");
+    let images = w.env.ok(&["--json", "image", "ls"]);
+    assert!(!images.contains("web:"), "{images}");
+}
+
+#[test]
+fn a_secret_in_the_image_fails_the_scan_gate_and_deploys_nothing() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let dir = repo(&w, "leaky", "true");
+    // An AWS access key ID in a served file: a critical secret. Assembled at run
+    // time so this file holds nothing a secret scanner flags.
+    let key = format!("{}{}", "AK", "IAZ7Q3XK4M2P5RT6WY");
+    std::fs::write(
+        dir.join("www/config.txt"),
+        format!("aws_access_key_id = {key}\n"),
+    )
+    .unwrap();
+
+    let out = up(&w, &dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scan failed: gate"), "{stderr}");
+    let run = &runs(&w)[0];
+    let got = stages(run);
+    assert_eq!(got[3], ("scan".to_owned(), "failed".to_owned()));
+    assert_eq!(got[4], ("deploy:dev".to_owned(), "skipped".to_owned()));
+    assert_eq!(w.env.ok(&["--json", "service", "ls"]).trim(), "[]");
+    assert!(w
+        .env
+        .home()
+        .join("pipeline/runs/1/artifacts/scan.json")
+        .is_file());
+}
+
+#[test]
+fn a_bad_hoist_yml_is_refused_with_its_line_and_field() {
+    let w = World::new();
+    let dir = w.env.path("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hoist.yml"),
+        "app: web\nenvironments:\n  - name: dev\n    aproval: manual\n    service:\n      listener: {addr: 127.0.0.1:1}\n",
+    )
+    .unwrap();
+    let out = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hoist.yml:4:"), "{stderr}");
+    assert!(stderr.contains("environments[0].aproval"), "{stderr}");
+    assert!(stderr.contains("approval"), "{stderr}");
+    // Nothing ran.
+    assert!(!w.env.home().join("pipeline/runs.db").exists());
+}
+
+#[test]
+fn hoist_init_writes_a_starter_from_the_repository_and_keeps_an_existing_one() {
+    let env = util::Env::new();
+    let dir = env.path("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nEXPOSE 9000\n").unwrap();
+    std::fs::write(dir.join("Makefile"), "test:\n\ttrue\n").unwrap();
+    env.ok(&["init", dir.to_str().unwrap()]);
+    let text = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();
+    assert!(text.contains("make test"), "{text}");
+    assert!(text.contains("9000"), "{text}");
+    assert!(text.contains("approval: manual"), "{text}");
+
+    std::fs::write(dir.join("hoist.yml"), "app: mine\n").unwrap();
+    let err = env.fails(&["init", dir.to_str().unwrap()]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hoist.yml")).unwrap(),
+        "app: mine\n"
+    );
+}
