@@ -2,7 +2,7 @@
 //! ways they are found: serde's first syntax or type error while a file is read
 //! (through `serde_path_to_error`, taken apart by `hoist_deploy`'s [`YamlProblem`]),
 //! and the checks that run on the typed value afterwards, whose field paths are
-//! looked up in the text again ([`locate`]) so that every one of them is reported.
+//! looked up in the text again (`locate`) so that every one of them is reported.
 //!
 //! Unknown fields and values get a did-you-mean from the names serde expected.
 
