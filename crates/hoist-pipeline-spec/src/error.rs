@@ -2,7 +2,7 @@
 //! ways they are found: serde's first syntax or type error while a file is read
 //! (through `serde_path_to_error`, taken apart by `hoist_deploy`'s [`YamlProblem`]),
 //! and the checks that run on the typed value afterwards, whose field paths are
-//! looked up in the text again ([`locate`]) so that every one of them is reported.
+//! looked up in the text again (`locate`) so that every one of them is reported.
 //!
 //! Unknown fields and values get a did-you-mean from the names serde expected.
 
@@ -443,7 +443,8 @@ mod tests {
         assert_eq!(at("environments[0].service.listener.path"), (7, 7));
         assert_eq!(at("environments[0].strategy"), (4, 5));
         assert_eq!(at("environments[7].name"), (3, 1));
-        assert_eq!(at("notifications"), (1, 1));
+        // Not there at all: the document.
+        assert_eq!(at("notifications"), (2, 1));
     }
 
     #[test]

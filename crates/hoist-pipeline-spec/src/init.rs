@@ -163,9 +163,9 @@ pub fn starter(facts: &RepoFacts) -> String {
         f.push_str(s);
         f.push('\n');
     };
-    line("# hoist.yml: build, test, scan and deploy this repository (`hoist run`).");
-    line("# Every field is optional but `app` and `environments`; the values shown");
-    line("# commented out are the defaults.");
+    line("# hoist.yml: how hoist's pipeline builds, tests, scans and deploys this");
+    line("# repository. Only `app` and `environments` are required; commented lines");
+    line("# show more settings.");
     line(&format!("app: {}", facts.app));
     line("");
     if !facts.dockerfile {
@@ -178,7 +178,8 @@ pub fn starter(facts: &RepoFacts) -> String {
     line("  # target: runtime          # a stage of a multi-stage Dockerfile");
     line("");
     if facts.buildspec {
-        line("# buildspec.yml (CodeBuild 0.2) is here too; hoist reads it on its own.");
+        line("# This repository also has a buildspec.yml (CodeBuild 0.2): its phases are not");
+        line("# repeated here.");
     }
     line("# Steps run in order after the build; the run stops at the first failure.");
     if facts.test_commands.is_empty() {
@@ -215,7 +216,7 @@ pub fn starter(facts: &RepoFacts) -> String {
         line(&format!("  - name: {name}"));
         if let Some(a) = approval {
             line(&format!(
-                "    approval: {a}      # waits for `hoist approve`"
+                "    approval: {a}      # waits for someone to approve"
             ));
         }
         line(&format!(
@@ -227,7 +228,7 @@ pub fn starter(facts: &RepoFacts) -> String {
             }
         ));
         line("    # env: {LOG_LEVEL: info}");
-        line("    # secrets: {DB_PASSWORD: db-password}   # VAR: secret in `hoist secret`");
+        line("    # secrets: {DB_PASSWORD: db-password}   # VAR: name in `hoist secret set`");
         line("    service:");
         line(&format!(
             "      count: {}",
