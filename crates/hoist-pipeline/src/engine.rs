@@ -164,18 +164,24 @@ const SMOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 impl Engine {
     /// An engine over `home`, building with `builder` (over `store`), starting
     /// background processes (the deployment daemon) from the hoist binary `exe`.
+    /// Runs left `running` by a process that died (killed mid-run) are marked
+    /// failed first, so no run claims to go on that nothing drives.
     pub fn new(
         home: &Path,
         exe: &Path,
         store: Store,
         builder: Builder,
     ) -> Result<Engine, EngineError> {
+        let runs = Runs::open(&home.join("pipeline"))?;
+        for id in runs.abandon_dead("the process running it stopped before it finished")? {
+            tracing::warn!("run #{id} was left unfinished by a process that died: marked failed");
+        }
         Ok(Engine {
             home: home.to_owned(),
             exe: exe.to_owned(),
             store,
             builder,
-            runs: Runs::open(&home.join("pipeline"))?,
+            runs,
         })
     }
 

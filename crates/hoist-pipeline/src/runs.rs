@@ -4,7 +4,8 @@
 //!
 //! A run is created with all its stages `pending`, so the record always says how
 //! far a run got: a process killed mid-stage leaves that stage `running`, and
-//! [`Runs::abandon_running`] marks such runs failed when the next engine starts.
+//! [`Runs::abandon_dead`] marks such runs failed (the run records the process that
+//! owns it) when the next engine starts.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -171,6 +172,7 @@ CREATE TABLE IF NOT EXISTS runs (
     author TEXT,
     message TEXT,
     dirty INTEGER NOT NULL,
+    owner INTEGER NOT NULL,
     status TEXT NOT NULL,
     image TEXT,
     error TEXT,
@@ -188,6 +190,20 @@ CREATE TABLE IF NOT EXISTS stages (
     PRIMARY KEY (run, seq)
 );
 "#;
+
+/// Whether process `pid` exists (signal 0 reaches it, or it belongs to another user).
+fn process_alive(pid: i64) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -256,8 +272,8 @@ impl Runs {
         let mut conn = self.lock();
         let tx = self.sql(conn.transaction())?;
         self.sql(tx.execute(
-            "INSERT INTO runs (app, trigger, sha, branch, author, message, dirty, status, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
+            "INSERT INTO runs (app, trigger, sha, branch, author, message, dirty, owner, status, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
             params![
                 app,
                 trigger,
@@ -266,6 +282,7 @@ impl Runs {
                 commit.author,
                 commit.message,
                 commit.dirty,
+                std::process::id(),
                 now_ms()
             ],
         ))?;
@@ -335,15 +352,24 @@ impl Runs {
         self.sql(tx.commit())
     }
 
-    /// Marks every run still `running` failed, with its running stage, as a
-    /// process that owned them died: `why` says so. Returns their ids.
-    pub fn abandon_running(&self, why: &str) -> Result<Vec<i64>, RunsError> {
+    /// Marks every run still `running` whose owning process is gone failed, with
+    /// its running stage: `why` says so. Returns their ids.
+    pub fn abandon_dead(&self, why: &str) -> Result<Vec<i64>, RunsError> {
+        self.abandon(why, |pid| !process_alive(pid))
+    }
+
+    fn abandon(&self, why: &str, dead: impl Fn(i64) -> bool) -> Result<Vec<i64>, RunsError> {
         let mut conn = self.lock();
         let tx = self.sql(conn.transaction())?;
         let ids: Vec<i64> = {
-            let mut stmt = self.sql(tx.prepare("SELECT id FROM runs WHERE status = 'running'"))?;
-            let rows = self.sql(stmt.query_map([], |r| r.get(0)))?;
-            self.sql(rows.collect::<rusqlite::Result<_>>())?
+            let mut stmt =
+                self.sql(tx.prepare("SELECT id, owner FROM runs WHERE status = 'running'"))?;
+            let rows = self.sql(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))))?;
+            let rows: Vec<(i64, i64)> = self.sql(rows.collect::<rusqlite::Result<_>>())?;
+            rows.into_iter()
+                .filter(|(_, owner)| dead(*owner))
+                .map(|(id, _)| id)
+                .collect()
         };
         let now = now_ms();
         for id in &ids {
@@ -490,13 +516,16 @@ mod tests {
             id
         };
         let runs = Runs::open(dir.path()).unwrap();
-        assert_eq!(runs.abandon_running("the engine died").unwrap(), [id]);
+        // This process owns the run: it is alive, so the run stays.
+        assert!(runs.abandon_dead("the engine died").unwrap().is_empty());
+        assert_eq!(runs.get(id).unwrap().unwrap().status, Status::Running);
+        assert_eq!(runs.abandon("the engine died", |_| true).unwrap(), [id]);
         let run = runs.get(id).unwrap().unwrap();
         assert_eq!(run.status, Status::Failed);
         assert_eq!(run.stages[0].status, Status::Failed);
         assert_eq!(run.stages[0].message.as_deref(), Some("the engine died"));
         assert_eq!(run.stages[2].status, Status::Skipped);
-        assert!(runs.abandon_running("again").unwrap().is_empty());
+        assert!(runs.abandon("again", |_| true).unwrap().is_empty());
         assert_eq!(runs.list(10).unwrap(), [id]);
     }
 }

@@ -281,3 +281,73 @@ fn hoist_init_writes_a_starter_from_the_repository_and_keeps_an_existing_one() {
         "app: mine\n"
     );
 }
+
+#[test]
+fn a_run_whose_process_was_killed_is_marked_failed_by_the_next_one() {
+    let w = World::new();
+    let pidfile = w.env.path("test.pid");
+    let dir = repo(
+        &w,
+        "unused",
+        &format!("echo $$ > {} && sleep 600", pidfile.display()),
+    );
+    let mut up = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    util::world::eventually("the test step runs", || pidfile.exists());
+    up.kill().unwrap();
+    up.wait().unwrap();
+    // The test step's shell is in a process group of its own: stop it too.
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status();
+
+    let run = &runs(&w)[0];
+    assert_eq!(run["status"], "running");
+    assert_eq!(stages(run)[1], ("test".to_owned(), "running".to_owned()));
+
+    // The next engine finds the run's owner gone.
+    std::fs::write(
+        dir.join("hoist.yml"),
+        std::fs::read_to_string(dir.join("hoist.yml"))
+            .unwrap()
+            .replace("sleep 600", "exit 7"),
+    )
+    .unwrap();
+    let out = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = runs(&w);
+    let first = all.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(
+        first["status"],
+        "failed",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stages(first)[1..3],
+        [
+            ("test".to_owned(), "failed".to_owned()),
+            ("build".to_owned(), "skipped".to_owned())
+        ]
+    );
+    assert!(first["error"]
+        .as_str()
+        .unwrap()
+        .contains("stopped before it finished"));
+}
