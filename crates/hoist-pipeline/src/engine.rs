@@ -108,7 +108,7 @@ pub fn stage_names(spec: &PipelineSpec, through: Through) -> Vec<String> {
     if !spec.test.is_empty() {
         names.push("test".to_owned());
     }
-    names.extend(["build", "scan"].map(String::from));
+    names.extend(["build", "scan", "push"].map(String::from));
     let envs = match through {
         Through::First => &spec.environments[..spec.environments.len().min(1)],
     };
@@ -219,6 +219,7 @@ impl Engine {
             workspace: self.runs.run_dir(run).join("src"),
             artifacts: self.runs.run_dir(run).join("artifacts"),
             image: None,
+            tags: Vec::new(),
             urls: Vec::new(),
             cancel: AtomicBool::new(false),
         };
@@ -282,8 +283,10 @@ struct RunContext<'a> {
     run: i64,
     workspace: PathBuf,
     artifacts: PathBuf,
-    /// `name:tag` and digest, once built.
+    /// `name:tag` and digest, once built; the registry's `host/name:tag` once pushed.
     image: Option<(String, String)>,
+    /// Every tag given to the build, `name:tag`.
+    tags: Vec<String>,
     urls: Vec<(String, String)>,
     cancel: AtomicBool,
 }
@@ -302,6 +305,7 @@ impl RunContext<'_> {
             None if name == "test" => self.test(spec, commit, log),
             None if name == "build" => self.build(spec, commit, log),
             None if name == "scan" => self.scan(spec, log),
+            None if name == "push" => self.push(log),
             Some(("deploy", env)) => {
                 let env = environment(spec, env)?;
                 self.deploy(spec, env, log)
@@ -440,6 +444,7 @@ impl RunContext<'_> {
             out.steps, out.cached
         );
         self.image = Some((image, digest));
+        self.tags = tags;
         Ok(msg)
     }
 
@@ -517,6 +522,38 @@ impl RunContext<'_> {
         Ok(summary)
     }
 
+    /// Pushes every tag of the image to hoist's embedded registry (started in the
+    /// background when none serves `<home>/registry`); later stages deploy the
+    /// registry's reference, as ECS deploys an ECR image.
+    fn push(&mut self, log: &StageLog<'_>) -> StageResult {
+        let (image, digest) = self.image.clone().ok_or("no image was built")?;
+        let addr = ensure_registry(&self.engine.exe, &self.engine.home)?;
+        let client = hoist_registry_client::Client::new(Default::default());
+        let mut pushed = Vec::new();
+        for tag in &self.tags {
+            let dest_text = format!("{addr}/{tag}");
+            let dest: Reference = dest_text.parse().map_err(|e| format!("{dest_text}: {e}"))?;
+            let report = client
+                .push(&self.engine.store, tag, &dest, &|_| {})
+                .map_err(|e| format!("pushing {tag} to {dest_text}: {e}"))?;
+            if report.digest.to_string() != digest {
+                return Err(format!(
+                    "{dest_text}: the registry names the image {}, not {digest}",
+                    report.digest
+                ));
+            }
+            log.line(&format!(
+                "pushed {dest_text}: {} blobs uploaded, {} already there",
+                report.blobs_copied, report.blobs_skipped
+            ));
+            pushed.push(dest_text);
+        }
+        let first = pushed.first().cloned().unwrap_or(image);
+        let msg = client::pin(&first, &digest);
+        self.image = Some((first, digest));
+        Ok(msg)
+    }
+
     fn deploy(
         &mut self,
         spec: &PipelineSpec,
@@ -577,6 +614,33 @@ impl RunContext<'_> {
         self.shell(smoke, &vars, timeout, log)?;
         Ok(format!("smoke command passed against {url}"))
     }
+}
+
+/// The address of hoist's embedded registry on `home`, started in the background
+/// (`hoist registry serve` on a free loopback port) when none serves it.
+fn ensure_registry(exe: &Path, home: &Path) -> Result<std::net::SocketAddr, String> {
+    let root = home.join("registry");
+    if let Some(addr) = hoist_registry::announce::serving(&root) {
+        return Ok(addr);
+    }
+    let log = root.join("serve.log");
+    client::spawn_detached(
+        exe,
+        home,
+        &["registry", "serve", "--detached", "--addr", "127.0.0.1:0"],
+        &log,
+    )
+    .map_err(|e| e.to_string())?;
+    for _ in 0..200 {
+        if let Some(addr) = hoist_registry::announce::serving(&root) {
+            return Ok(addr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!(
+        "hoist's registry did not start; see {}",
+        log.display()
+    ))
 }
 
 fn environment<'s>(spec: &'s PipelineSpec, name: &str) -> Result<&'s Environment, String> {

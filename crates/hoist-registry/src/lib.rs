@@ -79,6 +79,7 @@
 //! hash but bcrypt and no rate limit on guesses; TLS has no client certificates
 //! and no reloading of a renewed certificate.
 
+pub mod announce;
 pub mod attach;
 pub mod auth;
 pub mod config;

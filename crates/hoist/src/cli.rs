@@ -633,6 +633,9 @@ pub struct RegistryServeArgs {
     /// Configuration file (TOML: `[tls]`, `[auth]`, `[gc]`, `[[repository]]` policies).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Leave the caller's session (as `hoist up` starts it in the background).
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 /// `hoist registry gc`

@@ -66,6 +66,17 @@ fn repo(w: &World, body: &str, test: &str) -> PathBuf {
     dir
 }
 
+/// Stops the registry `hoist up` started in the background, when the test ends.
+struct StopRegistry(PathBuf);
+
+impl Drop for StopRegistry {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("registry/serve.lock")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        }
+    }
+}
+
 fn up(w: &World, dir: &Path) -> std::process::Output {
     w.env
         .hoist()
@@ -97,6 +108,7 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
+    let _registry = StopRegistry(w.env.home());
     // The test writes into the workspace; the repository itself stays clean.
     let dir = repo(
         &w,
@@ -127,6 +139,7 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
             "test",
             "build",
             "scan",
+            "push",
             "deploy:dev",
             "verify:dev"
         ]
@@ -137,8 +150,20 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     let digest = image["Digest"].as_str().unwrap();
     assert_eq!(w.env.inspect("web:main")["Digest"], digest);
     assert!(run["image"].as_str().unwrap().ends_with(digest));
-    let services = w.env.ok(&["--json", "service", "ls"]);
-    assert!(services.contains("\"web-dev\""), "{services}");
+    // Pushed to hoist's registry (started on demand), and deployed from there by
+    // digest, as ECS deploys from ECR.
+    let registry = std::fs::read_to_string(w.env.home().join("registry/serve.addr")).unwrap();
+    let pushed = format!("{}/web:{sha}", registry.trim());
+    let other = util::Env::new();
+    other.ok(&["pull", &pushed]);
+    assert_eq!(other.inspect(&pushed)["Digest"], digest);
+    let services: serde_json::Value =
+        serde_json::from_str(&w.env.ok(&["--json", "service", "ls"])).unwrap();
+    assert_eq!(services[0]["name"], "web-dev");
+    assert_eq!(
+        services[0]["image"],
+        format!("{}/web@{digest}", registry.trim())
+    );
     // The stage logs hold what the steps printed.
     let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
     assert!(logs.contains("unit tests pass"), "{logs}");
@@ -192,6 +217,7 @@ fn a_failing_test_stops_the_run_before_the_build_and_deploys_nothing() {
             ("test", "failed"),
             ("build", "skipped"),
             ("scan", "skipped"),
+            ("push", "skipped"),
             ("deploy:dev", "skipped"),
             ("verify:dev", "skipped"),
         ]
@@ -209,6 +235,7 @@ fn a_secret_in_the_image_fails_the_scan_gate_and_deploys_nothing() {
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
+    let _registry = StopRegistry(w.env.home());
     let dir = repo(&w, "leaky", "true");
     // An AWS access key ID in a served file: a critical secret. Assembled at run
     // time so this file holds nothing a secret scanner flags.
@@ -226,7 +253,8 @@ fn a_secret_in_the_image_fails_the_scan_gate_and_deploys_nothing() {
     let run = &runs(&w)[0];
     let got = stages(run);
     assert_eq!(got[3], ("scan".to_owned(), "failed".to_owned()));
-    assert_eq!(got[4], ("deploy:dev".to_owned(), "skipped".to_owned()));
+    assert_eq!(got[4], ("push".to_owned(), "skipped".to_owned()));
+    assert_eq!(got[5], ("deploy:dev".to_owned(), "skipped".to_owned()));
     assert_eq!(w.env.ok(&["--json", "service", "ls"]).trim(), "[]");
     assert!(w
         .env

@@ -53,6 +53,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-vulndb",
             "hoist-secretscan",
             "hoist-deploy",
+            "hoist-registry",
+            "hoist-registry-client",
             "hoist-pipeline-spec",
         ],
     ),

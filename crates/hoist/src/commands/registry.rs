@@ -57,6 +57,9 @@ fn load_tls(config: &Config) -> Result<Option<Tls>> {
 /// once bound, and serve until the process is stopped; with a `[gc] interval`,
 /// collect garbage that often.
 fn serve(settings: &Settings, args: RegistryServeArgs) -> Result<()> {
+    if args.detached {
+        let _ = rustix::process::setsid();
+    }
     let root = registry_root(settings, args.root);
     let config = load_config(args.config.as_deref())?;
     let mut registry = open(&root, &config)?;
@@ -96,6 +99,8 @@ fn serve(settings: &Settings, args: RegistryServeArgs) -> Result<()> {
         let local = listener.local_addr().context("reading the bound address")?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("listening on {scheme}://{local}");
+        // Local clients (`hoist up`) find the first server of a root by its address file.
+        let _announced = hoist_registry::announce::announce(&root, local)?;
         match tls {
             Some(tls) => hoist_registry::serve_tls(listener, registry, auth, tls).await,
             None => hoist_registry::serve(listener, registry, auth).await,
