@@ -3,8 +3,11 @@
 # busybox-static package, build examples/hello (a static Rust service in a FROM
 # scratch image) and examples/busybox-site (two stages, RUN, COPY --from) with
 # `hoist build`, rebuild to show the cache, export the image as an OCI layout that
-# skopeo reads, then push it to hoist's embedded registry and pull it into a second
-# store with the same digest.
+# skopeo reads, scan it, push it to hoist's embedded registry and pull it into a
+# second store with the same digest; then the pipeline: `hoist up examples/hello`
+# (tests, build, scan, push, deploy to dev, smoke check) and a second `hoist up`
+# with a new version rolled out while a client keeps asking (the script fails if
+# one request fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p hoist
@@ -37,13 +40,13 @@ cleanup() {
   kill $registry_pid 2>/dev/null || true
   # Stop the deployed service, then the controller and the proxy it started.
   if [ -e "$HOIST_HOME/deploy/state.db" ]; then
-    "$hoist" service rm hello 2>/dev/null || true
+    "$hoist" service rm hello-dev 2>/dev/null || true
     for _ in $(seq 150); do
       [ "$("$hoist" --json service ls 2>/dev/null | tr -d ' \n')" = "[]" ] && break
       sleep 0.2
     done
   fi
-  for lock in "$HOIST_HOME/deploy/daemon.lock" "$HOIST_HOME/proxy/proxy.lock"; do
+  for lock in "$HOIST_HOME/deploy/daemon.lock" "$HOIST_HOME/proxy/proxy.lock" "$HOIST_HOME/registry/serve.lock"; do
     [ -s "$lock" ] && kill "$(head -1 "$lock")" 2>/dev/null || true
   done
 }
@@ -62,27 +65,30 @@ echo "pushed $pushed"
 echo "pulled $pulled"
 [ "$pushed" = "$pulled" ]
 
-echo "--- deploy hello from the registry: 2 tasks behind hoist's proxy on 127.0.0.1:8088"
-"$hoist" deploy examples/hello/service.yml --image "$addr/examples/hello:dev"
-busybox wget -q -O - http://127.0.0.1:8088/
+echo "--- hoist up examples/hello: the pipeline of its hoist.yml (cargo test and the static"
+echo "    binary, image build, scan gate, push to hoist's own registry, deploy to dev on"
+echo "    127.0.0.1:8080 behind hoist's proxy, smoke check):"
+"$hoist" up examples/hello
+busybox wget -q -O - http://127.0.0.1:8080/
 
-echo "--- rolling update to HELLO_VERSION=2 while a client keeps asking:"
-sed 's/HELLO_VERSION: "1"/HELLO_VERSION: "2"/' examples/hello/service.yml >"$work/hello-v2.yml"
+echo "--- hoist up again with HELLO_VERSION=2: a rolling update while a client keeps asking:"
+sed '0,/HELLO_VERSION: "1"/s//HELLO_VERSION: "2"/' examples/hello/hoist.yml >"$work/hello-v2.yml"
 (
   ok=0 failed=0
   while [ ! -e "$work/stop-load" ]; do
-    if busybox wget -q -O /dev/null http://127.0.0.1:8088/; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+    if busybox wget -q -O /dev/null http://127.0.0.1:8080/; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
   done
   echo "$ok $failed" >"$work/load-result"
 ) &
 load_pid=$!
-"$hoist" deploy "$work/hello-v2.yml" --image "$addr/examples/hello:dev"
+"$hoist" up examples/hello -f "$work/hello-v2.yml"
 sleep 2 # the old tasks drain and stop under load
 touch "$work/stop-load"
 wait $load_pid
 read -r ok failed <"$work/load-result"
 echo "requests during the update: $ok answered, $failed failed"
-busybox wget -q -O - http://127.0.0.1:8088/
-"$hoist" service ps hello
+busybox wget -q -O - http://127.0.0.1:8080/ | grep -q 'version=2'
+"$hoist" runs ls
+"$hoist" service ps hello-dev
 [ "$failed" = 0 ]
 echo "image store: $HOIST_HOME; OCI layout: $work/hello-oci; registry: $work/registry"

@@ -218,6 +218,11 @@ impl Engine {
             run,
             workspace: self.runs.run_dir(run).join("src"),
             artifacts: self.runs.run_dir(run).join("artifacts"),
+            cache: self
+                .home
+                .join("pipeline")
+                .join("cache")
+                .join(spec.app.as_str()),
             image: None,
             tags: Vec::new(),
             urls: Vec::new(),
@@ -283,6 +288,8 @@ struct RunContext<'a> {
     run: i64,
     workspace: PathBuf,
     artifacts: PathBuf,
+    /// The app's cache, kept between runs.
+    cache: PathBuf,
     /// `name:tag` and digest, once built; the registry's `host/name:tag` once pushed.
     image: Option<(String, String)>,
     /// Every tag given to the build, `name:tag`.
@@ -319,16 +326,24 @@ impl RunContext<'_> {
     }
 
     fn source(&mut self, dir: &Path, log: &StageLog<'_>) -> StageResult {
+        std::fs::create_dir_all(&self.cache)
+            .map_err(|e| format!("{}: {e}", self.cache.display()))?;
         let n = source::copy_working_tree(dir, &self.workspace).map_err(|e| e.to_string())?;
         let msg = format!("{n} files from {} into the run's workspace", dir.display());
         log.line(&msg);
         Ok(msg)
     }
 
-    /// Variables every command of the run sees.
+    /// Variables every command of the run sees. `HOIST_CACHE_DIR` is a directory
+    /// kept from run to run of the app (a compiler's target dir, downloaded
+    /// dependencies), apart from the run's fresh workspace.
     fn run_env(&self, commit: &Commit) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         env.insert("CI".to_owned(), "true".to_owned());
+        env.insert(
+            "HOIST_CACHE_DIR".to_owned(),
+            self.cache.display().to_string(),
+        );
         env.insert("HOIST_RUN".to_owned(), self.run.to_string());
         env.insert("HOIST_COMMIT".to_owned(), commit.sha.clone());
         if let Some(b) = &commit.branch {

@@ -379,3 +379,43 @@ fn a_run_whose_process_was_killed_is_marked_failed_by_the_next_one() {
         .unwrap()
         .contains("stopped before it finished"));
 }
+
+#[test]
+fn hoist_up_runs_the_hello_example_from_its_tests_to_a_served_version() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let _registry = StopRegistry(w.env.home());
+    // examples/hello/hoist.yml as README runs it, with the world's ports.
+    let example = util::root().join("examples/hello");
+    let text = std::fs::read_to_string(example.join("hoist.yml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", w.port))
+        .replace(
+            "127.0.0.1:8081",
+            &format!("127.0.0.1:{}", util::free_port()),
+        );
+    let file = w.env.path("hello-hoist.yml");
+    std::fs::write(&file, text).unwrap();
+
+    let out = w
+        .env
+        .hoist()
+        .args([
+            "up",
+            example.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "hoist up examples/hello", &w);
+    let answer = body(w.addr()).unwrap();
+    assert_eq!(util::world::hello_version(&answer), Some("1"), "{answer}");
+    let run = &runs(&w)[0];
+    assert_eq!(run["status"], "succeeded");
+    // The test stage ran hello's own unit tests, and built the binary the image holds.
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
+    assert!(logs.contains("test result: ok"), "{logs}");
+    assert!(logs.contains("static"), "{logs}");
+}
