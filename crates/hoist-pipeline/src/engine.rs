@@ -16,6 +16,7 @@ use hoist_oci::{Reference, Store};
 use hoist_pipeline_spec::hoistfile::{Environment, PipelineSpec};
 use hoist_pipeline_spec::imagedefs;
 
+use crate::notify;
 use crate::runs::{Commit, Runs, RunsError, Status};
 use crate::shell::{self, Exit, ShellCommand};
 use crate::source;
@@ -255,6 +256,19 @@ impl Engine {
                 Ok(m) => (Status::Succeeded, m.as_str()),
                 Err(m) => (Status::Failed, m.as_str()),
             };
+            if let Some(env) = name.strip_prefix("deploy:") {
+                let body = serde_json::json!({
+                    "event": "deployment",
+                    "run": run,
+                    "app": spec.app.as_str(),
+                    "environment": env,
+                    "service": format!("{}-{env}", spec.app),
+                    "image": ctx.image.as_ref().map(|(i, d)| client::pin(i, d)),
+                    "status": status,
+                    "message": message,
+                });
+                self.notify(spec, notify::Event::Deployment, &body, &|l| stage.line(l));
+            }
             self.runs.set_stage(run, seq, status, Some(message))?;
             observer(&Progress::Stage {
                 name,
@@ -262,8 +276,9 @@ impl Engine {
                 message: Some(message),
             });
             if let Err(message) = result {
-                self.runs
-                    .finish(run, Status::Failed, Some(&format!("{name}: {message}")))?;
+                let error = format!("{name}: {message}");
+                self.runs.finish(run, Status::Failed, Some(&error))?;
+                self.notify_run(spec, run, observer);
                 return Err(EngineError::Stage {
                     run,
                     stage: name.clone(),
@@ -272,6 +287,7 @@ impl Engine {
             }
         }
         self.runs.finish(run, Status::Succeeded, None)?;
+        self.notify_run(spec, run, observer);
         let (image, digest) = ctx.image.unwrap_or_default();
         Ok(RunResult {
             run,
@@ -279,6 +295,54 @@ impl Engine {
             digest,
             urls: ctx.urls,
         })
+    }
+}
+
+impl Engine {
+    /// Sends `body` to the webhooks of `spec` that want `event`; each delivery's
+    /// outcome goes to `log`.
+    fn notify(
+        &self,
+        spec: &PipelineSpec,
+        event: notify::Event,
+        body: &serde_json::Value,
+        log: &dyn Fn(&str),
+    ) {
+        if spec.notifications.webhooks.is_empty() {
+            return;
+        }
+        for line in notify::send(&self.home, &spec.notifications.webhooks, event, body) {
+            log(&line);
+        }
+    }
+
+    /// The run event: the run as recorded, once it ended. Delivery outcomes are
+    /// appended to the run's `notifications.log`.
+    fn notify_run(&self, spec: &PipelineSpec, run: i64, observer: &(dyn Fn(&Progress<'_>) + Sync)) {
+        if spec.notifications.webhooks.is_empty() {
+            return;
+        }
+        let body = match self.runs.get(run) {
+            Ok(Some(r)) => {
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["event"] = "run".into();
+                v
+            }
+            _ => return,
+        };
+        let path = self.runs.run_dir(run).join("notifications.log");
+        let file = Mutex::new(File::options().create(true).append(true).open(&path).ok());
+        self.notify(spec, notify::Event::Run, &body, &|line| {
+            if let Ok(mut f) = file.lock() {
+                if let Some(f) = f.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            observer(&Progress::Line {
+                stage: "notify",
+                line,
+            });
+        });
     }
 }
 

@@ -14,6 +14,7 @@
 //! or stop tasks (the deployment daemon does).
 
 pub mod engine;
+pub mod notify;
 pub mod runs;
 pub mod shell;
 pub mod source;

@@ -201,6 +201,37 @@ fn a_failing_test_stops_the_run_before_the_build_and_deploys_nothing() {
         "never served",
         "echo 'assertion failed: 1 == 2' && exit 1",
     );
+    // A webhook hears about the failed run.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ci", hook.local_addr().unwrap());
+    let mut yml = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();
+    yml.push_str(&format!("notifications:\n  webhooks:\n    - url: {url}\n"));
+    std::fs::write(dir.join("hoist.yml"), yml).unwrap();
+    let received = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let (mut s, _) = hook.accept().unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let (mut head, mut length) = (String::new(), 0);
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        (
+            head,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    });
 
     let out = up(&w, &dir);
     assert!(!out.status.success());
@@ -225,6 +256,15 @@ fn a_failing_test_stops_the_run_before_the_build_and_deploys_nothing() {
     );
     let logs = w.env.ok(&["runs", "logs", "1"]);
     assert!(logs.contains("assertion failed: 1 == 2"), "{logs}");
+    let (head, event) = received.join().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("x-hoist-event: run"),
+        "{head}"
+    );
+    assert_eq!(event["event"], "run");
+    assert_eq!(event["id"], 1);
+    assert_eq!(event["status"], "failed");
+    assert_eq!(event["stages"][1]["status"], "failed");
     assert_eq!(w.env.ok(&["--json", "service", "ls"]).trim(), "[]");
     let images = w.env.ok(&["--json", "image", "ls"]);
     assert!(!images.contains("web:"), "{images}");

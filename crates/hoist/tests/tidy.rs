@@ -55,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-deploy",
             "hoist-registry",
             "hoist-registry-client",
+            "hoist-secrets",
             "hoist-pipeline-spec",
         ],
     ),
