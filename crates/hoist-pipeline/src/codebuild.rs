@@ -77,7 +77,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hoist_pipeline_spec::buildspec::{Artifacts, Phase, Shell};
+use hoist_pipeline_spec::buildspec::{Artifacts, OnFailure, Phase, Shell};
 use hoist_pipeline_spec::imagedefs::{ImageDefinitions, ImageDefsError};
 use hoist_pipeline_spec::Buildspec;
 
@@ -395,8 +395,9 @@ pub fn run(
                 break;
             }
             PhaseStatus::Failed | PhaseStatus::TimedOut => {
-                let abort = phase.on_failure == hoist_pipeline_spec::buildspec::OnFailure::Abort;
-                if abort && matches!(name, PhaseName::Install | PhaseName::PreBuild) {
+                if phase.on_failure == OnFailure::Abort
+                    && matches!(name, PhaseName::Install | PhaseName::PreBuild)
+                {
                     out.container(&format!(
                         "Phase {name} failed with on-failure ABORT: the build stops"
                     ))?;
@@ -472,8 +473,13 @@ fn run_phase(
                 status = PhaseStatus::Stopped;
                 break;
             }
-            let shown = cmd.lines().next().unwrap_or_default();
             let mut lines = cmd.lines();
+            let first = cmd.lines().next().unwrap_or_default();
+            let shown = if cmd.trim_end().contains('\n') {
+                format!("{first} ...")
+            } else {
+                first.to_owned()
+            };
             out.container(&format!(
                 "Running {block}command {}",
                 lines.next().unwrap_or_default()
@@ -710,7 +716,13 @@ trap '{{ set +xeu; }} 2>/dev/null; __hoist_save' EXIT
         let mut closed_here = 0;
         loop {
             match self.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(Msg::Line(line)) => out.line(&line)?,
+                Ok(Msg::Line(line)) => {
+                    if let Err(e) = out.line(&line) {
+                        kill_group(pgid);
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                }
                 Ok(Msg::Closed(id)) => {
                     self.closed += 1;
                     if id == n {
@@ -1323,7 +1335,9 @@ phases:
   install:
     on-failure: CONTINUE
     commands:
-      - "false"
+      - |
+        echo in-install
+        false
   build:
     commands:
       - echo in-build
@@ -1341,6 +1355,10 @@ phases:
             ]
         );
         assert!(has(&lines, "in-build"));
+        assert_eq!(
+            outcome.failure.as_deref(),
+            Some("INSTALL: command `echo in-install ...`: exit status 1")
+        );
     }
 
     #[test]
