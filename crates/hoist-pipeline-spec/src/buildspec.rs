@@ -139,7 +139,9 @@ pub struct Phase {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OnFailure {
-    /// Stop the build (the later phases but `post_build` are skipped).
+    /// Stop the build: after a failed `install` or `pre_build` every later phase
+    /// is skipped; after a failed `build`, `post_build` still runs (AWS's build
+    /// phase transitions).
     #[default]
     Abort,
     /// Go on with the next phase.

@@ -181,7 +181,8 @@ pub fn starter(facts: &RepoFacts) -> String {
         line("# This repository also has a buildspec.yml (CodeBuild 0.2): its phases are not");
         line("# repeated here.");
     }
-    line("# Steps run in order after the build; the run stops at the first failure.");
+    line("# Run in order on the host before the image build; the run stops at the first");
+    line("# failure.");
     if facts.test_commands.is_empty() {
         line("# No test command was guessed; for example:");
         line("# test:");

@@ -13,9 +13,11 @@ use hoist_deploy::client::{self, Outcome};
 use hoist_deploy::controller;
 use hoist_deploy::state::State;
 use hoist_oci::{Reference, Store};
+use hoist_pipeline_spec::buildspec::Buildspec;
 use hoist_pipeline_spec::hoistfile::{Environment, PipelineSpec};
 use hoist_pipeline_spec::imagedefs;
 
+use crate::codebuild;
 use crate::notify;
 use crate::runs::{Commit, Runs, RunsError, Status};
 use crate::shell::{self, Exit, ShellCommand};
@@ -104,10 +106,13 @@ impl std::fmt::Debug for Engine {
 }
 
 /// The stage names of a run of `spec`.
-pub fn stage_names(spec: &PipelineSpec, through: Through) -> Vec<String> {
+pub fn stage_names(spec: &PipelineSpec, buildspec: bool, through: Through) -> Vec<String> {
     let mut names = vec!["source".to_owned()];
     if !spec.test.is_empty() {
         names.push("test".to_owned());
+    }
+    if buildspec {
+        names.push("buildspec".to_owned());
     }
     names.extend(["build", "scan", "push"].map(String::from));
     let envs = match through {
@@ -159,6 +164,9 @@ impl hoist_builder::Progress for StageLog<'_> {
 
 type StageResult = Result<String, String>;
 
+/// How long one buildspec command may run.
+const BUILDSPEC_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How long a smoke command may run when its environment gives no `timeout`.
 const SMOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -197,6 +205,7 @@ impl Engine {
         &self,
         dir: &Path,
         spec: &PipelineSpec,
+        buildspec: Option<&Buildspec>,
         trigger: &str,
         through: Through,
         observer: &(dyn Fn(&Progress<'_>) + Sync),
@@ -206,7 +215,7 @@ impl Engine {
             stage: "source".into(),
             message: e.to_string(),
         })?;
-        let names = stage_names(spec, through);
+        let names = stage_names(spec, buildspec.is_some(), through);
         let run = self
             .runs
             .create(spec.app.as_str(), trigger, &commit, &names)?;
@@ -226,6 +235,8 @@ impl Engine {
                 .join(spec.app.as_str()),
             image: None,
             tags: Vec::new(),
+            buildspec_image: None,
+            exported: BTreeMap::new(),
             urls: Vec::new(),
             cancel: AtomicBool::new(false),
         };
@@ -251,7 +262,7 @@ impl Engine {
                 log: Mutex::new(log),
                 observer,
             };
-            let result = ctx.stage(name, dir, &commit, spec, &stage);
+            let result = ctx.stage(name, dir, &commit, spec, buildspec, &stage);
             let (status, message) = match &result {
                 Ok(m) => (Status::Succeeded, m.as_str()),
                 Err(m) => (Status::Failed, m.as_str()),
@@ -358,6 +369,10 @@ struct RunContext<'a> {
     image: Option<(String, String)>,
     /// Every tag given to the build, `name:tag`.
     tags: Vec<String>,
+    /// The image a buildspec's `imagedefinitions.json` names.
+    buildspec_image: Option<String>,
+    /// A buildspec's `exported-variables`, seen by every later command.
+    exported: BTreeMap<String, String>,
     urls: Vec<(String, String)>,
     cancel: AtomicBool,
 }
@@ -369,11 +384,16 @@ impl RunContext<'_> {
         dir: &Path,
         commit: &Commit,
         spec: &PipelineSpec,
+        buildspec: Option<&Buildspec>,
         log: &StageLog<'_>,
     ) -> StageResult {
         match name.split_once(':') {
             None if name == "source" => self.source(dir, log),
             None if name == "test" => self.test(spec, commit, log),
+            None if name == "buildspec" => match buildspec {
+                Some(b) => self.buildspec(b, spec, commit, log),
+                None => Err("no buildspec.yml".to_owned()),
+            },
             None if name == "build" => self.build(spec, commit, log),
             None if name == "scan" => self.scan(spec, log),
             None if name == "push" => self.push(log),
@@ -417,6 +437,7 @@ impl RunContext<'_> {
             env.insert("HOIST_IMAGE".to_owned(), image.clone());
             env.insert("HOIST_IMAGE_DIGEST".to_owned(), digest.clone());
         }
+        env.extend(self.exported.clone());
         env
     }
 
@@ -462,8 +483,96 @@ impl RunContext<'_> {
         Ok(format!("{} test steps passed", spec.test.len()))
     }
 
+    /// CodeBuild's phases (`codebuild`), as the first half of the build: an
+    /// `imagedefinitions.json` they write names the image (built by them, or by the
+    /// build stage from the Dockerfile under that name).
+    fn buildspec(
+        &mut self,
+        buildspec: &Buildspec,
+        spec: &PipelineSpec,
+        commit: &Commit,
+        log: &StageLog<'_>,
+    ) -> StageResult {
+        codebuild::check_offline(buildspec).map_err(|e| e.to_string())?;
+        let mut env = self.run_env(commit);
+        env.extend(codebuild::codebuild_env(
+            &self.workspace,
+            &codebuild::BuildInfo {
+                project: spec.app.as_str(),
+                build_number: self.run as u64,
+                source_version: &commit.sha,
+            },
+        ));
+        let out_dir = self.artifacts.join("buildspec");
+        let run = codebuild::BuildspecRun {
+            workspace: &self.workspace,
+            env: &env,
+            command_timeout: BUILDSPEC_COMMAND_TIMEOUT,
+            artifacts_dir: Some(&out_dir),
+        };
+        let mut sink = std::io::sink();
+        let outcome = codebuild::run(
+            buildspec,
+            &run,
+            &mut sink,
+            &mut |l| log.line(l),
+            &self.cancel,
+        )
+        .map_err(|e| e.to_string())?;
+        let phases: Vec<String> = outcome
+            .phases
+            .iter()
+            .map(|(p, st)| format!("{p} {st}"))
+            .collect();
+        if !outcome.succeeded {
+            return Err(outcome
+                .failure
+                .unwrap_or_else(|| format!("the buildspec failed ({})", phases.join(", "))));
+        }
+        for (k, v) in &outcome.exported {
+            log.line(&format!("exported {k}={v}"));
+        }
+        self.exported = outcome.exported;
+        let base = buildspec
+            .artifacts
+            .as_ref()
+            .and_then(|a| a.base_directory.as_deref());
+        let found =
+            codebuild::image_from_outputs(&self.workspace, &out_dir, base, spec.app.as_str())
+                .map_err(|e| e.to_string())?;
+        let named = match found {
+            Some(f) => {
+                let msg = format!("; {} names {}", f.file.display(), f.image);
+                self.buildspec_image = Some(f.image);
+                msg
+            }
+            None => String::new(),
+        };
+        Ok(format!("{}{named}", phases.join(", ")))
+    }
+
     fn build(&mut self, spec: &PipelineSpec, commit: &Commit, log: &StageLog<'_>) -> StageResult {
         let app = spec.app.as_str();
+        if let Some(named) = self.buildspec_image.clone() {
+            // Built by the buildspec itself: take it as it is.
+            if let Ok(record) = self.engine.store.resolve(&named) {
+                let digest = record.digest.to_string();
+                self.engine
+                    .runs
+                    .set_image(self.run, &client::pin(&named, &digest))
+                    .map_err(|e| e.to_string())?;
+                log.line(&format!("{named} was built by the buildspec"));
+                self.image = Some((named.clone(), digest.clone()));
+                self.tags = vec![named.clone()];
+                return Ok(format!("{named} ({digest}), built by the buildspec"));
+            }
+            if !self.workspace.join(&spec.build.dockerfile).is_file() {
+                return Err(format!(
+                    "imagedefinitions.json names {named}, which is not in hoist's store, and there is no {} to build it from",
+                    spec.build.dockerfile.display()
+                ));
+            }
+        }
         let version = if commit.sha.is_empty() {
             format!("run{}", self.run)
         } else if commit.dirty {
@@ -476,6 +585,10 @@ impl RunContext<'_> {
             commit.sha.clone()
         };
         let mut tags = vec![format!("{app}:{version}")];
+        // The buildspec named the image: the Dockerfile's build gets that name first.
+        if let Some(named) = &self.buildspec_image {
+            tags.insert(0, named.clone());
+        }
         if let Some(branch) = &commit.branch {
             let t = source::tag_of(branch);
             if !t.is_empty() {

@@ -111,9 +111,13 @@ pub struct UpArgs {
     /// The repository (the directory holding hoist.yml).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// The pipeline file [default: DIR/hoist.yml].
+    /// The pipeline file [default: DIR/hoist.yml; without one, DIR/buildspec.yml
+    /// as the build in the pipeline `hoist init` would write].
     #[arg(long, short = 'f')]
     pub file: Option<PathBuf>,
+    /// Serve the environment it deploys on this address instead of its listener's.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `hoist init`

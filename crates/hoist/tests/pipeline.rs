@@ -30,7 +30,7 @@ fn repo(w: &World, body: &str, test: &str) -> PathBuf {
     std::fs::write(dir.join("www/healthz"), "ok\n").unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        "FROM busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
+        "FROM busybox\nCOPY www /www\nUSER 65532:65532\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
     )
     .unwrap();
     std::fs::write(
@@ -458,4 +458,83 @@ fn hoist_up_runs_the_hello_example_from_its_tests_to_a_served_version() {
     let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
     assert!(logs.contains("test result: ok"), "{logs}");
     assert!(logs.contains("static"), "{logs}");
+}
+
+/// A CodeBuild repository: the busybox app with a buildspec.yml and no hoist.yml.
+fn codebuild_repo(w: &World, build_phase: &str) -> PathBuf {
+    let dir = repo(w, "built by codebuild", "true");
+    std::fs::remove_file(dir.join("hoist.yml")).unwrap();
+    std::fs::write(
+        dir.join("buildspec.yml"),
+        format!(
+            "version: 0.2\n\
+             env:\n  variables:\n    GREETING: hi\n  exported-variables: [BUILT_AT]\n\
+             phases:\n\
+             \x20 pre_build:\n    commands:\n      - test -f www/index.html\n      - cd www\n\
+             \x20 build:\n    commands:\n      - {build_phase}\n      - export BUILT_AT=$(pwd)\n\
+             \x20 post_build:\n    commands:\n      - cd .. && printf '[{{\"name\":\"app\",\"imageUri\":\"web-cb:%s\"}}]' \"$CODEBUILD_RESOLVED_SOURCE_VERSION\" > imagedefinitions.json\n\
+             artifacts:\n  files: [imagedefinitions.json]\n"
+        ),
+    )
+    .unwrap();
+    sh(&dir, "git add -A && git commit -q -m 'codebuild'");
+    dir
+}
+
+#[test]
+fn a_buildspec_repository_builds_through_its_phases_and_deploys_the_image_it_names() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let _registry = StopRegistry(w.env.home());
+    let dir = codebuild_repo(&w, "echo \"$GREETING from $(pwd)\"");
+    let listen = format!("127.0.0.1:{}", w.port);
+    let out = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap(), "--listen", &listen])
+        .output()
+        .unwrap();
+    assert_ok(&out, "hoist up (buildspec)", &w);
+    assert_eq!(body(w.addr()).as_deref(), Some("built by codebuild"));
+    let run = &runs(&w)[0];
+    let sha = run["commit"]["sha"].as_str().unwrap();
+    assert_eq!(
+        stages(run)[1],
+        ("buildspec".to_owned(), "succeeded".to_owned())
+    );
+    // The image is the one imagedefinitions.json names.
+    let named = format!("web-cb:{sha}");
+    let digest = w.env.inspect(&named)["Digest"].as_str().unwrap().to_owned();
+    assert!(run["image"].as_str().unwrap().ends_with(&digest));
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "buildspec"]);
+    assert!(logs.contains("hi from"), "{logs}");
+    assert!(logs.contains("exported BUILT_AT="), "{logs}");
+    assert!(w
+        .env
+        .home()
+        .join("pipeline/runs/1/artifacts/buildspec/imagedefinitions.json")
+        .is_file());
+}
+
+#[test]
+fn a_failing_buildspec_phase_stops_the_run_before_the_image_build() {
+    let w = World::new();
+    let dir = codebuild_repo(&w, "exit 4");
+    let out = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap(), "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let run = &runs(&w)[0];
+    let got = stages(run);
+    assert_eq!(got[1], ("buildspec".to_owned(), "failed".to_owned()));
+    assert_eq!(got[2], ("build".to_owned(), "skipped".to_owned()));
+    // post_build still ran (a failed build phase goes on to it, as in CodeBuild).
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "buildspec"]);
+    assert!(logs.contains("POST_BUILD"), "{logs}");
+    let images = w.env.ok(&["--json", "image", "ls"]);
+    assert!(!images.contains("web-cb"), "{images}");
 }

@@ -2,10 +2,12 @@
 //! hoist.yml, hands it to the engine and draws the stages as they move.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hoist_pipeline::runs::{Run, Runs, Status};
 use hoist_pipeline::{Engine, Progress, Through};
+use hoist_pipeline_spec::buildspec::Buildspec;
 use hoist_pipeline_spec::hoistfile::PipelineSpec;
 
 use crate::cli::{InitArgs, RunsCommand, UpArgs};
@@ -17,22 +19,30 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
         .dir
         .canonicalize()
         .with_context(|| format!("{}: no such directory", args.dir.display()))?;
-    let file = args.file.clone().unwrap_or_else(|| dir.join("hoist.yml"));
-    let text = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "reading {} (write one with `hoist init`, or name it with --file)",
-            file.display()
-        )
-    })?;
-    let shown = file.display().to_string();
-    let spec = PipelineSpec::parse(&shown, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut spec, buildspec) = pipeline_of(&dir, args.file.as_deref())?;
+    if let Some(addr) = args.listen {
+        if let Some(listener) = spec
+            .environments
+            .first_mut()
+            .and_then(|e| e.service.listener.as_mut())
+        {
+            listener.addr = addr;
+        }
+    }
     let store = settings.store()?;
     let builder = super::build::builder(settings)?;
     let exe = hoist_deploy::client::current_exe()?;
     let engine = Engine::new(&settings.home, &exe, store, builder)?;
     let json = settings.json;
     let observer = move |p: &Progress<'_>| draw(json, p);
-    let result = engine.run_working_tree(&dir, &spec, "hoist up", Through::First, &observer)?;
+    let result = engine.run_working_tree(
+        &dir,
+        &spec,
+        buildspec.as_ref(),
+        "hoist up",
+        Through::First,
+        &observer,
+    )?;
     if json {
         let urls: serde_json::Map<String, serde_json::Value> = result
             .urls
@@ -49,6 +59,38 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `hoist up DIR` runs: DIR's hoist.yml (or `file`); without one, a
+/// CodeBuild repository's buildspec.yml as the build, in the pipeline `hoist init`
+/// would write (its guessed test commands left to the buildspec).
+fn pipeline_of(dir: &Path, file: Option<&Path>) -> Result<(PipelineSpec, Option<Buildspec>)> {
+    let hoist_yml = file
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.join("hoist.yml"));
+    let buildspec_yml = dir.join("buildspec.yml");
+    if file.is_some() || hoist_yml.is_file() || !buildspec_yml.is_file() {
+        let text = std::fs::read_to_string(&hoist_yml).with_context(|| {
+            format!(
+                "reading {} (write one with `hoist init`, or name it with --file)",
+                hoist_yml.display()
+            )
+        })?;
+        let shown = hoist_yml.display().to_string();
+        let spec = PipelineSpec::parse(&shown, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok((spec, None));
+    }
+    let text = std::fs::read_to_string(&buildspec_yml)
+        .with_context(|| format!("reading {}", buildspec_yml.display()))?;
+    let shown = buildspec_yml.display().to_string();
+    let buildspec = Buildspec::parse(&shown, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let facts = hoist_pipeline_spec::init::RepoFacts::detect(dir)
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let starter = hoist_pipeline_spec::init::starter(&facts);
+    let mut spec = PipelineSpec::parse("(the starter hoist.yml of `hoist init`)", &starter)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    spec.test.clear();
+    Ok((spec, Some(buildspec)))
 }
 
 /// `hoist init [DIR]`
