@@ -14,7 +14,7 @@ use hoist_deploy::controller;
 use hoist_deploy::state::State;
 use hoist_oci::{Reference, Store};
 use hoist_pipeline_spec::buildspec::Buildspec;
-use hoist_pipeline_spec::hoistfile::{Environment, PipelineSpec};
+use hoist_pipeline_spec::hoistfile::{Approval, Environment, PipelineSpec};
 use hoist_pipeline_spec::imagedefs;
 
 use crate::codebuild;
@@ -75,6 +75,9 @@ pub enum Progress<'a> {
 pub enum Through {
     /// The first only (`hoist up`): the person running it stands for its approval.
     First,
+    /// Every environment in order, waiting at each `approval: manual` for a
+    /// decision ([`Runs::decide`], `hoist approve`).
+    All,
 }
 
 /// What a finished run gives back.
@@ -117,8 +120,12 @@ pub fn stage_names(spec: &PipelineSpec, buildspec: bool, through: Through) -> Ve
     names.extend(["build", "scan", "push"].map(String::from));
     let envs = match through {
         Through::First => &spec.environments[..spec.environments.len().min(1)],
+        Through::All => &spec.environments[..],
     };
     for env in envs {
+        if through == Through::All && env.approval == Approval::Manual {
+            names.push(format!("approval:{}", env.name));
+        }
         names.push(format!("deploy:{}", env.name));
         names.push(format!("verify:{}", env.name));
     }
@@ -401,6 +408,7 @@ impl RunContext<'_> {
                 let env = environment(spec, env)?;
                 self.deploy(spec, env, log)
             }
+            Some(("approval", env)) => self.approval(env, log),
             Some(("verify", env)) => {
                 let env = environment(spec, env)?;
                 self.verify(env, commit, log)
@@ -712,6 +720,46 @@ impl RunContext<'_> {
             ));
         }
         Ok(summary)
+    }
+
+    /// Waits for the decision on the gate before `env` (`hoist approve`, `hoist
+    /// reject`, or the server's API), showing the stage as waiting meanwhile.
+    fn approval(&mut self, env: &str, log: &StageLog<'_>) -> StageResult {
+        let runs = &self.engine.runs;
+        let seq = runs
+            .get(self.run)
+            .map_err(|e| e.to_string())?
+            .and_then(|r| {
+                r.stages
+                    .iter()
+                    .find(|s| s.name == format!("approval:{env}"))
+                    .map(|s| s.seq)
+            })
+            .ok_or("the approval stage vanished")?;
+        let waiting = format!(
+            "waiting for approval: hoist approve {} --env {env} (or hoist reject)",
+            self.run
+        );
+        runs.set_stage(self.run, seq, Status::Waiting, Some(&waiting))
+            .map_err(|e| e.to_string())?;
+        (log.observer)(&Progress::Stage {
+            name: &log.name,
+            status: Status::Waiting,
+            message: Some(&waiting),
+        });
+        loop {
+            if let Some((approved, by)) = runs.decision(self.run, env).map_err(|e| e.to_string())? {
+                return if approved {
+                    Ok(format!("approved by {by}"))
+                } else {
+                    Err(format!("rejected by {by}"))
+                };
+            }
+            if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("cancelled while waiting for approval".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     /// Pushes every tag of the image to hoist's embedded registry (started in the

@@ -35,6 +35,9 @@ pub enum RunsError {
     /// No such run or stage.
     #[error("no run #{0}")]
     NoRun(i64),
+    /// An approval that does not fit the run.
+    #[error("{0}")]
+    Approval(String),
 }
 
 /// Where a run or a stage stands.
@@ -188,6 +191,14 @@ CREATE TABLE IF NOT EXISTS stages (
     started INTEGER,
     finished INTEGER,
     PRIMARY KEY (run, seq)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    environment TEXT NOT NULL,
+    approved INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (run, environment)
 );
 "#;
 
@@ -443,6 +454,81 @@ impl Runs {
         Ok(Some(run))
     }
 
+    /// Records `by`'s decision on run `id`'s approval gate before `environment`, once:
+    /// the run must be going and have that gate not yet passed.
+    pub fn decide(
+        &self,
+        id: i64,
+        environment: &str,
+        approved: bool,
+        by: &str,
+    ) -> Result<(), RunsError> {
+        let gate = format!("approval:{environment}");
+        let mut conn = self.lock();
+        let tx = self.sql(conn.transaction())?;
+        let run: Option<String> = self.sql(
+            tx.query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                .optional(),
+        )?;
+        let Some(run_status) = run else {
+            return Err(RunsError::NoRun(id));
+        };
+        if Status::parse(&run_status).is_final() {
+            return Err(RunsError::Approval(format!(
+                "run #{id} has ended ({run_status})"
+            )));
+        }
+        let stage: Option<String> = self.sql(
+            tx.query_row(
+                "SELECT status FROM stages WHERE run = ?1 AND name = ?2",
+                params![id, gate],
+                |r| r.get(0),
+            )
+            .optional(),
+        )?;
+        match stage.as_deref().map(Status::parse) {
+            None => {
+                return Err(RunsError::Approval(format!(
+                    "run #{id} has no approval gate before {environment:?}"
+                )))
+            }
+            Some(Status::Pending | Status::Waiting) => {}
+            Some(other) => {
+                return Err(RunsError::Approval(format!(
+                    "the approval of {environment:?} in run #{id} is {} already",
+                    other.as_str()
+                )))
+            }
+        }
+        let done = self.sql(tx.execute(
+            "INSERT OR IGNORE INTO approvals (run, environment, approved, by, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, environment, approved, by, now_ms()],
+        ))?;
+        if done == 0 {
+            return Err(RunsError::Approval(format!(
+                "the approval of {environment:?} in run #{id} was decided already"
+            )));
+        }
+        self.sql(tx.commit())
+    }
+
+    /// The decision on run `id`'s gate before `environment`: approved or not, and by whom.
+    pub fn decision(
+        &self,
+        id: i64,
+        environment: &str,
+    ) -> Result<Option<(bool, String)>, RunsError> {
+        let conn = self.lock();
+        self.sql(
+            conn.query_row(
+                "SELECT approved, by FROM approvals WHERE run = ?1 AND environment = ?2",
+                params![id, environment],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional(),
+        )
+    }
+
     /// Run ids, newest first, at most `limit`.
     pub fn list(&self, limit: usize) -> Result<Vec<i64>, RunsError> {
         let conn = self.lock();
@@ -502,6 +588,40 @@ mod tests {
         assert!(run.stages[0].started.is_some() && run.stages[0].finished.is_some());
         assert_eq!(run.stages[1].message.as_deref(), Some("exit status 1"));
         assert!(runs.log_path(id, 1).parent().unwrap().is_dir());
+    }
+
+    #[test]
+    fn an_approval_gate_takes_one_decision_while_the_run_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(dir.path()).unwrap();
+        let names = ["source", "deploy:dev", "approval:prod", "deploy:prod"].map(String::from);
+        let id = runs
+            .create("web", "hoist up", &Commit::default(), &names)
+            .unwrap();
+        assert_eq!(runs.decision(id, "prod").unwrap(), None);
+        let err = runs.decide(id, "dev", true, "ann").unwrap_err().to_string();
+        assert_eq!(err, "run #1 has no approval gate before \"dev\"");
+        runs.set_stage(id, 2, Status::Waiting, None).unwrap();
+        runs.decide(id, "prod", true, "ann").unwrap();
+        assert_eq!(
+            runs.decision(id, "prod").unwrap(),
+            Some((true, "ann".into()))
+        );
+        let err = runs
+            .decide(id, "prod", false, "bob")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("decided already"), "{err}");
+        runs.finish(id, Status::Succeeded, None).unwrap();
+        let err = runs
+            .decide(id, "prod", false, "bob")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "run #1 has ended (succeeded)");
+        assert!(matches!(
+            runs.decide(9, "prod", true, "x"),
+            Err(RunsError::NoRun(9))
+        ));
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub enum Command {
     /// Write a commented starter hoist.yml from what the repository holds
     /// (Dockerfile, its port, test commands).
     Init(InitArgs),
+    /// Let a run waiting at an environment's approval gate go on.
+    Approve(DecideArgs),
+    /// Stop a run waiting at an environment's approval gate (nothing more deploys).
+    Reject(DecideArgs),
     /// The pipeline's run history: runs, their stages and logs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -115,9 +119,26 @@ pub struct UpArgs {
     /// as the build in the pipeline `hoist init` would write].
     #[arg(long, short = 'f')]
     pub file: Option<PathBuf>,
-    /// Serve the environment it deploys on this address instead of its listener's.
+    /// Serve the first environment on this address instead of its listener's.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Go on through every environment in order, waiting at each `approval:
+    /// manual` until `hoist approve` (or `hoist reject`) decides.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `hoist approve` and `hoist reject`
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The run number.
+    pub run: i64,
+    /// The environment whose gate it is.
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: String,
+    /// Who decides, as recorded [default: the user id].
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 /// `hoist init`

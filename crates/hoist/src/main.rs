@@ -78,5 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => commands::pipeline::up(&settings, args),
         Command::Runs(cmd) => commands::pipeline::runs(&settings, cmd),
         Command::Init(args) => commands::pipeline::init(args),
+        Command::Approve(args) => commands::pipeline::decide(&settings, args, true),
+        Command::Reject(args) => commands::pipeline::decide(&settings, args, false),
     }
 }

@@ -538,3 +538,90 @@ fn a_failing_buildspec_phase_stops_the_run_before_the_image_build() {
     let images = w.env.ok(&["--json", "image", "ls"]);
     assert!(!images.contains("web-cb"), "{images}");
 }
+
+/// `hoist runs show ID` as JSON (null while the run does not exist yet).
+fn run_json(w: &World, id: u32) -> serde_json::Value {
+    let out = w
+        .env
+        .hoist()
+        .args(["--json", "runs", "show", &id.to_string()])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn stage_status(run: &serde_json::Value, name: &str) -> String {
+    if run.is_null() {
+        return String::new();
+    }
+    stages(run)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s)
+        .unwrap_or_default()
+}
+
+#[test]
+fn hoist_up_all_waits_at_the_approval_gate_then_promotes_or_stops() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let _registry = StopRegistry(w.env.home());
+    let dir = repo(&w, "version 1", "true");
+    let prod_port = util::free_port();
+    let yml = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();
+    let at = yml.rfind("127.0.0.1:").unwrap();
+    let yml = format!("{}127.0.0.1:{prod_port}}}\n", &yml[..at]);
+    std::fs::write(dir.join("hoist.yml"), yml).unwrap();
+    let prod = std::net::SocketAddr::from(([127, 0, 0, 1], prod_port));
+    let spawn_up = || {
+        w.env
+            .hoist()
+            .args(["up", "--all", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Run 1: dev deploys, the run waits at prod's gate; approving promotes it.
+    let up = spawn_up();
+    util::world::eventually("run 1 waits for approval", || {
+        stage_status(&run_json(&w, 1), "approval:prod") == "waiting"
+    });
+    assert_eq!(body(w.addr()).as_deref(), Some("version 1"));
+    assert_eq!(body(prod), None);
+    w.env.fails(&["approve", "1", "--env", "dev"]);
+    w.env.ok(&["approve", "1", "--env", "prod", "--by", "ann"]);
+    let out = up.wait_with_output().unwrap();
+    assert_ok(&out, "hoist up --all (approved)", &w);
+    assert_eq!(body(prod).as_deref(), Some("version 1"));
+    let run = run_json(&w, 1);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(stage_status(&run, "approval:prod"), "succeeded");
+    assert_eq!(stage_status(&run, "verify:prod"), "succeeded");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("prod: http://{prod}/")),
+        "{stdout}"
+    );
+
+    // Run 2: version 2 reaches dev; rejecting it leaves prod on version 1.
+    std::fs::write(dir.join("www/index.html"), "version 2\n").unwrap();
+    let up = spawn_up();
+    util::world::eventually("run 2 waits for approval", || {
+        stage_status(&run_json(&w, 2), "approval:prod") == "waiting"
+    });
+    w.env.ok(&["reject", "2", "--env", "prod", "--by", "bob"]);
+    let out = up.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(body(w.addr()).as_deref(), Some("version 2"));
+    assert_eq!(body(prod).as_deref(), Some("version 1"));
+    let run = run_json(&w, 2);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(stage_status(&run, "approval:prod"), "failed");
+    assert_eq!(stage_status(&run, "deploy:prod"), "skipped");
+    assert!(run["error"].as_str().unwrap().contains("rejected by bob"));
+    // A decided or ended run takes no more decisions.
+    w.env.fails(&["approve", "2", "--env", "prod"]);
+}

@@ -10,7 +10,7 @@ use hoist_pipeline::{Engine, Progress, Through};
 use hoist_pipeline_spec::buildspec::Buildspec;
 use hoist_pipeline_spec::hoistfile::PipelineSpec;
 
-use crate::cli::{InitArgs, RunsCommand, UpArgs};
+use crate::cli::{DecideArgs, InitArgs, RunsCommand, UpArgs};
 use crate::settings::Settings;
 
 /// `hoist up [DIR]`
@@ -40,7 +40,11 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
         &spec,
         buildspec.as_ref(),
         "hoist up",
-        Through::First,
+        if args.all {
+            Through::All
+        } else {
+            Through::First
+        },
         &observer,
     )?;
     if json {
@@ -91,6 +95,22 @@ fn pipeline_of(dir: &Path, file: Option<&Path>) -> Result<(PipelineSpec, Option<
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     spec.test.clear();
     Ok((spec, Some(buildspec)))
+}
+
+/// `hoist approve RUN --env ENV` (`approve`) and `hoist reject` (not).
+pub fn decide(settings: &Settings, args: DecideArgs, approve: bool) -> Result<()> {
+    let runs = Runs::open(&settings.home.join("pipeline"))?;
+    let by = args
+        .by
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()));
+    runs.decide(args.run, &args.environment, approve, &by)?;
+    eprintln!(
+        "run #{}: {} {} by {by}",
+        args.run,
+        args.environment,
+        if approve { "approved" } else { "rejected" }
+    );
+    Ok(())
 }
 
 /// `hoist init [DIR]`
