@@ -173,6 +173,9 @@ pub enum RunsCommand {
         /// Only this stage (`build`, `deploy:dev`, ...).
         #[arg(long)]
         stage: Option<String>,
+        /// Keep printing as the run goes, until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -591,10 +591,23 @@ fn hoist_up_all_waits_at_the_approval_gate_then_promotes_or_stops() {
     });
     assert_eq!(body(w.addr()).as_deref(), Some("version 1"));
     assert_eq!(body(prod), None);
+    // A follower of the run's logs prints until the run ends.
+    let follower = w
+        .env
+        .hoist()
+        .args(["runs", "logs", "1", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     w.env.fails(&["approve", "1", "--env", "dev"]);
     w.env.ok(&["approve", "1", "--env", "prod", "--by", "ann"]);
     let out = up.wait_with_output().unwrap();
     assert_ok(&out, "hoist up --all (approved)", &w);
+    let followed = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.contains("==> test\n"), "{followed}");
+    assert!(followed.contains("==> deploy:prod\n"), "{followed}");
+    assert!(followed.contains("of web-prod"), "{followed}");
     assert_eq!(body(prod).as_deref(), Some("version 1"));
     let run = run_json(&w, 1);
     assert_eq!(run["status"], "succeeded");

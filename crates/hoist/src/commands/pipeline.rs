@@ -257,7 +257,7 @@ pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
                 );
             }
         }
-        RunsCommand::Logs { run, stage } => {
+        RunsCommand::Logs { run, stage, follow } => {
             let r = get(run)?;
             if let Some(want) = &stage {
                 if !r.stages.iter().any(|s| &s.name == want) {
@@ -265,19 +265,46 @@ pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
                 }
             }
             let mut out = std::io::stdout().lock();
-            for s in r
-                .stages
-                .iter()
-                .filter(|s| stage.as_ref().is_none_or(|w| *w == s.name))
-            {
-                let path = runs.log_path(run, s.seq);
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    continue;
-                };
-                if stage.is_none() {
-                    writeln!(out, "==> {} ({})", s.name, s.status.as_str())?;
+            // Per stage: bytes of its log printed so far, and whether its header was.
+            let mut printed: Vec<(u64, bool)> = vec![(0, false); r.stages.len()];
+            loop {
+                // Read the run before the logs: what it says ended has all its lines.
+                let r = get(run)?;
+                for (s, (offset, header)) in r
+                    .stages
+                    .iter()
+                    .zip(printed.iter_mut())
+                    .filter(|(s, _)| stage.as_ref().is_none_or(|w| *w == s.name))
+                {
+                    let path = runs.log_path(run, s.seq);
+                    let Ok(mut file) = std::fs::File::open(&path) else {
+                        continue;
+                    };
+                    let mut text = Vec::new();
+                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset))?;
+                    std::io::Read::read_to_end(&mut file, &mut text)?;
+                    // Only whole lines: a writer may be halfway through one.
+                    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                    let whole = if s.status.is_final() {
+                        text.len()
+                    } else {
+                        whole
+                    };
+                    if whole == 0 {
+                        continue;
+                    }
+                    if stage.is_none() && !*header {
+                        writeln!(out, "==> {}", s.name)?;
+                        *header = true;
+                    }
+                    out.write_all(&text[..whole])?;
+                    *offset += whole as u64;
                 }
-                out.write_all(text.as_bytes())?;
+                out.flush()?;
+                if !follow || r.status.is_final() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
             }
         }
     }
