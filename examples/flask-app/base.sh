@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Make the flask-app example's base image, localhost/debian-python3-flask:bookworm:
+# a Debian bookworm minbase root file system with Debian's python3-flask, made by
+# debootstrap (no registry needed) and imported into hoist's store:
+#   examples/flask-app/base.sh && hoist up examples/flask-app
+#
+# Needs root and debootstrap (apt-get install -y debootstrap); the first run
+# downloads about 40 MB from the Debian mirror. Environment:
+#   HOIST             the hoist binary (default: hoist on PATH)
+#   HOIST_TEST_CACHE  where the root file system is kept between runs, under
+#                     debootstrap/ (default /var/cache/hoist-test, shared with the tests)
+#   DEBIAN_MIRROR     the mirror (default: the one apt uses here, else deb.debian.org)
+#   BASE_IMAGE        the image name (default localhost/debian-python3-flask:bookworm)
+#   BASE_REIMPORT=1   import again even when the store has the image
+set -euo pipefail
+
+hoist=${HOIST:-hoist}
+image=${BASE_IMAGE:-localhost/debian-python3-flask:bookworm}
+cache=${HOIST_TEST_CACHE:-/var/cache/hoist-test}/debootstrap
+root=$cache/bookworm-minbase-python3-flask
+say() { echo "examples/flask-app/base.sh: $*" >&2; }
+
+# The Debian mirror this machine's apt uses (deb822 `URIs:` or one-line `deb`
+# sources), as crates/hoist-inventory/tests/os_packages.rs picks it.
+debian_mirror() {
+  local f line url
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+    [ -f "$f" ] || continue
+    while IFS= read -r line || [ -n "$line" ]; do
+      line=${line#"${line%%[![:space:]]*}"}
+      url=
+      case $line in
+        URIs:*) read -r url _ <<<"${line#URIs:}" ;;
+        "deb "*)
+          for w in ${line#deb }; do
+            case $w in http*) url=$w; break ;; esac
+          done ;;
+      esac
+      url=${url%/}
+      case $url in */debian) echo "$url"; return ;; esac
+    done <"$f"
+  done
+  echo http://deb.debian.org/debian
+}
+
+# A complete root is one that was renamed into place: debootstrap writes into a
+# temporary directory next to it.
+complete() { [ -f "$1/var/lib/dpkg/status" ] && [ -d "$1/usr/lib/python3/dist-packages/flask" ]; }
+
+if complete "$root"; then
+  say "using the cached root file system $root"
+else
+  command -v debootstrap >/dev/null \
+    || { say "debootstrap is needed: apt-get install -y debootstrap"; exit 1; }
+  mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
+  mkdir -p "$cache"
+  tmp=$(mktemp -d "$cache/.tmp-bookworm-minbase-python3-flask.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  say "debootstrap --variant=minbase --include=python3-flask bookworm from $mirror"
+  if ! debootstrap --variant=minbase --include=python3-flask bookworm "$tmp" "$mirror" \
+    >"$tmp.log" 2>&1; then
+    cat "$tmp.log" >&2
+    rm -f "$tmp.log"
+    say "debootstrap failed"
+    exit 1
+  fi
+  rm -f "$tmp.log"
+  rm -f "$tmp"/var/cache/apt/archives/*.deb
+  complete "$tmp" || { say "debootstrap left no flask in $tmp"; exit 1; }
+  # mv -T fails when another process renamed its root into place first: use that.
+  if mv -T "$tmp" "$root" 2>/dev/null; then
+    trap - EXIT
+  fi
+  complete "$root" || { say "$root is not complete"; exit 1; }
+fi
+
+if [ "${BASE_REIMPORT:-}" != 1 ] && "$hoist" image inspect "$image" >/dev/null 2>&1; then
+  say "$image is in the store already (BASE_REIMPORT=1 to import it again)"
+  exit 0
+fi
+# The root's files all date from debootstrap: a fixed epoch makes the same root the
+# same image.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$root/var/lib/dpkg/status")} \
+  "$hoist" image import "$root" "$image" --change 'CMD ["python3"]'
+say "imported $image"
