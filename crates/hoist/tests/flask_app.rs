@@ -60,11 +60,17 @@ fn repo(w: &World) -> PathBuf {
     }
     let yml = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();
     for addr in ["127.0.0.1:5080", "127.0.0.1:5081"] {
-        assert!(yml.contains(addr), "hoist.yml has no listener {addr}:\n{yml}");
+        assert!(
+            yml.contains(addr),
+            "hoist.yml has no listener {addr}:\n{yml}"
+        );
     }
     let yml = yml
         .replace("127.0.0.1:5080", &format!("127.0.0.1:{}", w.port))
-        .replace("127.0.0.1:5081", &format!("127.0.0.1:{}", util::free_port()));
+        .replace(
+            "127.0.0.1:5081",
+            &format!("127.0.0.1:{}", util::free_port()),
+        );
     std::fs::write(dir.join("hoist.yml"), yml).unwrap();
     let out = Command::new("sh")
         .arg("-c")
@@ -160,8 +166,13 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
     let image = w.env.inspect(&format!("flask-app:{sha}"));
     let config = &image["Config"];
     assert_eq!(config["User"], "65532:65532", "{image:#}");
-    assert!(config["ExposedPorts"].get("5000/tcp").is_some(), "{image:#}");
-    assert!(config["Healthcheck"]["Test"].to_string().contains("/health"));
+    assert!(
+        config["ExposedPorts"].get("5000/tcp").is_some(),
+        "{image:#}"
+    );
+    assert!(config["Healthcheck"]["Test"]
+        .to_string()
+        .contains("/health"));
     let services = w.env.ok(&["--json", "service", "ls"]);
     assert!(services.contains("\"flask-app-dev\""), "{services}");
 
@@ -190,14 +201,17 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
 
     // The replaced task's app, PID 1 of its container, stopped on SIGTERM by its
     // own handler rather than being killed at the end of the stop timeout.
-    eventually("the first task's app logs that it stopped on SIGTERM", || {
-        let out = w
-            .env
-            .hoist()
-            .args(["logs", "flask-app-dev"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("signal 15: stopping")
-            || String::from_utf8_lossy(&out.stderr).contains("signal 15: stopping")
-    });
+    eventually(
+        "the first task's app logs that it stopped on SIGTERM",
+        || {
+            let out = w
+                .env
+                .hoist()
+                .args(["logs", "flask-app-dev"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains("signal 15: stopping")
+                || String::from_utf8_lossy(&out.stderr).contains("signal 15: stopping")
+        },
+    );
 }
