@@ -12,7 +12,14 @@
 #   DEBIAN_MIRROR     the mirror (default: the one apt uses here, else deb.debian.org)
 #   BASE_IMAGE        the image name (default localhost/debian-python3-flask:bookworm)
 #   BASE_REIMPORT=1   import again even when the store has the image
+# `base.sh --rootfs` makes the root file system only and prints its path.
 set -euo pipefail
+rootfs_only=
+case ${1:-} in
+  --rootfs) rootfs_only=1 ;;
+  "") ;;
+  *) echo "usage: base.sh [--rootfs]" >&2; exit 2 ;;
+esac
 
 hoist=${HOIST:-hoist}
 image=${BASE_IMAGE:-localhost/debian-python3-flask:bookworm}
@@ -74,6 +81,10 @@ else
   complete "$root" || { say "$root is not complete"; exit 1; }
 fi
 
+if [ -n "$rootfs_only" ]; then
+  echo "$root"
+  exit 0
+fi
 if [ "${BASE_REIMPORT:-}" != 1 ] && "$hoist" image inspect "$image" >/dev/null 2>&1; then
   say "$image is in the store already (BASE_REIMPORT=1 to import it again)"
   exit 0

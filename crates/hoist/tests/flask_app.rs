@@ -15,6 +15,10 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hoist_runtime::logs::read_logs;
+use hoist_runtime::{
+    Backend, ContainerSpec, ExitStatus, Limits, Network, Rootfs, TaskOptions, TaskState,
+};
 use util::world::{assert_ok, eventually, get, World};
 
 const GREETING: &str = "Hello from Flask on hoist!";
@@ -198,20 +202,94 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
     assert_eq!(second["status"], "succeeded");
     assert_eq!(second["commit"]["dirty"], true);
     assert_eq!(second["commit"]["sha"], sha);
+}
 
-    // The replaced task's app, PID 1 of its container, stopped on SIGTERM by its
-    // own handler rather than being killed at the end of the stop timeout.
-    eventually(
-        "the first task's app logs that it stopped on SIGTERM",
-        || {
-            let out = w
-                .env
-                .hoist()
-                .args(["logs", "flask-app-dev"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).contains("signal 15: stopping")
-                || String::from_utf8_lossy(&out.stderr).contains("signal 15: stopping")
+/// `examples/flask-app/base.sh --rootfs`: the cached root file system's path.
+fn base_rootfs() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(util::root().join("examples/flask-app/base.sh"))
+        .arg("--rootfs")
+        .output()
+        .unwrap();
+    util::assert_success(&out, "examples/flask-app/base.sh --rootfs");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A GET inside a task's network namespace (nsenter and the host's busybox).
+fn fetch_inside(netns: &Path, url: &str) -> Option<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["busybox", "wget", "-q", "-O", "-", url])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The app is its container's PID 1, which the kernel shields from signals it has
+/// no handler for: its SIGTERM handler makes a stop end with exit code 0, where
+/// without it the stop would end in SIGKILL at the stop timeout.
+#[test]
+fn app_py_as_pid_1_serves_and_exits_0_on_sigterm() {
+    let rootfs = base_rootfs();
+    let tmp = tempfile::tempdir().unwrap();
+    let (upper, work) = (tmp.path().join("upper"), tmp.path().join("work"));
+    std::fs::create_dir_all(upper.join("app")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(
+        util::root().join("examples/flask-app/app.py"),
+        upper.join("app/app.py"),
+    )
+    .unwrap();
+    let rt = util::task_runtime(&tmp.path().join("state"), Backend::Embedded);
+    let spec = ContainerSpec {
+        rootfs: Rootfs::Overlay {
+            lowers: vec![rootfs],
+            upper,
+            work,
         },
+        args: vec!["/usr/bin/python3".into(), "app.py".into()],
+        env: vec![
+            "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+            "PYTHONDONTWRITEBYTECODE=1".into(),
+            "APP_VERSION=pid1".into(),
+        ],
+        cwd: "/app".into(),
+        user: "65532:65532".into(),
+        hostname: "flask".into(),
+        network: Network::None,
+        mounts: vec![],
+        limits: Limits::default(),
+        readonly_rootfs: false,
+    };
+    // Long enough that a stop ending in SIGKILL cannot be mistaken for a clean exit.
+    let options = TaskOptions {
+        stop_timeout: std::time::Duration::from_secs(60),
+        ..TaskOptions::default()
+    };
+    let info = rt.start(&spec, &options).unwrap();
+    assert_eq!(info.state, TaskState::Running);
+    let netns = info.netns.clone().unwrap();
+    let mut answer = None;
+    eventually("the app answers in its network namespace", || {
+        answer = fetch_inside(&netns, "http://127.0.0.1:5000/");
+        answer.is_some()
+    });
+    let answer: serde_json::Value = serde_json::from_str(&answer.unwrap()).unwrap();
+    assert_eq!(answer["message"], GREETING);
+    assert_eq!(answer["version"], "pid1");
+
+    let stopped = rt.stop(&info.id).unwrap();
+    let logs = read_logs(&info.log_dir).unwrap();
+    assert_eq!(
+        stopped.state,
+        TaskState::Exited(ExitStatus::Code(0)),
+        "{logs:?}"
     );
+    assert!(
+        logs.iter().any(|e| e.log.contains("signal 15: stopping")),
+        "{logs:?}"
+    );
+    rt.remove(&info.id).unwrap();
 }
