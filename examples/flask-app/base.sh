@@ -54,32 +54,39 @@ debian_mirror() {
 # temporary directory next to it.
 complete() { [ -f "$1/var/lib/dpkg/status" ] && [ -d "$1/usr/lib/python3/dist-packages/flask" ]; }
 
-if complete "$root"; then
-  say "using the cached root file system $root"
-else
-  command -v debootstrap >/dev/null \
-    || { say "debootstrap is needed: apt-get install -y debootstrap"; exit 1; }
-  mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
-  mkdir -p "$cache"
+# Made once: in a temporary directory, renamed into place when complete, one
+# debootstrap at a time (parallel tests wait for the first and use its root).
+build_root() {
+  local tmp
   tmp=$(mktemp -d "$cache/.tmp-bookworm-minbase-python3-flask.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
+  # shellcheck disable=SC2064 # $tmp is expanded now, on purpose
+  trap "rm -rf '$tmp' '$tmp.log'" EXIT
   say "debootstrap --variant=minbase --include=python3-flask bookworm from $mirror"
   if ! debootstrap --variant=minbase --include=python3-flask bookworm "$tmp" "$mirror" \
     >"$tmp.log" 2>&1; then
     cat "$tmp.log" >&2
-    rm -f "$tmp.log"
     say "debootstrap failed"
     exit 1
   fi
-  rm -f "$tmp.log"
-  rm -f "$tmp"/var/cache/apt/archives/*.deb
+  rm -f "$tmp.log" "$tmp"/var/cache/apt/archives/*.deb
   complete "$tmp" || { say "debootstrap left no flask in $tmp"; exit 1; }
-  # mv -T fails when another process renamed its root into place first: use that.
-  if mv -T "$tmp" "$root" 2>/dev/null; then
-    trap - EXIT
-  fi
-  complete "$root" || { say "$root is not complete"; exit 1; }
+  mv -T "$tmp" "$root"
+  trap - EXIT
+}
+
+if ! complete "$root"; then
+  command -v debootstrap >/dev/null \
+    || { say "debootstrap is needed: apt-get install -y debootstrap"; exit 1; }
+  command -v flock >/dev/null || { say "flock (util-linux) is needed"; exit 1; }
+  mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
+  mkdir -p "$cache"
+  exec 9>"$cache/.bookworm-minbase-python3-flask.lock"
+  flock 9
+  complete "$root" || build_root
+  exec 9>&-
 fi
+complete "$root" || { say "$root is not complete"; exit 1; }
+say "root file system: $root"
 
 if [ -n "$rootfs_only" ]; then
   echo "$root"
