@@ -156,6 +156,7 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
             "test",
             "build",
             "scan",
+            "push",
             "deploy:dev",
             "verify:dev"
         ]
@@ -292,4 +293,56 @@ fn app_py_as_pid_1_serves_and_exits_0_on_sigterm() {
         "{logs:?}"
     );
     rt.remove(&info.id).unwrap();
+}
+
+#[test]
+fn hoist_up_on_the_buildspec_alone_deploys_the_image_its_imagedefinitions_name() {
+    let w = world();
+    let dir = repo(&w);
+    // A CodeBuild repository: no hoist.yml, the buildspec is the build.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("git rm -q hoist.yml && git commit -q -m 'CodeBuild only'")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    util::assert_success(&out, "git rm hoist.yml");
+    let listen = format!("127.0.0.1:{}", w.port);
+    let out = w
+        .env
+        .hoist()
+        .args(["up", dir.to_str().unwrap(), "--listen", &listen])
+        .output()
+        .unwrap();
+    assert_ok(&out, "hoist up (buildspec.yml)", &w);
+    let answer = index(&w).unwrap_or_else(|| panic!("no JSON at /: {:?}", get(w.addr(), "/")));
+    assert_eq!(answer["message"], GREETING);
+
+    let run = &runs(&w)[0];
+    assert_eq!(
+        stage_statuses(run),
+        [
+            "source",
+            "buildspec",
+            "build",
+            "scan",
+            "push",
+            "deploy:dev",
+            "verify:dev"
+        ]
+        .map(|s| (s.to_owned(), "succeeded".to_owned()))
+    );
+    // The buildspec's phases ran the unit tests; its imagedefinitions.json named
+    // the image, built from the Dockerfile under that name and deployed.
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "buildspec"]);
+    assert!(
+        logs.contains("Phase complete: POST_BUILD State: SUCCEEDED"),
+        "{logs}"
+    );
+    let sha = run["commit"]["sha"].as_str().unwrap();
+    let digest = w.env.inspect(&format!("flask-app:{sha}"))["Digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(run["image"].as_str().unwrap().ends_with(&digest), "{run:#}");
 }

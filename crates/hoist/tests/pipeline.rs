@@ -66,17 +66,6 @@ fn repo(w: &World, body: &str, test: &str) -> PathBuf {
     dir
 }
 
-/// Stops the registry `hoist up` started in the background, when the test ends.
-struct StopRegistry(PathBuf);
-
-impl Drop for StopRegistry {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.0.join("registry/serve.lock")) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-        }
-    }
-}
-
 fn up(w: &World, dir: &Path) -> std::process::Output {
     w.env
         .hoist()
@@ -108,7 +97,6 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
-    let _registry = StopRegistry(w.env.home());
     // The test writes into the workspace; the repository itself stays clean.
     let dir = repo(
         &w,
@@ -275,7 +263,6 @@ fn a_secret_in_the_image_fails_the_scan_gate_and_deploys_nothing() {
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
-    let _registry = StopRegistry(w.env.home());
     let dir = repo(&w, "leaky", "true");
     // An AWS access key ID in a served file: a critical secret. Assembled at run
     // time so this file holds nothing a secret scanner flags.
@@ -425,7 +412,6 @@ fn hoist_up_runs_the_hello_example_from_its_tests_to_a_served_version() {
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
-    let _registry = StopRegistry(w.env.home());
     // examples/hello/hoist.yml as README runs it, with the world's ports.
     let example = util::root().join("examples/hello");
     let text = std::fs::read_to_string(example.join("hoist.yml"))
@@ -486,7 +472,6 @@ fn a_buildspec_repository_builds_through_its_phases_and_deploys_the_image_it_nam
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
-    let _registry = StopRegistry(w.env.home());
     let dir = codebuild_repo(&w, "echo \"$GREETING from $(pwd)\"");
     let listen = format!("127.0.0.1:{}", w.port);
     let out = w
@@ -566,7 +551,6 @@ fn hoist_up_all_waits_at_the_approval_gate_then_promotes_or_stops() {
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
-    let _registry = StopRegistry(w.env.home());
     let dir = repo(&w, "version 1", "true");
     let prod_port = util::free_port();
     let yml = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();

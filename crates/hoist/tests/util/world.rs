@@ -207,6 +207,17 @@ impl Drop for World {
         if let Some(mut d) = self.daemon.take() {
             d.kill9();
         }
+        // The registry `hoist up` started in the background, while it runs (its
+        // lock held, so the pid in it is its own).
+        let registry = self.env.home().join("registry");
+        if hoist_registry::announce::serving(&registry).is_none() {
+            return;
+        }
+        if let Ok(pid) = std::fs::read_to_string(registry.join("serve.lock")) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid.trim()])
+                .status();
+        }
     }
 }
 
