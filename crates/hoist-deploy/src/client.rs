@@ -240,8 +240,10 @@ pub fn ensure_proxy(exe: &Path, home: &Path, config: &Path) -> Result<(), Client
     wait_for(|| hoist_proxy::watch::running(dir), "hoist proxy", &log)
 }
 
-fn wait_for(ready: impl Fn() -> bool, what: &str, log: &Path) -> Result<(), ClientError> {
-    for _ in 0..100 {
+/// Waits up to 10 s for a background process started with [`spawn_detached`] to be
+/// `ready`; `what` and its `log` name it in the error.
+pub fn wait_for(ready: impl Fn() -> bool, what: &str, log: &Path) -> Result<(), ClientError> {
+    for _ in 0..200 {
         if ready() {
             return Ok(());
         }

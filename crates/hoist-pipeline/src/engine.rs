@@ -871,16 +871,14 @@ fn ensure_registry(exe: &Path, home: &Path) -> Result<std::net::SocketAddr, Stri
         &log,
     )
     .map_err(|e| e.to_string())?;
-    for _ in 0..200 {
-        if let Some(addr) = hoist_registry::announce::serving(&root) {
-            return Ok(addr);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Err(format!(
-        "hoist's registry did not start; see {}",
-        log.display()
-    ))
+    client::wait_for(
+        || hoist_registry::announce::serving(&root).is_some(),
+        "hoist's registry",
+        &log,
+    )
+    .map_err(|e| e.to_string())?;
+    hoist_registry::announce::serving(&root)
+        .ok_or_else(|| format!("hoist's registry stopped; see {}", log.display()))
 }
 
 fn environment<'s>(spec: &'s PipelineSpec, name: &str) -> Result<&'s Environment, String> {
