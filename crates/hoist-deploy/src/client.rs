@@ -33,6 +33,9 @@ pub enum ClientError {
     /// The deployment disappeared from the state database while followed.
     #[error("deployment #{0} vanished from the state database")]
     Vanished(i64),
+    /// The deployment had not ended by the caller's deadline (it goes on).
+    #[error("deployment #{0} had not finished after {1}; see `hoist events {2}`")]
+    TimedOut(i64, String, String),
 }
 
 /// How a followed deployment ended.
@@ -146,13 +149,15 @@ pub fn pin(image: &str, digest: &str) -> String {
 
 /// Follows deployment `id` of `service` until it ends and, when it failed, until
 /// the rollback it caused ends; `on_event` sees each of the service's events from
-/// that deployment on, once.
+/// that deployment on, once. With a `timeout`, gives up waiting after it.
 pub fn wait(
     state: &State,
     service: &str,
     id: i64,
+    timeout: Option<Duration>,
     mut on_event: impl FnMut(&Event),
 ) -> Result<Outcome, ClientError> {
+    let started = std::time::Instant::now();
     let mut last = state
         .events(service, 0)?
         .iter()
@@ -196,6 +201,10 @@ pub fn wait(
                     }
                 }
             }
+        }
+        if timeout.is_some_and(|t| started.elapsed() > t) {
+            let after = humantime::format_duration(started.elapsed()).to_string();
+            return Err(ClientError::TimedOut(id, after, service.to_owned()));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

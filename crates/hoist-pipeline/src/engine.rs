@@ -171,6 +171,9 @@ impl hoist_builder::Progress for StageLog<'_> {
 
 type StageResult = Result<String, String>;
 
+/// How long a deployment may take when its environment gives no `timeout`.
+const DEPLOY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
+
 /// How long one buildspec command may run.
 const BUILDSPEC_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -815,7 +818,8 @@ impl RunContext<'_> {
             .map_err(|e| e.to_string())?;
         client::ensure_daemon(&self.engine.exe, home).map_err(|e| e.to_string())?;
         log.line(&format!("deployment #{id} of {} ({pinned})", service.name));
-        let outcome = client::wait(&state, service.name.as_str(), id, |e| {
+        let timeout = env.timeout.unwrap_or(DEPLOY_TIMEOUT);
+        let outcome = client::wait(&state, service.name.as_str(), id, Some(timeout), |e| {
             log.line(&format!("{:<18} {}", e.kind, e.message));
         })
         .map_err(|e| e.to_string())?;

@@ -220,7 +220,7 @@ fn service_name_of(image: &str) -> String {
 /// Prints the service's events from deployment `id` on until it ends (and, when it
 /// failed, until its rollback ends). Fails when the deployment did.
 fn follow(settings: &Settings, state: &State, service: &str, id: i64) -> Result<()> {
-    match client::wait(state, service, id, |e| print_event(settings, e))? {
+    match client::wait(state, service, id, None, |e| print_event(settings, e))? {
         Outcome::Succeeded => Ok(()),
         Outcome::RolledBack { reason } => {
             bail!("deployment #{id} failed and was rolled back: {reason}")

@@ -141,13 +141,22 @@ pub fn skopeo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A free loopback port: bind `:0`, note the port, release it.
+/// A free loopback port for a listener a test starts later: picked at random
+/// below the kernel's ephemeral range (32768 and up), so that no outgoing
+/// connection or `:0` bind of a parallel test takes it in the meantime (a port of
+/// `:0` can be handed out again as soon as it is released), and checked free.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind :0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    for attempt in 0u64.. {
+        h.write_u64(attempt);
+        let port = 20000 + (h.finish() % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    unreachable!("ports 20000 to 31999 are all taken")
 }
 
 /// A running `hoist registry serve`, killed on drop.
