@@ -19,7 +19,7 @@ use hoist_runtime::logs::read_logs;
 use hoist_runtime::{
     Backend, ContainerSpec, ExitStatus, Limits, Network, Rootfs, TaskOptions, TaskState,
 };
-use util::world::{assert_ok, eventually, get, World};
+use util::world::{assert_ok, eventually, get, run_stages, World};
 
 const GREETING: &str = "Hello from Flask on hoist!";
 
@@ -97,24 +97,6 @@ fn up(w: &World, dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn runs(w: &World) -> Vec<serde_json::Value> {
-    serde_json::from_str(&w.env.ok(&["--json", "runs", "ls"])).unwrap()
-}
-
-fn stage_statuses(run: &serde_json::Value) -> Vec<(String, String)> {
-    run["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// The JSON the proxy answers at `/`, if it answers 200 with JSON.
 fn index(w: &World) -> Option<serde_json::Value> {
     match get(w.addr(), "/") {
@@ -144,13 +126,13 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
     assert_eq!(get(w.addr(), "/nope").map(|(s, _)| s), Some(404));
 
     // The run went through every stage but prod, which waits for an approval.
-    let all = runs(&w);
+    let all = w.runs();
     assert_eq!(all.len(), 1);
     let run = &all[0];
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["commit"]["dirty"], false);
     assert_eq!(
-        stage_statuses(run),
+        run_stages(run),
         [
             "source",
             "test",
@@ -197,7 +179,7 @@ fn hoist_up_deploys_the_flask_example_and_a_new_app_version_rolls_out() {
     let answer = index(&w).unwrap();
     assert_eq!(answer["message"], GREETING);
 
-    let all = runs(&w);
+    let all = w.runs();
     assert_eq!(all.len(), 2);
     let second = all.iter().find(|r| r["id"] == 2).unwrap();
     assert_eq!(second["status"], "succeeded");
@@ -318,9 +300,9 @@ fn hoist_up_on_the_buildspec_alone_deploys_the_image_its_imagedefinitions_name()
     let answer = index(&w).unwrap_or_else(|| panic!("no JSON at /: {:?}", get(w.addr(), "/")));
     assert_eq!(answer["message"], GREETING);
 
-    let run = &runs(&w)[0];
+    let run = &w.runs()[0];
     assert_eq!(
-        stage_statuses(run),
+        run_stages(run),
         [
             "source",
             "buildspec",

@@ -9,7 +9,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use util::world::{assert_ok, body, World};
+use util::world::{assert_ok, body, run_stages, World};
 
 fn sh(dir: &Path, script: &str) {
     let out = Command::new("sh")
@@ -74,24 +74,6 @@ fn up(w: &World, dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn runs(w: &World) -> Vec<serde_json::Value> {
-    serde_json::from_str(&w.env.ok(&["--json", "runs", "ls"])).unwrap()
-}
-
-fn stages(run: &serde_json::Value) -> Vec<(String, String)> {
-    run["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environment() {
     let mut w = World::new();
@@ -111,7 +93,7 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     assert!(stdout.contains(&format!("dev: {url}")), "{stdout}");
     assert_eq!(body(w.addr()).as_deref(), Some("version 1"));
 
-    let all = runs(&w);
+    let all = w.runs();
     assert_eq!(all.len(), 1);
     let run = &all[0];
     assert_eq!(run["status"], "succeeded");
@@ -121,7 +103,7 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     assert_eq!(run["commit"]["branch"], "main");
     // Only the first environment: prod waits for the server's approvals.
     assert_eq!(
-        stages(run),
+        run_stages(run),
         [
             "source",
             "test",
@@ -172,7 +154,7 @@ fn hoist_up_tests_builds_scans_and_deploys_the_working_tree_to_the_first_environ
     let out = up(&w, &dir);
     assert_ok(&out, "second hoist up", &w);
     assert_eq!(body(w.addr()).as_deref(), Some("version 2"));
-    let all = runs(&w);
+    let all = w.runs();
     assert_eq!(all[0]["commit"]["dirty"], true);
     assert_eq!(all[0]["commit"]["sha"], sha);
     let tag = format!("web:{}-dirty.run2", &sha[..12]);
@@ -227,10 +209,10 @@ fn a_failing_test_stops_the_run_before_the_build_and_deploys_nothing() {
     assert!(stderr.contains("test failed"), "{stderr}");
     assert!(stderr.contains("exited with status 1"), "{stderr}");
 
-    let run = &runs(&w)[0];
+    let run = &w.runs()[0];
     assert_eq!(run["status"], "failed");
     assert_eq!(
-        stages(run),
+        run_stages(run),
         [
             ("source", "succeeded"),
             ("test", "failed"),
@@ -277,8 +259,8 @@ fn a_secret_in_the_image_fails_the_scan_gate_and_deploys_nothing() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scan failed: gate"), "{stderr}");
-    let run = &runs(&w)[0];
-    let got = stages(run);
+    let run = &w.runs()[0];
+    let got = run_stages(run);
     assert_eq!(got[3], ("scan".to_owned(), "failed".to_owned()));
     assert_eq!(got[4], ("push".to_owned(), "skipped".to_owned()));
     assert_eq!(got[5], ("deploy:dev".to_owned(), "skipped".to_owned()));
@@ -367,9 +349,12 @@ fn a_run_whose_process_was_killed_is_marked_failed_by_the_next_one() {
         .args(["-9", "--", &format!("-{pid}")])
         .status();
 
-    let run = &runs(&w)[0];
+    let run = &w.runs()[0];
     assert_eq!(run["status"], "running");
-    assert_eq!(stages(run)[1], ("test".to_owned(), "running".to_owned()));
+    assert_eq!(
+        run_stages(run)[1],
+        ("test".to_owned(), "running".to_owned())
+    );
 
     // The next engine finds the run's owner gone.
     std::fs::write(
@@ -386,7 +371,7 @@ fn a_run_whose_process_was_killed_is_marked_failed_by_the_next_one() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let all = runs(&w);
+    let all = w.runs();
     let first = all.iter().find(|r| r["id"] == 1).unwrap();
     assert_eq!(
         first["status"],
@@ -395,7 +380,7 @@ fn a_run_whose_process_was_killed_is_marked_failed_by_the_next_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        stages(first)[1..3],
+        run_stages(first)[1..3],
         [
             ("test".to_owned(), "failed".to_owned()),
             ("build".to_owned(), "skipped".to_owned())
@@ -438,7 +423,7 @@ fn hoist_up_runs_the_hello_example_from_its_tests_to_a_served_version() {
     assert_ok(&out, "hoist up examples/hello", &w);
     let answer = body(w.addr()).unwrap();
     assert_eq!(util::world::hello_version(&answer), Some("1"), "{answer}");
-    let run = &runs(&w)[0];
+    let run = &w.runs()[0];
     assert_eq!(run["status"], "succeeded");
     // The test stage ran hello's own unit tests, and built the binary the image holds.
     let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
@@ -482,10 +467,10 @@ fn a_buildspec_repository_builds_through_its_phases_and_deploys_the_image_it_nam
         .unwrap();
     assert_ok(&out, "hoist up (buildspec)", &w);
     assert_eq!(body(w.addr()).as_deref(), Some("built by codebuild"));
-    let run = &runs(&w)[0];
+    let run = &w.runs()[0];
     let sha = run["commit"]["sha"].as_str().unwrap();
     assert_eq!(
-        stages(run)[1],
+        run_stages(run)[1],
         ("buildspec".to_owned(), "succeeded".to_owned())
     );
     // The image is the one imagedefinitions.json names.
@@ -513,8 +498,8 @@ fn a_failing_buildspec_phase_stops_the_run_before_the_image_build() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let run = &runs(&w)[0];
-    let got = stages(run);
+    let run = &w.runs()[0];
+    let got = run_stages(run);
     assert_eq!(got[1], ("buildspec".to_owned(), "failed".to_owned()));
     assert_eq!(got[2], ("build".to_owned(), "skipped".to_owned()));
     // post_build still ran (a failed build phase goes on to it, as in CodeBuild).
@@ -539,7 +524,7 @@ fn stage_status(run: &serde_json::Value, name: &str) -> String {
     if run.is_null() {
         return String::new();
     }
-    stages(run)
+    run_stages(run)
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(_, s)| s)

@@ -221,6 +221,28 @@ impl Drop for World {
     }
 }
 
+impl World {
+    /// The pipeline's runs, newest first (`hoist --json runs ls`).
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.env.ok(&["--json", "runs", "ls"])).unwrap()
+    }
+}
+
+/// A run's stages as (name, status), in order.
+pub fn run_stages(run: &serde_json::Value) -> Vec<(String, String)> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !f() {
