@@ -70,7 +70,7 @@
 //! `batch` are not acted on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -788,20 +788,12 @@ trap '{{ set +xeu; }} 2>/dev/null; __hoist_save' EXIT
             let tx = self.tx.clone();
             self.opened += 1;
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match reader.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let line = String::from_utf8_lossy(&buf);
-                            let line = line.trim_end_matches('\n').trim_end_matches('\r');
-                            if tx.send(Msg::Line(line.to_owned())).is_err() {
-                                return;
-                            }
-                        }
-                    }
+                let ended = crate::shell::read_lines(stream, |line| {
+                    let line = line.trim_end_matches('\r');
+                    tx.send(Msg::Line(line.to_owned())).is_ok()
+                });
+                if !ended {
+                    return;
                 }
                 let _ = tx.send(Msg::Closed(n));
             });

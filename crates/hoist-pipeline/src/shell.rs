@@ -82,20 +82,7 @@ pub fn run(
     for stream in [stdout, stderr].into_iter().flatten() {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf);
-                        if tx.send(line.trim_end_matches('\n').to_owned()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
+            read_lines(stream, |line| tx.send(line.to_owned()).is_ok());
         }));
     }
     drop(tx);
@@ -135,6 +122,26 @@ pub fn run(
         None if status.success() => Exit::Success,
         None => Exit::Failed(status.code()),
     })
+}
+
+/// Reads `stream` line by line (each without its newline, invalid UTF-8 replaced)
+/// and hands the lines to `send` until the stream ends (true) or `send` says
+/// stop by returning false (false).
+pub(crate) fn read_lines(stream: impl std::io::Read, mut send: impl FnMut(&str) -> bool) -> bool {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                if !send(line.trim_end_matches('\n')) {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 fn kill_group(pgid: i32) {
