@@ -32,6 +32,9 @@ pub struct PipelineSpec {
     /// Test steps, run in order after the build.
     #[serde(default)]
     pub test: Vec<TestStep>,
+    /// The directory kept from run to run (`$HOIST_CACHE_DIR`) and what keys it.
+    #[serde(default)]
+    pub cache: CacheSettings,
     /// The scan gate between test and deploy.
     #[serde(default)]
     pub scan: ScanPolicy,
@@ -64,6 +67,29 @@ impl Default for BuildSettings {
             context: PathBuf::from("."),
             args: BTreeMap::new(),
             target: None,
+        }
+    }
+}
+
+/// `$HOIST_CACHE_DIR`: a directory per app kept from run to run. With `key`, one
+/// per distinct content of those files (lockfiles), as GitLab's `cache:key:files`:
+/// a run whose lockfiles changed starts from an empty cache, not a stale one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Files, from the repository root, whose contents key the cache (a missing
+    /// file keys as missing).
+    pub key: Vec<PathBuf>,
+    /// How many keyed caches of the app to keep, the least recently used removed
+    /// first (default 3).
+    pub keep: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            key: Vec::new(),
+            keep: 3,
         }
     }
 }
@@ -463,6 +489,22 @@ impl PipelineSpec {
                     &format!("step name {:?} is used by test[{j}] too", step.name),
                 );
             }
+        }
+        for (i, key) in self.cache.key.iter().enumerate() {
+            if key.as_os_str().is_empty()
+                || key.is_absolute()
+                || key
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                problem(
+                    format!("cache.key[{i}]"),
+                    "a file inside the repository, relative to its root",
+                );
+            }
+        }
+        if self.cache.keep == 0 {
+            problem("cache.keep".to_owned(), "keep at least 1 cache");
         }
         if self.scan.scanners.is_empty() {
             problem(

@@ -13,6 +13,8 @@
 //! - [`buildspec`]: [`Buildspec`], CodeBuild's format as CodeBuild reads it.
 //! - [`imagedefs`]: CodePipeline's `imagedefinitions.json` and `imageDetail.json`.
 //! - [`init`]: what a repository looks like, and the starter file made from it.
+//! - [`load`]: which pipeline a repository runs (its hoist.yml, or its buildspec.yml
+//!   in the starter pipeline).
 //! - [`error`]: [`SpecError`] (`file:line:col: field.path: message`) and
 //!   [`SpecErrors`]: serde stops at a file's first syntax or type error, but the
 //!   checks after parsing report every problem, each at its field's line.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod hoistfile;
 pub mod imagedefs;
 pub mod init;
+pub mod load;
 
 pub use buildspec::Buildspec;
 pub use error::{SpecError, SpecErrors};

@@ -415,3 +415,37 @@ fn a_service_name_too_long_for_the_app_is_reported_at_the_environment_name() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_cache_is_keyed_by_files_inside_the_repository() {
+    let ok = "app: web\ncache:\n  key: [Cargo.lock, web/package-lock.json]\n  keep: 2\nenvironments:\n  - name: dev\n    service: {listener: {addr: 127.0.0.1:1}}\n";
+    let spec = PipelineSpec::parse("hoist.yml", ok).unwrap();
+    assert_eq!(
+        spec.cache.key,
+        [
+            PathBuf::from("Cargo.lock"),
+            PathBuf::from("web/package-lock.json")
+        ]
+    );
+    assert_eq!(spec.cache.keep, 2);
+    let plain = PipelineSpec::parse(
+        "hoist.yml",
+        "app: web\nenvironments:\n  - name: dev\n    service: {listener: {addr: 127.0.0.1:1}}\n",
+    )
+    .unwrap();
+    assert!(plain.cache.key.is_empty());
+    assert_eq!(plain.cache.keep, 3);
+
+    let bad = "app: web\ncache:\n  key: [/etc/passwd, ../x]\n  keep: 0\nenvironments:\n  - name: dev\n    service: {listener: {addr: 127.0.0.1:1}}\n";
+    let errs = errors(bad);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].starts_with("hoist.yml:3:") && errs[0].contains("cache.key[0]"),
+        "{errs:?}"
+    );
+    assert!(errs[1].contains("cache.key[1]"), "{errs:?}");
+    assert!(
+        errs[2].starts_with("hoist.yml:4:") && errs[2].contains("cache.keep"),
+        "{errs:?}"
+    );
+}

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hoist_builder::{BuildOptions, Builder};
 use hoist_deploy::client::{self, Outcome};
@@ -19,9 +19,10 @@ use hoist_pipeline_spec::imagedefs;
 
 use crate::codebuild;
 use crate::notify;
-use crate::runs::{Commit, Runs, RunsError, Status};
+use crate::runs::{Commit, Run, Runs, RunsError, Status};
 use crate::shell::{self, Exit, ShellCommand};
 use crate::source;
+use serde::{Deserialize, Serialize};
 
 /// Why a run could not go on. Stage failures are recorded on the run; this is
 /// what the caller sees of them.
@@ -100,6 +101,10 @@ pub struct Engine {
     store: Store,
     builder: Builder,
     runs: Runs,
+    /// One lock per service: one deployment per environment at a time.
+    deploying: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+    /// Runs test steps that name an `image`.
+    containers: Option<hoist_runtime::Runtime>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,7 +206,21 @@ impl Engine {
             store,
             builder,
             runs,
+            deploying: Mutex::default(),
+            containers: None,
         })
+    }
+
+    /// Runs test steps that name an `image` in containers of `runtime` (without
+    /// one, such steps fail with a message saying so).
+    pub fn with_containers(mut self, runtime: hoist_runtime::Runtime) -> Engine {
+        self.containers = Some(runtime);
+        self
+    }
+
+    /// The image store it builds into.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The run history.
@@ -233,90 +252,271 @@ impl Engine {
             run,
             commit: &commit,
         });
+        self.drive(
+            run,
+            &Source::WorkingTree(dir),
+            &commit,
+            Some((spec, buildspec)),
+            observer,
+        )
+    }
+
+    /// Runs (or resumes) a run of the server's queue that this process
+    /// [`Runs::claim`]ed: its source stage checks out the commit from `mirror` and
+    /// reads the pipeline there (hoist.yml, or a buildspec.yml), which records the
+    /// rest of the stages, every environment in order. A resumed run goes on from
+    /// its first stage that did not succeed, with what the earlier ones handed on.
+    pub fn run_queued(
+        &self,
+        run: &Run,
+        mirror: &source::Mirror,
+        observer: &(dyn Fn(&Progress<'_>) + Sync),
+    ) -> Result<RunResult, EngineError> {
+        if run.stages.is_empty() {
+            self.runs.set_stages(run.id, 0, &["source".to_owned()])?;
+        }
+        observer(&Progress::RunStarted {
+            run: run.id,
+            commit: &run.commit,
+        });
+        self.drive(run.id, &Source::Commit(mirror), &run.commit, None, observer)
+    }
+
+    /// Runs the stages of `run` that did not succeed yet, in order, watching for a
+    /// cancel request meanwhile. `pipeline` is the pipeline when the caller has it;
+    /// otherwise it is read from the run's workspace once the source stage made it.
+    fn drive(
+        &self,
+        run: i64,
+        src: &Source<'_>,
+        commit: &Commit,
+        pipeline: Option<(&PipelineSpec, Option<&Buildspec>)>,
+        observer: &(dyn Fn(&Progress<'_>) + Sync),
+    ) -> Result<RunResult, EngineError> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    if self.runs.cancel_requested(run).unwrap_or(false) {
+                        cancel.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            });
+            let result = self.drive_stages(run, src, commit, pipeline, &cancel, observer);
+            done.store(true, Ordering::SeqCst);
+            result
+        })
+    }
+
+    fn drive_stages(
+        &self,
+        run: i64,
+        src: &Source<'_>,
+        commit: &Commit,
+        pipeline: Option<(&PipelineSpec, Option<&Buildspec>)>,
+        cancel: &Arc<AtomicBool>,
+        observer: &(dyn Fn(&Progress<'_>) + Sync),
+    ) -> Result<RunResult, EngineError> {
+        let facts = match self.runs.state(run)? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => Facts::default(),
+        };
         let mut ctx = RunContext {
             engine: self,
             run,
             workspace: self.runs.run_dir(run).join("src"),
             artifacts: self.runs.run_dir(run).join("artifacts"),
-            cache: self
-                .home
-                .join("pipeline")
-                .join("cache")
-                .join(spec.app.as_str()),
-            image: None,
-            tags: Vec::new(),
-            buildspec_image: None,
-            exported: BTreeMap::new(),
-            urls: Vec::new(),
-            cancel: AtomicBool::new(false),
+            cache: PathBuf::new(),
+            facts,
+            cancel,
         };
-        for (seq, name) in names.iter().enumerate() {
-            let seq = seq as i64;
-            self.runs.set_stage(run, seq, Status::Running, None)?;
-            observer(&Progress::Stage {
-                name,
-                status: Status::Running,
-                message: None,
-            });
-            let log = File::options()
-                .create(true)
-                .append(true)
-                .open(self.runs.log_path(run, seq))
-                .map_err(|e| EngineError::Stage {
-                    run,
-                    stage: name.clone(),
-                    message: format!("opening its log: {e}"),
-                })?;
-            let stage = StageLog {
-                name: name.clone(),
-                log: Mutex::new(log),
-                observer,
+        let mut read: Option<(PipelineSpec, Option<Buildspec>)> = None;
+        let mut last_spec: Option<PipelineSpec> = None;
+        loop {
+            let record = self.runs.get(run)?.ok_or(RunsError::NoRun(run))?;
+            let Some(stage) = record
+                .stages
+                .iter()
+                .find(|s| s.status != Status::Succeeded)
+                .cloned()
+            else {
+                break;
             };
-            let result = ctx.stage(name, dir, &commit, spec, buildspec, &stage);
-            let (status, message) = match &result {
-                Ok(m) => (Status::Succeeded, m.as_str()),
-                Err(m) => (Status::Failed, m.as_str()),
-            };
-            if let Some(env) = name.strip_prefix("deploy:") {
-                let body = serde_json::json!({
-                    "event": "deployment",
-                    "run": run,
-                    "app": spec.app.as_str(),
-                    "environment": env,
-                    "service": format!("{}-{env}", spec.app),
-                    "image": ctx.image.as_ref().map(|(i, d)| client::pin(i, d)),
-                    "status": status,
-                    "message": message,
-                });
-                self.notify(spec, notify::Event::Deployment, &body, &|l| stage.line(l));
+            if stage.name != "source" && pipeline.is_none() && read.is_none() {
+                match hoist_pipeline_spec::load::pipeline_in(&ctx.workspace, None) {
+                    Ok(p) => read = Some(p),
+                    Err(e) => {
+                        let error = format!("reading the pipeline of the checkout: {e}");
+                        self.runs.finish(run, Status::Failed, Some(&error))?;
+                        return Err(EngineError::Stage {
+                            run,
+                            stage: stage.name,
+                            message: error,
+                        });
+                    }
+                }
             }
-            self.runs.set_stage(run, seq, status, Some(message))?;
-            observer(&Progress::Stage {
-                name,
-                status,
-                message: Some(message),
-            });
-            if let Err(message) = result {
-                let error = format!("{name}: {message}");
-                self.runs.finish(run, Status::Failed, Some(&error))?;
-                self.notify_run(spec, run, observer);
+            let pipe = pipeline.or(read.as_ref().map(|(s, b)| (s, b.as_ref())));
+            if let Some((spec, _)) = pipe {
+                // Once the workspace is there: a keyed cache reads its key files.
+                if stage.name != "source" && ctx.cache.as_os_str().is_empty() {
+                    ctx.cache = cache_dir(&self.home, spec, &ctx.workspace).map_err(|message| {
+                        EngineError::Stage {
+                            run,
+                            stage: stage.name.clone(),
+                            message,
+                        }
+                    })?;
+                }
+                last_spec = Some(spec.clone());
+            }
+            if cancel.load(Ordering::SeqCst) {
+                self.runs
+                    .finish(run, Status::Cancelled, Some("cancelled"))?;
+                if let Some(spec) = &last_spec {
+                    self.notify_run(spec, run, observer);
+                }
                 return Err(EngineError::Stage {
                     run,
-                    stage: name.clone(),
-                    message,
+                    stage: stage.name,
+                    message: "cancelled".into(),
                 });
             }
+            self.run_stage(
+                &mut ctx,
+                &stage.name,
+                stage.seq,
+                src,
+                commit,
+                pipe,
+                observer,
+            )?;
         }
         self.runs.finish(run, Status::Succeeded, None)?;
-        self.notify_run(spec, run, observer);
-        let (image, digest) = ctx.image.unwrap_or_default();
+        if let Some(spec) = &last_spec {
+            self.notify_run(spec, run, observer);
+        }
+        let (image, digest) = ctx.facts.image.unwrap_or_default();
         Ok(RunResult {
             run,
             image,
             digest,
-            urls: ctx.urls,
+            urls: ctx.facts.urls,
         })
     }
+
+    /// Runs one stage, recorded before and after; a failure ends the run.
+    #[allow(clippy::too_many_arguments)]
+    fn run_stage(
+        &self,
+        ctx: &mut RunContext<'_>,
+        name: &str,
+        seq: i64,
+        src: &Source<'_>,
+        commit: &Commit,
+        pipe: Option<(&PipelineSpec, Option<&Buildspec>)>,
+        observer: &(dyn Fn(&Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        let run = ctx.run;
+        self.runs.set_stage(run, seq, Status::Running, None)?;
+        observer(&Progress::Stage {
+            name,
+            status: Status::Running,
+            message: None,
+        });
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.runs.log_path(run, seq))
+            .map_err(|e| EngineError::Stage {
+                run,
+                stage: name.to_owned(),
+                message: format!("opening its log: {e}"),
+            })?;
+        let stage = StageLog {
+            name: name.to_owned(),
+            log: Mutex::new(log),
+            observer,
+        };
+        let result = match (name, pipe) {
+            ("source", _) => ctx.source(src, commit, &stage),
+            (_, Some((spec, buildspec))) => ctx.stage(name, commit, spec, buildspec, &stage),
+            (_, None) => Err("no pipeline was read".to_owned()),
+        };
+        let cancelled = result.is_err() && ctx.cancel.load(Ordering::SeqCst);
+        let (status, message) = match &result {
+            Ok(m) => (Status::Succeeded, m.as_str()),
+            Err(_) if cancelled => (Status::Cancelled, "cancelled"),
+            Err(m) => (Status::Failed, m.as_str()),
+        };
+        if let (Some(env), Some((spec, _))) = (name.strip_prefix("deploy:"), pipe) {
+            let body = serde_json::json!({
+                "event": "deployment",
+                "run": run,
+                "app": spec.app.as_str(),
+                "environment": env,
+                "service": format!("{}-{env}", spec.app),
+                "image": ctx.facts.image.as_ref().map(|(i, d)| client::pin(i, d)),
+                "status": status,
+                "message": message,
+            });
+            self.notify(spec, notify::Event::Deployment, &body, &|l| stage.line(l));
+        }
+        let state = serde_json::to_string(&ctx.facts).unwrap_or_default();
+        self.runs.save_state(run, &state)?;
+        self.runs.set_stage(run, seq, status, Some(message))?;
+        observer(&Progress::Stage {
+            name,
+            status,
+            message: Some(message),
+        });
+        if let Err(message) = result {
+            let error = format!("{name}: {message}");
+            let end = if cancelled {
+                Status::Cancelled
+            } else {
+                Status::Failed
+            };
+            self.runs.finish(run, end, Some(&error))?;
+            if let Some((spec, _)) = pipe {
+                self.notify_run(spec, run, observer);
+            }
+            return Err(EngineError::Stage {
+                run,
+                stage: name.to_owned(),
+                message,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a run's files come from.
+#[derive(Debug)]
+pub enum Source<'a> {
+    /// A working tree, copied as git sees it (`hoist up`).
+    WorkingTree(&'a Path),
+    /// A commit of a repository, checked out clean (`hoist server`).
+    Commit(&'a source::Mirror),
+}
+
+/// What stages hand on to later ones, kept with the run so that a resumed run
+/// has it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Facts {
+    /// `name:tag` and digest, once built; the registry's `host/name:tag` once pushed.
+    image: Option<(String, String)>,
+    /// Every tag given to the build, `name:tag`.
+    tags: Vec<String>,
+    /// The image a buildspec's `imagedefinitions.json` names.
+    buildspec_image: Option<String>,
+    /// A buildspec's `exported-variables`, seen by every later command.
+    exported: BTreeMap<String, String>,
+    /// Per environment deployed: its URL.
+    urls: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -367,7 +567,7 @@ impl Engine {
     }
 }
 
-/// What stages hand on to the next.
+/// A run as it goes.
 struct RunContext<'a> {
     engine: &'a Engine,
     run: i64,
@@ -375,30 +575,20 @@ struct RunContext<'a> {
     artifacts: PathBuf,
     /// The app's cache, kept between runs.
     cache: PathBuf,
-    /// `name:tag` and digest, once built; the registry's `host/name:tag` once pushed.
-    image: Option<(String, String)>,
-    /// Every tag given to the build, `name:tag`.
-    tags: Vec<String>,
-    /// The image a buildspec's `imagedefinitions.json` names.
-    buildspec_image: Option<String>,
-    /// A buildspec's `exported-variables`, seen by every later command.
-    exported: BTreeMap<String, String>,
-    urls: Vec<(String, String)>,
-    cancel: AtomicBool,
+    facts: Facts,
+    cancel: &'a Arc<AtomicBool>,
 }
 
 impl RunContext<'_> {
     fn stage(
         &mut self,
         name: &str,
-        dir: &Path,
         commit: &Commit,
         spec: &PipelineSpec,
         buildspec: Option<&Buildspec>,
         log: &StageLog<'_>,
     ) -> StageResult {
         match name.split_once(':') {
-            None if name == "source" => self.source(dir, log),
             None if name == "test" => self.test(spec, commit, log),
             None if name == "buildspec" => match buildspec {
                 Some(b) => self.buildspec(b, spec, commit, log),
@@ -420,13 +610,53 @@ impl RunContext<'_> {
         }
     }
 
-    fn source(&mut self, dir: &Path, log: &StageLog<'_>) -> StageResult {
-        std::fs::create_dir_all(&self.cache)
-            .map_err(|e| format!("{}: {e}", self.cache.display()))?;
-        let n = source::copy_working_tree(dir, &self.workspace).map_err(|e| e.to_string())?;
-        let msg = format!("{n} files from {} into the run's workspace", dir.display());
-        log.line(&msg);
-        Ok(msg)
+    /// The run's workspace: the working tree's copy, or a clean checkout of the
+    /// commit, whose pipeline then names the rest of the run's stages.
+    fn source(&mut self, src: &Source<'_>, commit: &Commit, log: &StageLog<'_>) -> StageResult {
+        match src {
+            Source::WorkingTree(dir) => {
+                let n =
+                    source::copy_working_tree(dir, &self.workspace).map_err(|e| e.to_string())?;
+                let msg = format!("{n} files from {} into the run's workspace", dir.display());
+                log.line(&msg);
+                Ok(msg)
+            }
+            Source::Commit(mirror) => {
+                // Fetches when the mirror lacks the commit (a push just announced).
+                mirror
+                    .commit(&commit.sha, commit.branch.as_deref())
+                    .map_err(|e| e.to_string())?;
+                let n = mirror
+                    .checkout(&commit.sha, &self.workspace)
+                    .map_err(|e| e.to_string())?;
+                log.line(&format!(
+                    "{n} files of {} at {} checked out",
+                    mirror.url, commit.sha
+                ));
+                let (spec, buildspec) =
+                    hoist_pipeline_spec::load::pipeline_in(&self.workspace, None)
+                        .map_err(|e| e.to_string())?;
+                let names = stage_names(&spec, buildspec.is_some(), Through::All);
+                let runs = &self.engine.runs;
+                runs.set_stages(self.run, 1, &names[1..])
+                    .map_err(|e| e.to_string())?;
+                runs.set_app(self.run, spec.app.as_str())
+                    .map_err(|e| e.to_string())?;
+                let msg = format!(
+                    "{} at {}: {} stages to go ({})",
+                    spec.app,
+                    &commit.sha[..commit.sha.len().min(12)],
+                    names.len() - 1,
+                    if buildspec.is_some() {
+                        "buildspec.yml"
+                    } else {
+                        "hoist.yml"
+                    }
+                );
+                log.line(&msg);
+                Ok(msg)
+            }
+        }
     }
 
     /// Variables every command of the run sees. `HOIST_CACHE_DIR` is a directory
@@ -444,11 +674,11 @@ impl RunContext<'_> {
         if let Some(b) = &commit.branch {
             env.insert("HOIST_BRANCH".to_owned(), b.clone());
         }
-        if let Some((image, digest)) = &self.image {
+        if let Some((image, digest)) = &self.facts.image {
             env.insert("HOIST_IMAGE".to_owned(), image.clone());
             env.insert("HOIST_IMAGE_DIGEST".to_owned(), digest.clone());
         }
-        env.extend(self.exported.clone());
+        env.extend(self.facts.exported.clone());
         env
     }
 
@@ -467,7 +697,7 @@ impl RunContext<'_> {
             timeout,
         };
         let mut sink = std::io::sink();
-        let exit = shell::run(&cmd, &mut sink, &mut |l| log.line(l), &self.cancel)
+        let exit = shell::run(&cmd, &mut sink, &mut |l| log.line(l), self.cancel)
             .map_err(|e| format!("starting sh: {e}"))?;
         match exit {
             Exit::Success => Ok(()),
@@ -477,14 +707,14 @@ impl RunContext<'_> {
 
     fn test(&mut self, spec: &PipelineSpec, commit: &Commit, log: &StageLog<'_>) -> StageResult {
         for step in &spec.test {
-            if let Some(image) = &step.image {
-                return Err(format!(
-                    "test {:?}: running tests inside an image ({image}) is not supported yet; run them on the host",
-                    step.name
-                ));
-            }
             let mut env = self.run_env(commit);
             env.extend(step.env.clone());
+            if let Some(image) = &step.image {
+                log.line(&format!("--- {} (in {image})", step.name));
+                self.test_in_image(image, step, &env, log)
+                    .map_err(|e| format!("test {:?}: {e}", step.name))?;
+                continue;
+            }
             log.line(&format!("--- {}", step.name));
             for script in &step.run {
                 self.shell(script, &env, step.timeout, log)
@@ -492,6 +722,126 @@ impl RunContext<'_> {
             }
         }
         Ok(format!("{} test steps passed", spec.test.len()))
+    }
+
+    /// A test step inside a container of `image` (from hoist's store, else pulled
+    /// from its registry), as a CI runner's job container: the run's workspace
+    /// mounted at `/workspace` (the working directory), the app's cache at
+    /// `/cache` (`$HOIST_CACHE_DIR`), the image's environment under the run's, the
+    /// host's network. Each command of `run` in `/bin/sh -c`, in order; writes
+    /// outside the two mounts go to a scratch layer dropped afterwards.
+    fn test_in_image(
+        &self,
+        image: &str,
+        step: &hoist_pipeline_spec::hoistfile::TestStep,
+        env: &BTreeMap<String, String>,
+        log: &StageLog<'_>,
+    ) -> Result<(), String> {
+        use hoist_runtime::{BindMount, ContainerSpec, Network, Rootfs, RunOptions, Stream};
+        let runtime = self
+            .engine
+            .containers
+            .as_ref()
+            .ok_or("this engine runs no containers (give it a runtime)")?;
+        let store = &self.engine.store;
+        let record = match store.resolve(image) {
+            Ok(r) => r,
+            Err(_) => {
+                let reference: Reference = image.parse().map_err(|e| format!("{image}: {e}"))?;
+                log.line(&format!("{image} is not in hoist's store: pulling it"));
+                let client = hoist_registry_client::Client::new(Default::default());
+                client
+                    .pull(store, &reference, &|_| {})
+                    .map_err(|e| format!("pulling {image}: {e}"))?;
+                store.resolve(image).map_err(|e| format!("{image}: {e}"))?
+            }
+        };
+        let manifest = hoist_oci::transfer::platform_manifest(store, &record)
+            .map_err(|e| format!("{image}: {e}"))?;
+        let config = store
+            .config(&manifest.config.digest)
+            .map_err(|e| format!("{image}: {e}"))?;
+        let snapshots = hoist_snapshot::Snapshots::open(&self.engine.home.join("snapshots"))
+            .map_err(|e| e.to_string())?;
+        let lowers = snapshots
+            .image_lowers(store, &manifest, &config)
+            .map_err(|e| format!("unpacking {image}: {e}"))?;
+        let mut vars: BTreeMap<String, String> = config
+            .config
+            .as_ref()
+            .map(|c| c.env.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        vars.extend(env.clone());
+        vars.insert("HOIST_CACHE_DIR".to_owned(), "/cache".to_owned());
+        for script in &step.run {
+            log.line(&format!("$ {script}"));
+            let scratch = snapshots.scratch().map_err(|e| e.to_string())?;
+            let spec = ContainerSpec {
+                rootfs: Rootfs::Overlay {
+                    lowers: lowers.clone(),
+                    upper: scratch.upper().to_owned(),
+                    work: scratch.work().to_owned(),
+                },
+                args: vec!["/bin/sh".into(), "-c".into(), script.clone()],
+                env: vars.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                cwd: "/workspace".into(),
+                user: String::new(),
+                hostname: "hoist-test".into(),
+                network: Network::Host,
+                mounts: vec![
+                    BindMount {
+                        source: self.workspace.clone(),
+                        destination: "/workspace".into(),
+                        readonly: false,
+                    },
+                    BindMount {
+                        source: self.cache.clone(),
+                        destination: "/cache".into(),
+                        readonly: false,
+                    },
+                ],
+                limits: Default::default(),
+                readonly_rootfs: false,
+            };
+            let opts = RunOptions {
+                timeout: Some(step.timeout),
+                cancel: Some(self.cancel.clone()),
+            };
+            let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+            let outcome = runtime
+                .run(&spec, &opts, &mut |stream, bytes| {
+                    let buf = &mut pending[usize::from(stream == Stream::Stderr)];
+                    buf.extend_from_slice(bytes);
+                    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        log.line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+                    }
+                })
+                .map_err(|e| format!("running `{script}` in {image}: {e}"))?;
+            for rest in pending.iter().filter(|b| !b.is_empty()) {
+                log.line(&String::from_utf8_lossy(rest));
+            }
+            if outcome.timed_out {
+                return Err(format!(
+                    "`{script}` timed out after {}",
+                    humantime::format_duration(step.timeout)
+                ));
+            }
+            if outcome.cancelled {
+                return Err(format!("`{script}` was cancelled"));
+            }
+            if !outcome.status.success() {
+                return Err(format!(
+                    "`{script}` in {image} exited with status {}",
+                    outcome.status.code()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// CodeBuild's phases (`codebuild`), as the first half of the build: an
@@ -527,7 +877,7 @@ impl RunContext<'_> {
             &run,
             &mut sink,
             &mut |l| log.line(l),
-            &self.cancel,
+            self.cancel,
         )
         .map_err(|e| e.to_string())?;
         let phases: Vec<String> = outcome
@@ -543,7 +893,7 @@ impl RunContext<'_> {
         for (k, v) in &outcome.exported {
             log.line(&format!("exported {k}={v}"));
         }
-        self.exported = outcome.exported;
+        self.facts.exported = outcome.exported;
         let base = buildspec
             .artifacts
             .as_ref()
@@ -554,7 +904,7 @@ impl RunContext<'_> {
         let named = match found {
             Some(f) => {
                 let msg = format!("; {} names {}", f.file.display(), f.image);
-                self.buildspec_image = Some(f.image);
+                self.facts.buildspec_image = Some(f.image);
                 msg
             }
             None => String::new(),
@@ -564,7 +914,7 @@ impl RunContext<'_> {
 
     fn build(&mut self, spec: &PipelineSpec, commit: &Commit, log: &StageLog<'_>) -> StageResult {
         let app = spec.app.as_str();
-        if let Some(named) = self.buildspec_image.clone() {
+        if let Some(named) = self.facts.buildspec_image.clone() {
             // Built by the buildspec itself: take it as it is.
             if let Ok(record) = self.engine.store.resolve(&named) {
                 let digest = record.digest.to_string();
@@ -573,8 +923,8 @@ impl RunContext<'_> {
                     .set_image(self.run, &client::pin(&named, &digest))
                     .map_err(|e| e.to_string())?;
                 log.line(&format!("{named} was built by the buildspec"));
-                self.image = Some((named.clone(), digest.clone()));
-                self.tags = vec![named.clone()];
+                self.facts.image = Some((named.clone(), digest.clone()));
+                self.facts.tags = vec![named.clone()];
                 return Ok(format!("{named} ({digest}), built by the buildspec"));
             }
             if !self.workspace.join(&spec.build.dockerfile).is_file() {
@@ -597,7 +947,7 @@ impl RunContext<'_> {
         };
         let mut tags = vec![format!("{app}:{version}")];
         // The buildspec named the image: the Dockerfile's build gets that name first.
-        if let Some(named) = &self.buildspec_image {
+        if let Some(named) = &self.facts.buildspec_image {
             tags.insert(0, named.clone());
         }
         if let Some(branch) = &commit.branch {
@@ -646,14 +996,14 @@ impl RunContext<'_> {
             "{image} ({digest}), {} steps, {} from the cache",
             out.steps, out.cached
         );
-        self.image = Some((image, digest));
-        self.tags = tags;
+        self.facts.image = Some((image, digest));
+        self.facts.tags = tags;
         Ok(msg)
     }
 
     fn scan(&mut self, spec: &PipelineSpec, log: &StageLog<'_>) -> StageResult {
         use hoist_pipeline_spec::hoistfile::Scanner as Kind;
-        let (image, _) = self.image.clone().ok_or("no image was built")?;
+        let (image, _) = self.facts.image.clone().ok_or("no image was built")?;
         let policy = &spec.scan;
         let db = if policy.scanners.contains(&Kind::Vuln) {
             Some(
@@ -769,11 +1119,11 @@ impl RunContext<'_> {
     /// background when none serves `<home>/registry`); later stages deploy the
     /// registry's reference, as ECS deploys an ECR image.
     fn push(&mut self, log: &StageLog<'_>) -> StageResult {
-        let (image, digest) = self.image.clone().ok_or("no image was built")?;
+        let (image, digest) = self.facts.image.clone().ok_or("no image was built")?;
         let addr = ensure_registry(&self.engine.exe, &self.engine.home)?;
         let client = hoist_registry_client::Client::new(Default::default());
         let mut pushed = Vec::new();
-        for tag in &self.tags {
+        for tag in &self.facts.tags {
             let dest_text = format!("{addr}/{tag}");
             let dest: Reference = dest_text.parse().map_err(|e| format!("{dest_text}: {e}"))?;
             let report = client
@@ -793,7 +1143,7 @@ impl RunContext<'_> {
         }
         let first = pushed.first().cloned().unwrap_or(image);
         let msg = client::pin(&first, &digest);
-        self.image = Some((first, digest));
+        self.facts.image = Some((first, digest));
         Ok(msg)
     }
 
@@ -803,11 +1153,31 @@ impl RunContext<'_> {
         env: &Environment,
         log: &StageLog<'_>,
     ) -> StageResult {
-        let (image, digest) = self.image.clone().ok_or("no image was built")?;
+        let (image, digest) = self.facts.image.clone().ok_or("no image was built")?;
         let service = env
             .service_spec(spec.app.as_str(), &image)
             .map_err(|e| e.to_string())?;
         let home = &self.engine.home;
+        // One deployment per environment at a time: another run's waits for this one.
+        let lock = {
+            let mut all = self
+                .engine
+                .deploying
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.entry(service.name.to_string()).or_default().clone()
+        };
+        let _turn = match lock.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                log.line(&format!(
+                    "waiting for another run's deployment of {} to end",
+                    service.name
+                ));
+                lock.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            }
+        };
         let origin = format!("hoist.yml: environments.{}", env.name);
         client::check(home, &self.engine.store, &service, &digest, &origin)
             .map_err(|e| e.to_string())?;
@@ -828,7 +1198,7 @@ impl RunContext<'_> {
                 let l = &service.listener;
                 let scheme = if l.tls.is_some() { "https" } else { "http" };
                 let url = format!("{scheme}://{}{}", l.addr, l.path);
-                self.urls.push((env.name.to_string(), url.clone()));
+                self.facts.urls.push((env.name.to_string(), url.clone()));
                 Ok(format!("deployment #{id} of {} serves {url}", service.name))
             }
             Outcome::RolledBack { reason } => Err(format!(
@@ -843,6 +1213,7 @@ impl RunContext<'_> {
 
     fn verify(&mut self, env: &Environment, commit: &Commit, log: &StageLog<'_>) -> StageResult {
         let url = self
+            .facts
             .urls
             .iter()
             .find(|(e, _)| *e == env.name.to_string())
@@ -885,6 +1256,68 @@ fn ensure_registry(exe: &Path, home: &Path) -> Result<std::net::SocketAddr, Stri
         .ok_or_else(|| format!("hoist's registry stopped; see {}", log.display()))
 }
 
+/// The app's `$HOIST_CACHE_DIR` under `<home>/pipeline/cache`: `<app>`, or with
+/// `cache.key`, `<app>.<hash of the key files>`, marked used now; keyed caches of
+/// the app past `cache.keep` go, the least recently used first.
+fn cache_dir(home: &Path, spec: &PipelineSpec, workspace: &Path) -> Result<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let base = home.join("pipeline").join("cache");
+    let app = spec.app.as_str();
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |e: std::io::Error| format!("{}: {e}", p.display())
+    };
+    if spec.cache.key.is_empty() {
+        let dir = base.join(app);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        return Ok(dir);
+    }
+    let mut hash = Sha256::new();
+    for key in &spec.cache.key {
+        hash.update(key.as_os_str().as_encoded_bytes());
+        hash.update([0]);
+        match std::fs::read(workspace.join(key)) {
+            Ok(bytes) => {
+                hash.update([1]);
+                hash.update(Sha256::digest(&bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => hash.update([0]),
+            Err(e) => return Err(format!("cache.key {}: {e}", key.display())),
+        }
+    }
+    let name = format!("{app}.{}", &hex::encode(hash.finalize())[..16]);
+    let dir = base.join(&name);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let used = |d: &Path| d.join(".hoist-cache-used");
+    std::fs::write(used(&dir), b"").map_err(io(&used(&dir)))?;
+    // The app's keyed caches, most recently used first.
+    let mut keyed: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&base)
+        .map_err(io(&base))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(app))
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .map(|e| {
+            let at = std::fs::metadata(used(&e.path()))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (at, e.path())
+        })
+        .collect();
+    keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+    for (_, old) in keyed.iter().skip(spec.cache.keep) {
+        if *old != dir {
+            tracing::info!("removing the cache {} (cache.keep)", old.display());
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(dir)
+}
+
 fn environment<'s>(spec: &'s PipelineSpec, name: &str) -> Result<&'s Environment, String> {
     spec.environments
         .iter()
@@ -907,4 +1340,44 @@ fn severity(s: hoist_pipeline_spec::hoistfile::Severity) -> Option<hoist_scan::S
 fn write_text(path: &Path, text: &str) -> Result<(), String> {
     hoist_oci::write_atomic(path, |f| f.write_all(text.as_bytes()))
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_keyed_cache_follows_its_key_files_and_keeps_the_recent_ones() {
+        let home = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let plain =
+            PipelineSpec::parse("hoist.yml", "app: web\nenvironments:\n  - name: dev\n    service: {listener: {addr: 127.0.0.1:1}}\n").unwrap();
+        let dir = cache_dir(home.path(), &plain, ws.path()).unwrap();
+        assert_eq!(dir, home.path().join("pipeline/cache/web"));
+
+        let spec = PipelineSpec::parse(
+            "hoist.yml",
+            "app: web\ncache: {key: [Cargo.lock], keep: 2}\nenvironments:\n  - name: dev\n    service: {listener: {addr: 127.0.0.1:1}}\n",
+        )
+        .unwrap();
+        let missing = cache_dir(home.path(), &spec, ws.path()).unwrap();
+        std::fs::write(ws.path().join("Cargo.lock"), "a = 1\n").unwrap();
+        let a = cache_dir(home.path(), &spec, ws.path()).unwrap();
+        assert_ne!(a, missing);
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("web."));
+        std::fs::write(a.join("kept"), "").unwrap();
+        // Same key, same cache.
+        assert_eq!(cache_dir(home.path(), &spec, ws.path()).unwrap(), a);
+        assert!(a.join("kept").is_file());
+        // A new key: a fresh cache; the least recently used one past `keep` goes.
+        std::fs::write(ws.path().join("Cargo.lock"), "a = 2\n").unwrap();
+        let b = cache_dir(home.path(), &spec, ws.path()).unwrap();
+        assert_ne!(b, a);
+        assert!(!b.join("kept").exists());
+        assert!(a.is_dir() && b.is_dir());
+        assert!(!missing.exists(), "the least recently used of three went");
+        // The unkeyed cache of the app is not one of them.
+        assert!(dir.is_dir());
+    }
 }

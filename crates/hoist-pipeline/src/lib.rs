@@ -22,4 +22,4 @@ pub mod runs;
 pub mod shell;
 pub mod source;
 
-pub use engine::{Engine, EngineError, Progress, RunResult, Through};
+pub use engine::{Engine, EngineError, Progress, RunResult, Source, Through};

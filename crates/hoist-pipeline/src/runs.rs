@@ -6,12 +6,18 @@
 //! far a run got: a process killed mid-stage leaves that stage `running`, and
 //! [`Runs::abandon_dead`] marks such runs failed (the run records the process that
 //! owns it) when the next engine starts.
+//!
+//! It is also the run queue of `hoist server`: a run of a repository is
+//! [`Runs::enqueue`]d (superseding older queued runs of its branch), a worker
+//! [`Runs::claim`]s it, and a run the server was killed in is put back in the queue
+//! to resume where it stopped ([`Runs::requeue_dead`]). The schema moves forward
+//! through numbered migrations (`PRAGMA user_version`), one transaction each.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A run-history error.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +47,11 @@ pub enum RunsError {
 }
 
 /// Where a run or a stage stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// In the server's queue, not claimed by a worker yet.
+    Queued,
     /// Not started.
     Pending,
     /// Under way.
@@ -64,6 +72,7 @@ impl Status {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Queued => "queued",
             Status::Pending => "pending",
             Status::Running => "running",
             Status::Waiting => "waiting",
@@ -76,6 +85,7 @@ impl Status {
 
     fn parse(s: &str) -> Status {
         match s {
+            "queued" => Status::Queued,
             "pending" => Status::Pending,
             "running" => Status::Running,
             "waiting" => Status::Waiting,
@@ -96,7 +106,7 @@ impl Status {
 }
 
 /// What a run builds: the source's commit, as far as it is known.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// Full commit id (empty outside a git repository).
     pub sha: String,
@@ -111,7 +121,7 @@ pub struct Commit {
 }
 
 /// A run as recorded.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Run {
     /// Run number.
     pub id: i64,
@@ -119,6 +129,8 @@ pub struct Run {
     pub app: String,
     /// What started it (`hoist up`, `webhook`, ...).
     pub trigger: String,
+    /// The server's repository it builds; `None` for a working tree (`hoist up`).
+    pub repo: Option<String>,
     /// The source.
     pub commit: Commit,
     /// Where it stands.
@@ -136,7 +148,7 @@ pub struct Run {
 }
 
 /// A stage of a run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stage {
     /// Position in the run, from 0.
     pub seq: i64,
@@ -165,7 +177,10 @@ impl std::fmt::Debug for Runs {
     }
 }
 
-const SCHEMA: &str = r#"
+/// The schema, one migration per step; a database at `user_version` N has had the
+/// first N applied. Never edit a published step: add one.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     app TEXT NOT NULL,
@@ -200,7 +215,34 @@ CREATE TABLE IF NOT EXISTS approvals (
     time INTEGER NOT NULL,
     PRIMARY KEY (run, environment)
 );
-"#;
+"#,
+    // The server's queue: the repository a run builds, what it handed on from stage
+    // to stage (to resume), a cancel request, and how often a worker took it.
+    r#"
+ALTER TABLE runs ADD COLUMN repo TEXT;
+ALTER TABLE runs ADD COLUMN state TEXT;
+ALTER TABLE runs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_status ON runs (status, id);
+"#,
+];
+
+/// Applies the migrations `conn` has not had yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(step) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return tx.commit();
+        };
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
 
 /// Whether process `pid` exists (signal 0 reaches it, or it belongs to another user).
 fn process_alive(pid: i64) -> bool {
@@ -236,14 +278,14 @@ impl Runs {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(err)?;
+        let mut conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&mut conn).map_err(err)?;
         Ok(Runs {
             dir: dir.to_owned(),
             path,
@@ -335,6 +377,14 @@ impl Runs {
         Ok(())
     }
 
+    /// Records the app a run builds (a server's run learns it from the pipeline it
+    /// checks out).
+    pub fn set_app(&self, id: i64, app: &str) -> Result<(), RunsError> {
+        let conn = self.lock();
+        self.sql(conn.execute("UPDATE runs SET app = ?2 WHERE id = ?1", params![id, app]))?;
+        Ok(())
+    }
+
     /// Records the image a run built.
     pub fn set_image(&self, id: i64, image: &str) -> Result<(), RunsError> {
         let conn = self.lock();
@@ -363,18 +413,29 @@ impl Runs {
         self.sql(tx.commit())
     }
 
-    /// Marks every run still `running` whose owning process is gone failed, with
-    /// its running stage: `why` says so. Returns their ids.
+    /// Marks every run of a working tree (`hoist up`; the server resumes its own
+    /// with [`Runs::requeue_dead`]) still `running` whose owning process is gone
+    /// failed, with its running stage: `why` says so. Returns their ids.
     pub fn abandon_dead(&self, why: &str) -> Result<Vec<i64>, RunsError> {
         self.abandon(why, |pid| !process_alive(pid))
     }
 
     fn abandon(&self, why: &str, dead: impl Fn(i64) -> bool) -> Result<Vec<i64>, RunsError> {
+        self.abandon_where(why, "status = 'running' AND repo IS NULL", dead)
+    }
+
+    /// Marks failed the runs matching `filter` (SQL over `runs`) whose owner is `dead`.
+    fn abandon_where(
+        &self,
+        why: &str,
+        filter: &str,
+        dead: impl Fn(i64) -> bool,
+    ) -> Result<Vec<i64>, RunsError> {
         let mut conn = self.lock();
         let tx = self.sql(conn.transaction())?;
         let ids: Vec<i64> = {
             let mut stmt =
-                self.sql(tx.prepare("SELECT id, owner FROM runs WHERE status = 'running'"))?;
+                self.sql(tx.prepare(&format!("SELECT id, owner FROM runs WHERE {filter}")))?;
             let rows = self.sql(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))))?;
             let rows: Vec<(i64, i64)> = self.sql(rows.collect::<rusqlite::Result<_>>())?;
             rows.into_iter()
@@ -408,7 +469,7 @@ impl Runs {
         let conn = self.lock();
         let run = self.sql(
             conn.query_row(
-                "SELECT id, app, trigger, sha, branch, author, message, dirty, status, image, error, created, finished
+                "SELECT id, app, trigger, sha, branch, author, message, dirty, status, image, error, created, finished, repo
                  FROM runs WHERE id = ?1",
                 [id],
                 |r| {
@@ -428,6 +489,7 @@ impl Runs {
                         error: r.get(10)?,
                         created: r.get(11)?,
                         finished: r.get(12)?,
+                        repo: r.get(13)?,
                         stages: Vec::new(),
                     })
                 },
@@ -524,6 +586,265 @@ impl Runs {
                 "SELECT approved, by FROM approvals WHERE run = ?1 AND environment = ?2",
                 params![id, environment],
                 |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional(),
+        )
+    }
+
+    /// Queues a run of `repo` at `commit` (stages recorded when a worker reads its
+    /// pipeline). Older runs of the same repository and branch still queued are
+    /// cancelled as superseded, in the same transaction. Returns the new run and
+    /// the superseded ones.
+    pub fn enqueue(
+        &self,
+        app: &str,
+        repo: &str,
+        trigger: &str,
+        commit: &Commit,
+    ) -> Result<(i64, Vec<i64>), RunsError> {
+        let mut conn = self.lock();
+        let tx =
+            self.sql(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate))?;
+        let now = now_ms();
+        self.sql(tx.execute(
+            "INSERT INTO runs (app, trigger, sha, branch, author, message, dirty, owner, status, created, repo)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 'queued', ?8, ?9)",
+            params![
+                app,
+                trigger,
+                commit.sha,
+                commit.branch,
+                commit.author,
+                commit.message,
+                commit.dirty,
+                now,
+                repo
+            ],
+        ))?;
+        let id = tx.last_insert_rowid();
+        let older: Vec<i64> = {
+            let mut stmt = self.sql(tx.prepare(
+                "SELECT id FROM runs WHERE status = 'queued' AND repo = ?1 AND branch IS ?2 AND id < ?3",
+            ))?;
+            let rows = self.sql(stmt.query_map(params![repo, commit.branch, id], |r| r.get(0)))?;
+            self.sql(rows.collect::<rusqlite::Result<_>>())?
+        };
+        for old in &older {
+            self.sql(tx.execute(
+                "UPDATE runs SET status = 'cancelled', error = ?2, finished = ?3 WHERE id = ?1",
+                params![old, format!("superseded by run #{id}"), now],
+            ))?;
+            self.sql(tx.execute(
+                "UPDATE stages SET status = 'skipped', finished = ?2 WHERE run = ?1",
+                params![old, now],
+            ))?;
+        }
+        self.sql(tx.commit())?;
+        drop(conn);
+        let logs = self.run_dir(id).join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| RunsError::Io { path: logs, source })?;
+        Ok((id, older))
+    }
+
+    /// Takes the oldest queued run for this process: it becomes `running`, owned
+    /// by this process. `None` when the queue is empty.
+    pub fn claim(&self) -> Result<Option<Run>, RunsError> {
+        let mut conn = self.lock();
+        let tx =
+            self.sql(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate))?;
+        let id: Option<i64> = self.sql(
+            tx.query_row(
+                "SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional(),
+        )?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        self.sql(tx.execute(
+            "UPDATE runs SET status = 'running', owner = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, std::process::id()],
+        ))?;
+        self.sql(tx.commit())?;
+        drop(conn);
+        self.get(id)
+    }
+
+    /// Records the stages of run `id` from stage `from` on (the stages before it
+    /// stay), all pending.
+    pub fn set_stages(&self, id: i64, from: i64, stages: &[String]) -> Result<(), RunsError> {
+        let mut conn = self.lock();
+        let tx = self.sql(conn.transaction())?;
+        self.sql(tx.execute(
+            "DELETE FROM stages WHERE run = ?1 AND seq >= ?2",
+            params![id, from],
+        ))?;
+        for (i, name) in stages.iter().enumerate() {
+            self.sql(tx.execute(
+                "INSERT INTO stages (run, seq, name, status) VALUES (?1, ?2, ?3, 'pending')",
+                params![id, from + i as i64, name],
+            ))?;
+        }
+        self.sql(tx.commit())
+    }
+
+    /// Asks run `id` to stop: a queued run is cancelled at once; a going one at its
+    /// next check (between stages, in a command, at a gate). Returns where the run
+    /// stands now.
+    pub fn request_cancel(&self, id: i64) -> Result<Status, RunsError> {
+        let mut conn = self.lock();
+        let tx = self.sql(conn.transaction())?;
+        let status: Option<String> = self.sql(
+            tx.query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                .optional(),
+        )?;
+        let status = Status::parse(&status.ok_or(RunsError::NoRun(id))?);
+        let now = now_ms();
+        let after = match status {
+            Status::Queued => {
+                self.sql(tx.execute(
+                    "UPDATE runs SET status = 'cancelled', error = 'cancelled', finished = ?2 WHERE id = ?1",
+                    params![id, now],
+                ))?;
+                self.sql(tx.execute(
+                    "UPDATE stages SET status = 'skipped', finished = ?2 WHERE run = ?1 AND status = 'pending'",
+                    params![id, now],
+                ))?;
+                Status::Cancelled
+            }
+            s if s.is_final() => {
+                return Err(RunsError::Approval(format!(
+                    "run #{id} has ended ({})",
+                    s.as_str()
+                )))
+            }
+            s => {
+                self.sql(tx.execute("UPDATE runs SET cancel = 1 WHERE id = ?1", [id]))?;
+                s
+            }
+        };
+        self.sql(tx.commit())?;
+        Ok(after)
+    }
+
+    /// Whether someone asked run `id` to stop.
+    pub fn cancel_requested(&self, id: i64) -> Result<bool, RunsError> {
+        let conn = self.lock();
+        self.sql(conn.query_row("SELECT cancel FROM runs WHERE id = ?1", [id], |r| r.get(0)))
+    }
+
+    /// Records what run `id`'s stages handed on so far (JSON), so a later worker
+    /// can resume it.
+    pub fn save_state(&self, id: i64, state: &str) -> Result<(), RunsError> {
+        let conn = self.lock();
+        self.sql(conn.execute(
+            "UPDATE runs SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        ))?;
+        Ok(())
+    }
+
+    /// What [`Runs::save_state`] recorded for run `id`.
+    pub fn state(&self, id: i64) -> Result<Option<String>, RunsError> {
+        let conn = self.lock();
+        self.sql(
+            conn.query_row("SELECT state FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                .optional(),
+        )
+        .map(Option::flatten)
+    }
+
+    /// Puts a failed or cancelled run of the server back in the queue, to go on
+    /// from its first stage that did not succeed (a rejected gate asks again).
+    pub fn retry(&self, id: i64) -> Result<(), RunsError> {
+        let mut conn = self.lock();
+        let tx =
+            self.sql(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate))?;
+        let row: Option<(String, Option<String>)> = self.sql(
+            tx.query_row("SELECT status, repo FROM runs WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional(),
+        )?;
+        let (status, repo) = row.ok_or(RunsError::NoRun(id))?;
+        if repo.is_none() {
+            return Err(RunsError::Approval(format!(
+                "run #{id} ran a working tree (hoist up): run `hoist up` again"
+            )));
+        }
+        if !matches!(Status::parse(&status), Status::Failed | Status::Cancelled) {
+            return Err(RunsError::Approval(format!(
+                "run #{id} is {status}: only a failed or cancelled run can be retried"
+            )));
+        }
+        self.sql(tx.execute(
+            "DELETE FROM approvals WHERE run = ?1 AND approved = 0",
+            [id],
+        ))?;
+        self.sql(tx.execute(
+            "UPDATE stages SET status = 'pending', finished = NULL, started = NULL
+             WHERE run = ?1 AND status != 'succeeded'",
+            [id],
+        ))?;
+        self.sql(tx.execute(
+            "UPDATE runs SET status = 'queued', error = NULL, finished = NULL, cancel = 0, attempts = 0
+             WHERE id = ?1",
+            [id],
+        ))?;
+        self.sql(tx.commit())
+    }
+
+    /// The server's side of [`Runs::abandon_dead`]: every run of a repository still
+    /// going whose worker process is gone goes back to the queue, its interrupted
+    /// stage to run again (`why` on it) — unless a worker took it `max_attempts`
+    /// times already, when it is marked failed. Returns (requeued, failed).
+    pub fn requeue_dead(
+        &self,
+        why: &str,
+        max_attempts: i64,
+    ) -> Result<(Vec<i64>, Vec<i64>), RunsError> {
+        let failed = self.abandon_where(
+            &format!("{why}; given up after {max_attempts} attempts"),
+            &format!("status = 'running' AND repo IS NOT NULL AND attempts >= {max_attempts}"),
+            |pid| !process_alive(pid),
+        )?;
+        let mut conn = self.lock();
+        let tx =
+            self.sql(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate))?;
+        let rows: Vec<(i64, i64)> = {
+            let mut stmt = self.sql(tx.prepare(
+                "SELECT id, owner FROM runs WHERE status = 'running' AND repo IS NOT NULL",
+            ))?;
+            let rows = self.sql(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))))?;
+            self.sql(rows.collect::<rusqlite::Result<_>>())?
+        };
+        let mut requeued = Vec::new();
+        for (id, owner) in rows {
+            if process_alive(owner) {
+                continue;
+            }
+            self.sql(tx.execute(
+                "UPDATE stages SET status = 'pending', message = ?2
+                 WHERE run = ?1 AND status IN ('running', 'waiting')",
+                params![id, why],
+            ))?;
+            self.sql(tx.execute("UPDATE runs SET status = 'queued' WHERE id = ?1", [id]))?;
+            requeued.push(id);
+        }
+        self.sql(tx.commit())?;
+        Ok((requeued, failed))
+    }
+
+    /// The commit of the newest run of `repo`'s `branch`, if any.
+    pub fn last_sha(&self, repo: &str, branch: &str) -> Result<Option<String>, RunsError> {
+        let conn = self.lock();
+        self.sql(
+            conn.query_row(
+                "SELECT sha FROM runs WHERE repo = ?1 AND branch = ?2 ORDER BY id DESC LIMIT 1",
+                params![repo, branch],
+                |r| r.get(0),
             )
             .optional(),
         )
@@ -647,5 +968,185 @@ mod tests {
         assert_eq!(run.stages[2].status, Status::Skipped);
         assert!(runs.abandon("again", |_| true).unwrap().is_empty());
         assert_eq!(runs.list(10).unwrap(), [id]);
+    }
+
+    fn on(branch: &str, sha: &str) -> Commit {
+        Commit {
+            sha: sha.into(),
+            branch: Some(branch.into()),
+            ..Commit::default()
+        }
+    }
+
+    #[test]
+    fn a_newer_push_supersedes_queued_runs_of_its_branch_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(dir.path()).unwrap();
+        let (a, none) = runs
+            .enqueue("web", "web", "push", &on("main", "a"))
+            .unwrap();
+        assert!(none.is_empty());
+        let (other, _) = runs.enqueue("web", "web", "push", &on("dev", "x")).unwrap();
+        let (b, superseded) = runs
+            .enqueue("web", "web", "push", &on("main", "b"))
+            .unwrap();
+        assert_eq!(superseded, [a]);
+        let old = runs.get(a).unwrap().unwrap();
+        assert_eq!(old.status, Status::Cancelled);
+        assert_eq!(old.error, Some(format!("superseded by run #{b}")));
+        assert_eq!(runs.get(other).unwrap().unwrap().status, Status::Queued);
+        assert_eq!(runs.last_sha("web", "main").unwrap().as_deref(), Some("b"));
+        assert_eq!(runs.last_sha("web", "nope").unwrap(), None);
+
+        // Workers take the oldest queued run first; a claimed run is not superseded.
+        let first = runs.claim().unwrap().unwrap();
+        assert_eq!((first.id, first.status), (other, Status::Running));
+        assert_eq!(first.repo.as_deref(), Some("web"));
+        assert_eq!(runs.claim().unwrap().unwrap().id, b);
+        assert!(runs.claim().unwrap().is_none());
+        let (_, superseded) = runs
+            .enqueue("web", "web", "push", &on("main", "c"))
+            .unwrap();
+        assert!(superseded.is_empty());
+        assert_eq!(runs.get(b).unwrap().unwrap().status, Status::Running);
+    }
+
+    #[test]
+    fn cancel_stops_a_queued_run_at_once_and_flags_a_going_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(dir.path()).unwrap();
+        let (q, _) = runs
+            .enqueue("web", "web", "push", &on("main", "a"))
+            .unwrap();
+        assert_eq!(runs.request_cancel(q).unwrap(), Status::Cancelled);
+        assert!(runs.request_cancel(q).is_err(), "it has ended");
+        let (r, _) = runs
+            .enqueue("web", "web", "push", &on("main", "b"))
+            .unwrap();
+        runs.claim().unwrap().unwrap();
+        assert!(!runs.cancel_requested(r).unwrap());
+        assert_eq!(runs.request_cancel(r).unwrap(), Status::Running);
+        assert!(runs.cancel_requested(r).unwrap());
+        assert!(matches!(runs.request_cancel(99), Err(RunsError::NoRun(99))));
+    }
+
+    #[test]
+    fn a_retried_run_goes_back_to_the_queue_from_its_failed_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(dir.path()).unwrap();
+        let (id, _) = runs
+            .enqueue("web", "web", "push", &on("main", "a"))
+            .unwrap();
+        runs.claim().unwrap().unwrap();
+        let names = ["source", "test", "approval:prod", "deploy:prod"].map(String::from);
+        runs.set_stages(id, 0, &names).unwrap();
+        runs.set_stage(id, 0, Status::Succeeded, Some("ok"))
+            .unwrap();
+        runs.set_stage(id, 1, Status::Succeeded, Some("ok"))
+            .unwrap();
+        runs.set_stage(id, 2, Status::Waiting, None).unwrap();
+        runs.decide(id, "prod", false, "bob").unwrap();
+        runs.set_stage(id, 2, Status::Failed, Some("rejected by bob"))
+            .unwrap();
+        assert!(runs.retry(id).is_err(), "a going run is not retried");
+        runs.finish(id, Status::Failed, Some("rejected")).unwrap();
+        runs.save_state(id, "{\"tags\":[]}").unwrap();
+
+        runs.retry(id).unwrap();
+        let run = runs.get(id).unwrap().unwrap();
+        assert_eq!(run.status, Status::Queued);
+        assert_eq!(run.error, None);
+        let got: Vec<_> = run.stages.iter().map(|s| s.status).collect();
+        assert_eq!(
+            got,
+            [
+                Status::Succeeded,
+                Status::Succeeded,
+                Status::Pending,
+                Status::Pending
+            ]
+        );
+        // The rejection is forgotten: the gate asks again. The state stays.
+        assert_eq!(runs.decision(id, "prod").unwrap(), None);
+        assert_eq!(runs.state(id).unwrap().as_deref(), Some("{\"tags\":[]}"));
+
+        // A working tree's run is not the server's to retry.
+        let up = runs
+            .create("web", "hoist up", &Commit::default(), &names)
+            .unwrap();
+        runs.finish(up, Status::Failed, Some("x")).unwrap();
+        let err = runs.retry(up).unwrap_err().to_string();
+        assert!(err.contains("hoist up"), "{err}");
+    }
+
+    #[test]
+    fn runs_of_a_dead_server_go_back_to_the_queue_until_they_used_their_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(dir.path()).unwrap();
+        let (id, _) = runs
+            .enqueue("web", "web", "push", &on("main", "a"))
+            .unwrap();
+        runs.claim().unwrap().unwrap();
+        runs.set_stages(id, 0, &stages()).unwrap();
+        runs.set_stage(id, 0, Status::Succeeded, Some("ok"))
+            .unwrap();
+        runs.set_stage(id, 1, Status::Running, None).unwrap();
+        // Its worker is this live process: nothing to do.
+        assert_eq!(runs.requeue_dead("gone", 3).unwrap(), (vec![], vec![]));
+        // A worker that died: mark the owner as a pid that cannot exist.
+        let dead = |runs: &Runs| {
+            runs.lock()
+                .execute("UPDATE runs SET owner = 2147483600 WHERE id = ?1", [id])
+                .unwrap();
+        };
+        dead(&runs);
+        // `hoist up`'s cleanup leaves the server's runs alone.
+        assert!(runs.abandon("x", |_| true).unwrap().is_empty());
+        assert_eq!(runs.requeue_dead("gone", 3).unwrap(), (vec![id], vec![]));
+        let run = runs.get(id).unwrap().unwrap();
+        assert_eq!(run.status, Status::Queued);
+        assert_eq!(run.stages[1].status, Status::Pending);
+        assert_eq!(run.stages[1].message.as_deref(), Some("gone"));
+        assert_eq!(run.stages[0].status, Status::Succeeded);
+        // Taken twice more and died each time: given up after the third.
+        runs.claim().unwrap().unwrap();
+        dead(&runs);
+        assert_eq!(runs.requeue_dead("gone", 3).unwrap(), (vec![id], vec![]));
+        runs.claim().unwrap().unwrap();
+        dead(&runs);
+        assert_eq!(runs.requeue_dead("gone", 3).unwrap(), (vec![], vec![id]));
+        let run = runs.get(id).unwrap().unwrap();
+        assert_eq!(run.status, Status::Failed);
+        assert!(run.error.unwrap().contains("3 attempts"));
+    }
+
+    #[test]
+    fn an_old_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The first schema, as the previous release left it.
+            let mut conn = Connection::open(dir.path().join("runs.db")).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO runs (app, trigger, sha, dirty, owner, status, created)
+                 VALUES ('web', 'hoist up', 'abc', 0, 1, 'succeeded', 5)",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let runs = Runs::open(dir.path()).unwrap();
+        let run = runs.get(1).unwrap().unwrap();
+        assert_eq!((run.app.as_str(), run.repo), ("web", None));
+        let version: i64 = runs
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        // Opening again applies nothing twice.
+        drop(runs);
+        Runs::open(dir.path()).unwrap();
     }
 }

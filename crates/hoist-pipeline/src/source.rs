@@ -7,6 +7,10 @@
 //! copied. The commit's identity comes from `git` itself (`rev-parse`, `log`,
 //! `status`): reading git's object database is git's job, and the `git` binary is
 //! what every CI runner uses for it.
+//!
+//! The server's runs build commits instead: a [`Mirror`] is a bare clone of a
+//! repository kept under hoist's home, fetched before each run, and a run's
+//! workspace is a clean checkout of exactly its commit (`git archive`), no more.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,6 +152,190 @@ pub fn copy_working_tree(dir: &Path, dest: &Path) -> Result<usize, SourceError> 
     Ok(copied)
 }
 
+/// A bare clone of a git repository (`git clone --bare`), kept to check out its
+/// commits. Fetches and checkouts hold a lock on it, so workers can share it.
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    /// The bare repository.
+    pub dir: PathBuf,
+    /// Where it is cloned from: any URL or path `git clone` takes.
+    pub url: String,
+}
+
+/// Holds an exclusive lock on a mirror while alive.
+struct MirrorLock {
+    _held: std::fs::File,
+}
+
+impl Mirror {
+    /// The mirror of `url` at `dir` (made by the first [`Mirror::fetch`]).
+    pub fn new(dir: &Path, url: &str) -> Mirror {
+        Mirror {
+            dir: dir.to_owned(),
+            url: url.to_owned(),
+        }
+    }
+
+    fn lock(&self) -> Result<MirrorLock, SourceError> {
+        let path = self.dir.with_extension("lock");
+        let io = |source| SourceError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io(e.into()))?;
+        Ok(MirrorLock { _held: file })
+    }
+
+    /// Brings the mirror up to date with its URL: every branch, as the remote has
+    /// them now (cloning it the first time).
+    pub fn fetch(&self) -> Result<(), SourceError> {
+        let _lock = self.lock()?;
+        self.fetch_locked()
+    }
+
+    fn fetch_locked(&self) -> Result<(), SourceError> {
+        if !self.dir.join("HEAD").is_file() {
+            let parent = self.dir.parent().unwrap_or(Path::new("."));
+            let tmp = self.dir.with_extension("cloning");
+            let _ = std::fs::remove_dir_all(&tmp);
+            let tmp_text = tmp.display().to_string();
+            git(
+                parent,
+                &["clone", "--bare", "--quiet", "--", &self.url, &tmp_text],
+            )?;
+            std::fs::rename(&tmp, &self.dir).map_err(|source| SourceError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+            return Ok(());
+        }
+        git(
+            &self.dir,
+            &[
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--force",
+                "--",
+                &self.url,
+                "+refs/heads/*:refs/heads/*",
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The branches of the remote and their commits, as `git ls-remote` gives them.
+    pub fn heads(&self) -> Result<Vec<(String, String)>, SourceError> {
+        let here = self.dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(here).map_err(|source| SourceError::Io {
+            path: here.to_owned(),
+            source,
+        })?;
+        let out = git_line(here, &["ls-remote", "--heads", "--", &self.url])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let (sha, name) = l.split_once('\t')?;
+                let branch = name.strip_prefix("refs/heads/")?;
+                Some((branch.to_owned(), sha.to_owned()))
+            })
+            .collect())
+    }
+
+    /// Commit `sha` (fetching when the mirror lacks it), on `branch`.
+    pub fn commit(&self, sha: &str, branch: Option<&str>) -> Result<Commit, SourceError> {
+        let _lock = self.lock()?;
+        let have = |m: &Mirror| git(&m.dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")]);
+        if !self.dir.join("HEAD").is_file() || have(self).is_err() {
+            self.fetch_locked()?;
+        }
+        have(self).map_err(|_| SourceError::Git {
+            args: format!("cat-file -e {sha}"),
+            dir: self.dir.clone(),
+            message: format!(
+                "{} has no commit {sha} on any branch (pushed over since?)",
+                self.url
+            ),
+        })?;
+        let log = git_line(
+            &self.dir,
+            &["log", "-1", "--format=%H%x00%an <%ae>%x00%s", sha],
+        )?;
+        let mut parts = log.splitn(3, '\0');
+        Ok(Commit {
+            sha: parts.next().unwrap_or(sha).to_owned(),
+            author: parts.next().map(str::to_owned),
+            message: parts.next().map(str::to_owned),
+            branch: branch.map(str::to_owned),
+            dirty: false,
+        })
+    }
+
+    /// A clean checkout of commit `sha` into `dest`, which must not exist yet (a
+    /// half-made one from an interrupted run is removed first). Returns the number
+    /// of files.
+    pub fn checkout(&self, sha: &str, dest: &Path) -> Result<usize, SourceError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| SourceError::Io { path, source }
+        };
+        if dest.exists() {
+            std::fs::remove_dir_all(dest).map_err(io(dest))?;
+        }
+        std::fs::create_dir_all(dest).map_err(io(dest))?;
+        let _lock = self.lock()?;
+        let fail = |message: String| SourceError::Git {
+            args: format!("archive {sha}"),
+            dir: self.dir.clone(),
+            message,
+        };
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["archive", "--format=tar", sha])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("no stdout".into()))?;
+        let mut archive = tar::Archive::new(stdout);
+        archive.set_preserve_permissions(true);
+        let mut files = 0;
+        let unpacked = (|| -> std::io::Result<()> {
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let kind = entry.header().entry_type();
+                if kind.is_file() || kind.is_symlink() {
+                    files += 1;
+                }
+                entry.unpack_in(dest)?;
+            }
+            Ok(())
+        })();
+        // Closes the pipe: a git still writing after a failed unpack ends, not blocks.
+        drop(archive);
+        let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        }
+        unpacked.map_err(io(dest))?;
+        Ok(files)
+    }
+}
+
 /// A name fit for an image tag: `[A-Za-z0-9_.-]`, at most 128 characters, not
 /// starting with `.` or `-` (`feature/login` is `feature-login`).
 pub fn tag_of(s: &str) -> String {
@@ -235,5 +423,63 @@ mod tests {
         assert_eq!(tag_of("feature/login"), "feature-login");
         assert_eq!(tag_of("-x.y_z"), "x.y_z");
         assert_eq!(tag_of(&"a".repeat(200)).len(), 128);
+    }
+
+    #[test]
+    fn a_mirror_checks_out_exactly_a_commit_and_follows_the_remote() {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).unwrap();
+        sh(
+            &origin,
+            "git init -q -b main && git config user.email a@example.com && git config user.name Ann \
+             && echo one > a.txt && mkdir -p d && echo x > d/x && chmod +x d/x \
+             && git add -A && git commit -q -m 'first line' -m body",
+        );
+        let first = git_line(&origin, &["rev-parse", "HEAD"]).unwrap();
+        let mirror = Mirror::new(
+            &tmp.path().join("mirrors/origin.git"),
+            &origin.display().to_string(),
+        );
+        let commit = mirror.commit(&first, Some("main")).unwrap();
+        assert_eq!(commit.sha, first);
+        assert_eq!(commit.author.as_deref(), Some("Ann <a@example.com>"));
+        assert_eq!(commit.message.as_deref(), Some("first line"));
+        assert!(!commit.dirty);
+
+        // A second commit; the working tree also has uncommitted junk.
+        sh(
+            &origin,
+            "echo two > a.txt && git commit -q -am second && echo junk > junk.txt",
+        );
+        let second = git_line(&origin, &["rev-parse", "HEAD"]).unwrap();
+        assert_eq!(
+            mirror.heads().unwrap(),
+            [("main".to_owned(), second.clone())]
+        );
+        // Not fetched yet: asking for it fetches.
+        mirror.commit(&second, None).unwrap();
+
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(ws.join("stale"), "from an interrupted run").unwrap();
+        assert_eq!(mirror.checkout(&first, &ws).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "one\n");
+        assert!(!ws.join("stale").exists() && !ws.join("junk.txt").exists());
+        assert!(!ws.join(".git").exists() && !ws.join("pax_global_header").exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ws.join("d/x"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "the executable bit is kept");
+        mirror.checkout(&second, &ws).unwrap();
+        assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "two\n");
+
+        let err = mirror
+            .commit("0123456789012345678901234567890123456789", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no commit"), "{err}");
     }
 }

@@ -25,6 +25,19 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Talk to this `hoist server` (`http://host:port`) for `hoist runs`, `approve`
+    /// and `reject`, instead of this home's run history.
+    #[arg(long, global = true, env = "HOIST_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's API token (`hoist server token create NAME`).
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// More logging (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -107,6 +120,62 @@ pub enum Command {
     /// The pipeline's run history: runs, their stages and logs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run hoist as a CI/CD server: push webhooks (GitHub, GitLab) and polling
+    /// queue runs of its repositories, workers run them through every environment,
+    /// and a REST API (OpenAPI at /api/v1/openapi.json) shows and steers them.
+    Server(ServerArgs),
+}
+
+/// `hoist server`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    /// API tokens.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// Where the API and the webhooks listen.
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    pub listen: std::net::SocketAddr,
+    /// A repository to build: its name, then what `git clone` takes, then
+    /// optionally the branches that start runs [default: every branch]. Repeat
+    /// for more.
+    #[arg(long = "repo", value_name = "NAME=URL[#BRANCH,...]")]
+    pub repos: Vec<String>,
+    /// Also ask each remote for its branches this often (`30s`, `5m`) and run new heads.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub poll: Option<std::time::Duration>,
+    /// How many runs go at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// The secret in hoist's store (`hoist secret set NAME`) that webhooks prove
+    /// they know; webhooks are refused while it is not set.
+    #[arg(long, value_name = "NAME", default_value = "webhook")]
+    pub webhook_secret: String,
+}
+
+/// `hoist server ...`
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `hoist server token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (the only time it is shown; only its hash is kept).
+    Create {
+        /// Who or what holds it.
+        name: String,
+    },
+    /// List tokens (names and dates, never secrets).
+    Ls,
+    /// Remove a token.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `hoist up`
@@ -176,6 +245,17 @@ pub enum RunsCommand {
         /// Keep printing as the run goes, until it ends.
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+    /// Stop a run: a queued one at once, a going one at its next check.
+    Cancel {
+        /// The run number.
+        run: i64,
+    },
+    /// Queue a failed or cancelled run of `hoist server` again, from its first
+    /// stage that did not succeed.
+    Retry {
+        /// The run number.
+        run: i64,
     },
 }
 

@@ -77,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(args) => commands::proxy::run(&settings, args),
         Command::Up(args) => commands::pipeline::up(&settings, args),
         Command::Runs(cmd) => commands::pipeline::runs(&settings, cmd),
+        Command::Server(args) => commands::server::run(&settings, args),
         Command::Init(args) => commands::pipeline::init(args),
         Command::Approve(args) => commands::pipeline::decide(&settings, args, true),
         Command::Reject(args) => commands::pipeline::decide(&settings, args, false),

@@ -14,6 +14,23 @@ pub struct Settings {
     pub home: PathBuf,
     /// JSON output.
     pub json: bool,
+    /// A `hoist server` to ask instead of this home's run history.
+    pub server: Option<Remote>,
+}
+
+/// A `hoist server` and its token.
+#[derive(Clone)]
+pub struct Remote {
+    /// `http://host:port`, no trailing slash.
+    pub url: String,
+    /// The API token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("url", &self.url).finish()
+    }
 }
 
 impl Settings {
@@ -23,9 +40,20 @@ impl Settings {
             Some(h) => h.clone(),
             None => default_home()?,
         };
+        let server = match (&global.server, &global.token) {
+            (None, _) => None,
+            (Some(url), Some(token)) => Some(Remote {
+                url: url.trim_end_matches('/').to_owned(),
+                token: token.clone(),
+            }),
+            (Some(url), None) => {
+                bail!("--server {url}: give its API token with --token or HOIST_TOKEN")
+            }
+        };
         Ok(Settings {
             home,
             json: global.json,
+            server,
         })
     }
 }
@@ -49,6 +77,11 @@ impl Settings {
     /// and `run` containers so the controller owns everything in it.
     pub fn task_runtime(&self) -> Result<hoist_runtime::Runtime> {
         self.runtime_at(hoist_deploy::controller::tasks_dir(&self.home))
+    }
+
+    /// The runtime of the pipeline's test containers (test steps with `image:`).
+    pub fn pipeline_runtime(&self) -> Result<hoist_runtime::Runtime> {
+        self.runtime_at(self.home.join("pipeline").join("containers"))
     }
 
     /// The proxy's configuration file, written by the controller.

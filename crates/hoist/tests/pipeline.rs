@@ -607,3 +607,48 @@ fn hoist_up_all_waits_at_the_approval_gate_then_promotes_or_stops() {
     // A decided or ended run takes no more decisions.
     w.env.fails(&["approve", "2", "--env", "prod"]);
 }
+
+#[test]
+fn test_steps_with_an_image_run_in_a_container_over_the_workspace_and_the_cache() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let dir = repo(&w, "tested in busybox", "true");
+    let yml = std::fs::read_to_string(dir.join("hoist.yml")).unwrap();
+    let in_image = "test:\n\
+         \x20 - name: in busybox\n\
+         \x20   image: busybox\n\
+         \x20   env: {GREETING: hi}\n\
+         \x20   run:\n\
+         \x20     - test -f www/index.html && echo \"$GREETING from $(hostname) in $(pwd)\"\n\
+         \x20     - touch \"$HOIST_CACHE_DIR/marker\" && echo made > made-in-test.txt\n\
+         \x20     - exit 4\n";
+    let yml = yml.replace("test:\n  - name: unit\n    run: \"true\"\n", in_image);
+    assert!(yml.contains("image: busybox"), "{yml}");
+    std::fs::write(dir.join("hoist.yml"), &yml).unwrap();
+
+    // The third command fails: the run stops there, before the build.
+    let out = up(&w, &dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exited with status 4"), "{stderr}");
+    let run = &w.runs()[0];
+    assert_eq!(run_stages(run)[1], ("test".to_owned(), "failed".to_owned()));
+    assert_eq!(
+        run_stages(run)[2],
+        ("build".to_owned(), "skipped".to_owned())
+    );
+    let logs = w.env.ok(&["runs", "logs", "1", "--stage", "test"]);
+    assert!(logs.contains("hi from hoist-test in /workspace"), "{logs}");
+    // The commands wrote through the mounts: the workspace and the app's cache.
+    let home = w.env.home();
+    assert!(home.join("pipeline/runs/1/src/made-in-test.txt").is_file());
+    assert!(home.join("pipeline/cache/web/marker").is_file());
+    // Nothing else of the container stays, and the repository is untouched.
+    assert!(!dir.join("made-in-test.txt").exists());
+
+    std::fs::write(dir.join("hoist.yml"), yml.replace("      - exit 4\n", "")).unwrap();
+    let out = up(&w, &dir);
+    util::assert_success(&out, "hoist up");
+    assert_eq!(body(w.addr()).as_deref(), Some("tested in busybox"));
+}

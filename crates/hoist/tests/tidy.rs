@@ -49,6 +49,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "hoist-oci",
             "hoist-builder",
+            "hoist-runtime",
+            "hoist-snapshot",
             "hoist-scan",
             "hoist-vulndb",
             "hoist-secretscan",
@@ -58,6 +60,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-secrets",
             "hoist-pipeline-spec",
         ],
+    ),
+    (
+        "hoist-server",
+        &["hoist-oci", "hoist-deploy", "hoist-pipeline"],
     ),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
@@ -94,6 +100,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-pipeline",
             "hoist-pipeline-spec",
             "hoist-scan",
+            "hoist-server",
         ],
     ),
 ];

@@ -12,3 +12,4 @@ pub mod registry;
 pub mod remote;
 pub mod scan;
 pub mod secret;
+pub mod server;

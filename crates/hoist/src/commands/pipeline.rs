@@ -2,13 +2,10 @@
 //! hoist.yml, hands it to the engine and draws the stages as they move.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hoist_pipeline::runs::{Run, Runs, Status};
 use hoist_pipeline::{Engine, Progress, Through};
-use hoist_pipeline_spec::buildspec::Buildspec;
-use hoist_pipeline_spec::hoistfile::PipelineSpec;
 
 use crate::cli::{DecideArgs, InitArgs, RunsCommand, UpArgs};
 use crate::settings::Settings;
@@ -19,7 +16,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
         .dir
         .canonicalize()
         .with_context(|| format!("{}: no such directory", args.dir.display()))?;
-    let (mut spec, buildspec) = pipeline_of(&dir, args.file.as_deref())?;
+    let (mut spec, buildspec) = hoist_pipeline_spec::load::pipeline_in(&dir, args.file.as_deref())?;
     if let Some(addr) = args.listen {
         if let Some(listener) = spec
             .environments
@@ -32,7 +29,8 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
     let store = settings.store()?;
     let builder = super::build::builder(settings)?;
     let exe = hoist_deploy::client::current_exe()?;
-    let engine = Engine::new(&settings.home, &exe, store, builder)?;
+    let engine = Engine::new(&settings.home, &exe, store, builder)?
+        .with_containers(settings.pipeline_runtime()?);
     let json = settings.json;
     let observer = move |p: &Progress<'_>| draw(json, p);
     let result = engine.run_working_tree(
@@ -65,52 +63,119 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// What `hoist up DIR` runs: DIR's hoist.yml (or `file`); without one, a
-/// CodeBuild repository's buildspec.yml as the build, in the pipeline `hoist init`
-/// would write (its guessed test commands left to the buildspec).
-fn pipeline_of(dir: &Path, file: Option<&Path>) -> Result<(PipelineSpec, Option<Buildspec>)> {
-    let hoist_yml = file
-        .map(Path::to_owned)
-        .unwrap_or_else(|| dir.join("hoist.yml"));
-    let buildspec_yml = dir.join("buildspec.yml");
-    if file.is_some() || hoist_yml.is_file() || !buildspec_yml.is_file() {
-        let text = std::fs::read_to_string(&hoist_yml).with_context(|| {
-            format!(
-                "reading {} (write one with `hoist init`, or name it with --file)",
-                hoist_yml.display()
-            )
-        })?;
-        let shown = hoist_yml.display().to_string();
-        let spec = PipelineSpec::parse(&shown, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok((spec, None));
-    }
-    let text = std::fs::read_to_string(&buildspec_yml)
-        .with_context(|| format!("reading {}", buildspec_yml.display()))?;
-    let shown = buildspec_yml.display().to_string();
-    let buildspec = Buildspec::parse(&shown, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let facts = hoist_pipeline_spec::init::RepoFacts::detect(dir)
-        .with_context(|| format!("reading {}", dir.display()))?;
-    let starter = hoist_pipeline_spec::init::starter(&facts);
-    let mut spec = PipelineSpec::parse("(the starter hoist.yml of `hoist init`)", &starter)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    spec.test.clear();
-    Ok((spec, Some(buildspec)))
-}
-
 /// `hoist approve RUN --env ENV` (`approve`) and `hoist reject` (not).
 pub fn decide(settings: &Settings, args: DecideArgs, approve: bool) -> Result<()> {
-    let runs = Runs::open(&settings.home.join("pipeline"))?;
-    let by = args
-        .by
-        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()));
-    runs.decide(args.run, &args.environment, approve, &by)?;
+    let by = match &settings.server {
+        // The server records the token's name.
+        Some(_) => String::new(),
+        None => args
+            .by
+            .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw())),
+    };
+    History::open(settings)?.decide(args.run, &args.environment, approve, &by)?;
     eprintln!(
-        "run #{}: {} {} by {by}",
+        "run #{}: {} {}",
         args.run,
         args.environment,
         if approve { "approved" } else { "rejected" }
     );
     Ok(())
+}
+
+/// The run history: this home's database, or a `hoist server`'s API.
+enum History {
+    Local(Runs),
+    Remote(super::server::Client),
+}
+
+impl History {
+    fn open(settings: &Settings) -> Result<History> {
+        Ok(match &settings.server {
+            Some(remote) => History::Remote(super::server::Client::new(remote)),
+            None => History::Local(Runs::open(&settings.home.join("pipeline"))?),
+        })
+    }
+
+    fn get(&self, id: i64) -> Result<Run> {
+        match self {
+            History::Local(runs) => runs
+                .get(id)?
+                .with_context(|| format!("no run #{id} (see `hoist runs ls`)")),
+            History::Remote(c) => c.get(&format!("/api/v1/runs/{id}")),
+        }
+    }
+
+    fn list(&self, limit: usize) -> Result<Vec<Run>> {
+        match self {
+            History::Local(runs) => runs
+                .list(limit)?
+                .into_iter()
+                .map(|id| self.get(id))
+                .collect(),
+            History::Remote(c) => c.get(&format!("/api/v1/runs?limit={limit}")),
+        }
+    }
+
+    /// Stage `seq`'s log from byte `offset`: whole lines unless the stage ended.
+    fn log(&self, id: i64, seq: i64, offset: u64, ended: bool) -> Result<Vec<u8>> {
+        match self {
+            History::Local(runs) => {
+                let Ok(mut file) = std::fs::File::open(runs.log_path(id, seq)) else {
+                    return Ok(Vec::new());
+                };
+                let mut text = Vec::new();
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
+                std::io::Read::read_to_end(&mut file, &mut text)?;
+                if !ended {
+                    // A writer may be halfway through a line.
+                    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                    text.truncate(whole);
+                }
+                Ok(text)
+            }
+            History::Remote(c) => c.text(&format!(
+                "/api/v1/runs/{id}/stages/{seq}/log?offset={offset}"
+            )),
+        }
+    }
+
+    fn decide(&self, id: i64, env: &str, approve: bool, by: &str) -> Result<()> {
+        match self {
+            History::Local(runs) => Ok(runs.decide(id, env, approve, by)?),
+            History::Remote(c) => {
+                let verb = if approve { "approve" } else { "reject" };
+                c.post::<serde_json::Value>(
+                    &format!("/api/v1/runs/{id}/{verb}"),
+                    &serde_json::json!({ "environment": env }),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn cancel(&self, id: i64) -> Result<Status> {
+        match self {
+            History::Local(runs) => Ok(runs.request_cancel(id)?),
+            History::Remote(c) => {
+                let v: serde_json::Value =
+                    c.post(&format!("/api/v1/runs/{id}/cancel"), &serde_json::json!({}))?;
+                Ok(serde_json::from_value(v["status"].clone())?)
+            }
+        }
+    }
+
+    fn retry(&self, id: i64) -> Result<()> {
+        match self {
+            History::Local(runs) => Ok(runs.retry(id)?),
+            History::Remote(c) => {
+                c.post::<serde_json::Value>(
+                    &format!("/api/v1/runs/{id}/retry"),
+                    &serde_json::json!({}),
+                )?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// `hoist init [DIR]`
@@ -191,18 +256,10 @@ fn draw(json: bool, p: &Progress<'_>) {
 
 /// `hoist runs ...`
 pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
-    let runs = Runs::open(&settings.home.join("pipeline"))?;
-    let get = |id: i64| -> Result<Run> {
-        runs.get(id)?
-            .with_context(|| format!("no run #{id} (see `hoist runs ls`)"))
-    };
+    let history = History::open(settings)?;
     match cmd {
         RunsCommand::Ls { limit } => {
-            let all: Vec<Run> = runs
-                .list(limit)?
-                .into_iter()
-                .map(get)
-                .collect::<Result<_>>()?;
+            let all = history.list(limit)?;
             if settings.json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(());
@@ -233,7 +290,7 @@ pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
             }
         }
         RunsCommand::Show { run } => {
-            let r = get(run)?;
+            let r = history.get(run)?;
             if settings.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
@@ -258,47 +315,36 @@ pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
             }
         }
         RunsCommand::Logs { run, stage, follow } => {
-            let r = get(run)?;
+            let r = history.get(run)?;
             if let Some(want) = &stage {
-                if !r.stages.iter().any(|s| &s.name == want) {
+                if !r.stages.iter().any(|s| &s.name == want) && r.status.is_final() {
                     bail!("run #{run} has no stage {want:?}");
                 }
             }
             let mut out = std::io::stdout().lock();
             // Per stage: bytes of its log printed so far, and whether its header was.
-            let mut printed: Vec<(u64, bool)> = vec![(0, false); r.stages.len()];
+            let mut printed: Vec<(u64, bool)> = Vec::new();
             loop {
                 // Read the run before the logs: what it says ended has all its lines.
-                let r = get(run)?;
+                let r = history.get(run)?;
+                // A server's run learns its stages from the commit it checks out.
+                printed.resize(r.stages.len(), (0, false));
                 for (s, (offset, header)) in r
                     .stages
                     .iter()
                     .zip(printed.iter_mut())
                     .filter(|(s, _)| stage.as_ref().is_none_or(|w| *w == s.name))
                 {
-                    let path = runs.log_path(run, s.seq);
-                    let Ok(mut file) = std::fs::File::open(&path) else {
-                        continue;
-                    };
-                    let mut text = Vec::new();
-                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset))?;
-                    std::io::Read::read_to_end(&mut file, &mut text)?;
-                    // Only whole lines: a writer may be halfway through one.
-                    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                    let whole = if s.status.is_final() {
-                        text.len()
-                    } else {
-                        whole
-                    };
-                    if whole == 0 {
+                    let text = history.log(run, s.seq, *offset, s.status.is_final())?;
+                    if text.is_empty() {
                         continue;
                     }
                     if stage.is_none() && !*header {
                         writeln!(out, "==> {}", s.name)?;
                         *header = true;
                     }
-                    out.write_all(&text[..whole])?;
-                    *offset += whole as u64;
+                    out.write_all(&text)?;
+                    *offset += text.len() as u64;
                 }
                 out.flush()?;
                 if !follow || r.status.is_final() {
@@ -306,6 +352,21 @@ pub fn runs(settings: &Settings, cmd: RunsCommand) -> Result<()> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(300));
             }
+        }
+        RunsCommand::Cancel { run } => {
+            let now = history.cancel(run)?;
+            eprintln!(
+                "run #{run}: {}",
+                if now == Status::Cancelled {
+                    "cancelled"
+                } else {
+                    "cancel requested; it stops at its next check"
+                }
+            );
+        }
+        RunsCommand::Retry { run } => {
+            history.retry(run)?;
+            eprintln!("run #{run}: queued again; `hoist server` takes it up");
         }
     }
     Ok(())

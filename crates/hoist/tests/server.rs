@@ -1,0 +1,585 @@
+//! `hoist server` end to end: a git repository, the server building it, signed push
+//! webhooks, the REST API with its tokens, `hoist approve` promoting a run to prod,
+//! and a server killed with SIGKILL in the middle of a run. The real daemon, proxy
+//! and registry; root, loopback only.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::world::{body, get, hello_version, run_stages, Proc, World};
+
+const SECRET: &str = "a webhook secret";
+
+fn sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    util::assert_success(&out, script);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A server over the world's home, building `repo` as `hello`.
+struct Server {
+    proc: Option<Proc>,
+    addr: SocketAddr,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(w: &World, repo: &Path, token: Option<String>) -> Server {
+        Server::start_with(w, repo, token, &[])
+    }
+
+    fn start_with(w: &World, repo: &Path, token: Option<String>, extra: &[&str]) -> Server {
+        let token = token.unwrap_or_else(|| {
+            w.env
+                .ok(&["server", "token", "create", "ci"])
+                .trim()
+                .to_owned()
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
+        let repo_arg = format!("hello={}", repo.display());
+        let listen = addr.to_string();
+        let mut args = vec!["server", "--listen", &listen, "--repo", &repo_arg];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(&w.env, &args, "server.log");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let s = Server {
+            proc: Some(proc),
+            addr,
+            token,
+            agent,
+        };
+        util::world::eventually("the server answers", || {
+            get(addr, "/healthz").is_some_and(|(st, _)| st == 200)
+        });
+        s
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET with the token: (status, JSON).
+    fn get(&self, path: &str) -> (u16, Value) {
+        let mut r = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POST JSON with the token: (status, JSON).
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut r = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POSTs GitHub's push event for `sha` on main, signed with `secret`.
+    fn github_push(&self, repo: &Path, sha: &str, secret: &str) -> (u16, Value) {
+        let body = serde_json::json!({
+            "ref": "refs/heads/main",
+            "before": "0000000000000000000000000000000000000000",
+            "after": sha,
+            "repository": {"name": "hello", "full_name": "acme/hello",
+                "clone_url": format!("https://github.com/acme/hello.git?{}", repo.display())},
+            "head_commit": {"id": sha, "message": "a change\n\nmore",
+                "author": {"name": "Dev", "email": "dev@example.com"}},
+            "pusher": {"name": "dev"}
+        })
+        .to_string();
+        let sig = hoist_pipeline::notify::signature(secret.as_bytes(), body.as_bytes());
+        let mut r = self
+            .agent
+            .post(self.url("/api/v1/webhooks/github"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header("X-Hub-Signature-256", &sig)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn run(&self, id: i64) -> Value {
+        let (status, run) = self.get(&format!("/api/v1/runs/{id}"));
+        assert_eq!(status, 200, "{run}");
+        run
+    }
+
+    /// Waits (up to 10 minutes: the run compiles hello) until `done` holds of run `id`.
+    fn wait_run(&self, w: &World, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let run = self.run(id);
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run #{id}: timed out waiting until {what}: {run:#}\nserver log:\n{}",
+                w.log("server.log")
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn stage<'r>(run: &'r Value, name: &str) -> &'r Value {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {run:#}"))
+}
+
+fn commit_all(dir: &Path, message: &str) -> String {
+    sh(
+        dir,
+        &format!("git add -A && git commit -q -m '{message}' && git rev-parse HEAD"),
+    )
+}
+
+/// examples/hello as a git repository of its own, its environments listening on
+/// `dev` and `prod`, prod's canary shortened, its version `version`.
+fn hello_repo(w: &World, dev: u16, prod: u16, version: &str) -> PathBuf {
+    let dir = w.env.path("hello");
+    let src = util::root().join("examples/hello");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "Dockerfile",
+        "build.sh",
+        ".gitignore",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    for f in std::fs::read_dir(src.join("src")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join("src").join(f.file_name())).unwrap();
+    }
+    write_hoist_yml(&dir, dev, prod, version, "");
+    sh(
+        &dir,
+        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev",
+    );
+    dir
+}
+
+fn write_hoist_yml(dir: &Path, dev: u16, prod: u16, version: &str, extra_test: &str) {
+    let yml = std::fs::read_to_string(util::root().join("examples/hello/hoist.yml")).unwrap();
+    let yml = yml
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{dev}"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{prod}"))
+        .replace("canary:10%:30s", "canary:50%:2s")
+        .replace(
+            "HELLO_VERSION: \"1\"",
+            &format!("HELLO_VERSION: \"{version}\""),
+        )
+        .replace("\nscan:", &format!("{extra_test}\nscan:"));
+    assert!(yml.contains(&format!("127.0.0.1:{prod}")), "{yml}");
+    std::fs::write(dir.join("hoist.yml"), yml).unwrap();
+}
+
+fn version_at(port: u16) -> Option<String> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    body(addr).and_then(|b| hello_version(&b).map(str::to_owned))
+}
+
+#[test]
+fn a_signed_github_push_tests_builds_deploys_to_dev_and_an_approval_promotes_it_to_prod() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let (dev, prod) = (util::free_port(), util::free_port());
+    let repo = hello_repo(&w, dev, prod, "7");
+    let first = commit_all(&repo, "hello 7");
+    let mut secret = w.env.hoist();
+    secret.args(["secret", "set", "webhook"]);
+    let out = secret
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(SECRET.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    util::assert_success(&out, "hoist secret set webhook");
+    let server = Server::start(&w, &repo, None);
+
+    // The API needs the token; the OpenAPI document does not, and lists the routes.
+    let anonymous = server.agent.get(server.url("/api/v1/runs")).call().unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let mut doc = server
+        .agent
+        .get(server.url("/api/v1/openapi.json"))
+        .call()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&doc.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/runs/{id}",
+        "/api/v1/runs/{id}/stages/{seq}/log",
+        "/api/v1/runs/{id}/approve",
+        "/api/v1/webhooks/github",
+        "/api/v1/environments",
+        "/api/v1/images",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+
+    // A wrong signature: 401, and nothing starts.
+    let (status, answer) = server.github_push(&repo, &first, "not the secret");
+    assert_eq!(status, 401, "{answer}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, runs) = server.get("/api/v1/runs");
+    assert_eq!(runs, Value::Array(vec![]));
+
+    // A signed push: the run tests, builds, scans, pushes, deploys to dev, waits.
+    let (status, answer) = server.github_push(&repo, &first, SECRET);
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run"].as_i64().unwrap();
+    let run = server.wait_run(&w, id, "prod's gate waits", |r| {
+        r["status"] == "failed" || stage_status(r, "approval:prod") == Some("waiting")
+    });
+    assert_eq!(run["status"], "running", "{run:#}");
+    assert_eq!(run["commit"]["sha"], first.as_str());
+    assert_eq!(run["commit"]["branch"], "main");
+    assert_eq!(run["commit"]["author"], "Dev <dev@example.com>");
+    assert_eq!(run["repo"], "hello");
+    assert!(run["trigger"].as_str().unwrap().starts_with("github push"));
+    let done: Vec<_> = run_stages(&run)
+        .into_iter()
+        .take_while(|(_, s)| s == "succeeded")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        done,
+        [
+            "source",
+            "test",
+            "build",
+            "scan",
+            "push",
+            "deploy:dev",
+            "verify:dev"
+        ]
+    );
+    assert_eq!(version_at(dev).as_deref(), Some("7"));
+    assert_eq!(
+        version_at(prod),
+        None,
+        "prod is not deployed before its approval"
+    );
+    // The image is tagged with the commit and the branch.
+    let digest = w.env.inspect(&format!("hello:{first}"))["Digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(run["image"], format!("hello@{digest}"));
+    assert_eq!(w.env.inspect("hello:main")["Digest"], digest.as_str());
+    // Logs over the API: the test stage ran hello's unit tests.
+    let seq = stage(&run, "test")["seq"].as_i64().unwrap();
+    let mut log = server
+        .agent
+        .get(server.url(&format!("/api/v1/runs/{id}/stages/{seq}/log")))
+        .header("Authorization", format!("Bearer {}", server.token))
+        .call()
+        .unwrap();
+    assert_eq!(log.headers()["x-hoist-stage-status"], "succeeded");
+    let text = log.body_mut().read_to_string().unwrap();
+    assert!(text.contains("cargo test"), "{text}");
+    // So does the CLI, over the same history.
+    let cli = w
+        .env
+        .ok(&["runs", "logs", &id.to_string(), "--stage", "source"]);
+    assert!(cli.contains("checked out"), "{cli}");
+
+    // `hoist approve`, through the server's API, promotes it to prod: the
+    // decision is recorded under the token's name.
+    let url = format!("http://{}", server.addr);
+    let out = w
+        .env
+        .hoist()
+        .args([
+            "--server",
+            &url,
+            "approve",
+            &id.to_string(),
+            "--env",
+            "prod",
+        ])
+        .env("HOIST_TOKEN", &server.token)
+        .output()
+        .unwrap();
+    util::assert_success(&out, "hoist --server URL approve");
+    // A second decision on the same gate is refused.
+    let out = w
+        .env
+        .hoist()
+        .args([
+            "--server",
+            &url,
+            "--token",
+            &server.token,
+            "reject",
+            &id.to_string(),
+            "--env",
+            "prod",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
+    let run = server.wait_run(&w, id, "it ends", |r| r["status"] != "running");
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(stage(&run, "approval:prod")["message"], "approved by ci");
+    assert_eq!(version_at(dev).as_deref(), Some("7"));
+    assert_eq!(version_at(prod).as_deref(), Some("7"));
+    let (_, envs) = server.get("/api/v1/environments");
+    let names: Vec<&str> = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"hello-dev") && names.contains(&"hello-prod"),
+        "{envs}"
+    );
+    let (status, report) = server.get(&format!("/api/v1/runs/{id}/scan"));
+    assert_eq!(status, 200, "{report}");
+
+    // A push whose tests fail stops before the build and deploys nothing.
+    write_hoist_yml(
+        &repo,
+        dev,
+        prod,
+        "8",
+        "\n  - name: broken\n    run: echo this test fails; exit 3\n",
+    );
+    let second = commit_all(&repo, "hello 8, broken");
+    let (status, answer) = server.github_push(&repo, &second, SECRET);
+    assert_eq!(status, 202, "{answer}");
+    let id2 = answer["run"].as_i64().unwrap();
+    let run = server.wait_run(&w, id2, "it ends", |r| {
+        r["status"] != "running" && r["status"] != "queued"
+    });
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(stage(&run, "test")["status"], "failed");
+    for later in ["build", "push", "deploy:dev", "deploy:prod"] {
+        assert_eq!(stage(&run, later)["status"], "skipped", "{later}");
+    }
+    assert_eq!(run["image"], Value::Null);
+    assert_eq!(version_at(dev).as_deref(), Some("7"));
+    let (_, deployments) = server.get("/api/v1/services/hello-dev/deployments");
+    assert_eq!(deployments.as_array().unwrap().len(), 1, "{deployments}");
+}
+
+fn stage_status<'r>(run: &'r Value, name: &str) -> Option<&'r str> {
+    run["stages"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)?["status"]
+        .as_str()
+}
+
+/// A small busybox httpd app whose test step sleeps, one environment on `port`.
+fn busybox_repo(w: &World, port: u16) -> PathBuf {
+    let dir = w.env.path("app");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "resumed\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nCOPY www /www\nUSER 65532:65532\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hoist.yml"),
+        format!(
+            "app: web\n\
+             test:\n  - name: slow\n    run: echo started; sleep 4; echo slept\n\
+             scan:\n  fail_on: high\n  scanners: [secret]\n\
+             environments:\n\
+             \x20 - name: dev\n\
+             \x20   service:\n\
+             \x20     stop_timeout: 2s\n\
+             \x20     health_check: {{path: /index.html, interval: 1s, timeout: 500ms}}\n\
+             \x20     listener: {{addr: 127.0.0.1:{port}}}\n"
+        ),
+    )
+    .unwrap();
+    sh(
+        &dir,
+        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev",
+    );
+    dir
+}
+
+#[test]
+fn a_server_killed_mid_run_resumes_the_run_where_it_stopped_when_it_starts_again() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let port = util::free_port();
+    let repo = busybox_repo(&w, port);
+    commit_all(&repo, "first");
+    let mut server = Server::start(&w, &repo, None);
+
+    // Through the API this time: the head of main.
+    let (status, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run"].as_i64().unwrap();
+    server.wait_run(&w, id, "the test stage runs", |r| {
+        stage_status(r, "test") == Some("running")
+    });
+    server.kill9();
+
+    // Dead server: the record says where the run was.
+    let run: Value =
+        serde_json::from_str(&w.env.ok(&["--json", "runs", "show", &id.to_string()])).unwrap();
+    assert_eq!(run["status"], "running");
+    assert_eq!(stage_status(&run, "source"), Some("succeeded"));
+    assert_eq!(stage_status(&run, "test"), Some("running"));
+    assert_eq!(stage_status(&run, "deploy:dev"), Some("pending"));
+
+    let token = server.token.clone();
+    let server = Server::start(&w, &repo, Some(token));
+    let run = server.wait_run(&w, id, "it ends", |r| {
+        r["status"] != "running" && r["status"] != "queued"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert!(
+        run_stages(&run).iter().all(|(_, s)| s == "succeeded"),
+        "{run:#}"
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(body(addr).as_deref(), Some("resumed"));
+    // The test stage ran again, and its log says why.
+    let log = w
+        .env
+        .ok(&["runs", "logs", &id.to_string(), "--stage", "test"]);
+    assert_eq!(log.lines().filter(|l| *l == "started").count(), 2, "{log}");
+    assert!(w.log("server.log").contains("queued to resume"));
+    let (_, deployments) = server.get("/api/v1/services/web-dev/deployments");
+    assert_eq!(deployments.as_array().unwrap().len(), 1, "{deployments}");
+}
+
+#[test]
+fn polling_runs_each_new_head_of_a_branch_once() {
+    let w = World::new();
+    let port = util::free_port();
+    let repo = busybox_repo(&w, port);
+    // Tests that fail: the runs stop early; only their queueing matters here.
+    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
+    std::fs::write(
+        repo.join("hoist.yml"),
+        yml.replace("echo started; sleep 4; echo slept", "exit 1"),
+    )
+    .unwrap();
+    let first = commit_all(&repo, "first");
+    sh(&repo, "git checkout -q -b feature && git checkout -q main");
+    let server = Server::start_with(&w, &repo, None, &["--poll", "1s"]);
+    let ended = |n: usize| {
+        move |r: &Value| {
+            let all = r.as_array().unwrap();
+            all.len() == n && all.iter().all(|r| r["status"] == "failed")
+        }
+    };
+    let wait_runs = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, runs) = server.get("/api/v1/runs");
+            if ended(n)(&runs) {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {n} ended runs: {runs:#}\n{}",
+                w.log("server.log")
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    // One run per branch head (main and feature point at the same commit).
+    let runs = wait_runs(2);
+    let mut branches: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["trigger"], "poll");
+            assert_eq!(r["commit"]["sha"], first.as_str());
+            assert_eq!(stage_status(r, "test"), Some("failed"));
+            r["commit"]["branch"].as_str().unwrap()
+        })
+        .collect();
+    branches.sort();
+    assert_eq!(branches, ["feature", "main"]);
+    // A new commit on main: one more run, of it.
+    std::fs::write(repo.join("www/index.html"), "two\n").unwrap();
+    let second = commit_all(&repo, "second");
+    let runs = wait_runs(3);
+    assert_eq!(runs[0]["commit"]["sha"], second.as_str());
+    assert_eq!(runs[0]["commit"]["branch"], "main");
+    assert_eq!(runs[0]["commit"]["message"], "second");
+    // Polls go on; nothing new, nothing queued.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, runs) = server.get("/api/v1/runs");
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs:#}");
+}
