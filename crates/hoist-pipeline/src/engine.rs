@@ -196,7 +196,19 @@ impl Engine {
         store: Store,
         builder: Builder,
     ) -> Result<Engine, EngineError> {
-        let runs = Runs::open(&home.join("pipeline"))?;
+        Engine::open(home, exe, store, builder, None)
+    }
+
+    /// [`Engine::new`] with the run history in the PostgreSQL database at
+    /// `database` when given (see [`Runs::open_with`]).
+    pub fn open(
+        home: &Path,
+        exe: &Path,
+        store: Store,
+        builder: Builder,
+        database: Option<&str>,
+    ) -> Result<Engine, EngineError> {
+        let runs = Runs::open_with(&home.join("pipeline"), database)?;
         for id in runs.abandon_dead("the process running it stopped before it finished")? {
             tracing::warn!("run #{id} was left unfinished by a process that died: marked failed");
         }

@@ -38,6 +38,16 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// Keep the pipeline's run history and queue in this PostgreSQL database
+    /// (`postgres://user:password@host/db`) instead of SQLite under the home.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// More logging (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -16,6 +16,8 @@ pub struct Settings {
     pub json: bool,
     /// A `hoist server` to ask instead of this home's run history.
     pub server: Option<Remote>,
+    /// The PostgreSQL database of the run history (else SQLite under the home).
+    pub database: Option<String>,
 }
 
 /// A `hoist server` and its token.
@@ -54,6 +56,7 @@ impl Settings {
             home,
             json: global.json,
             server,
+            database: global.database.clone(),
         })
     }
 }
@@ -77,6 +80,14 @@ impl Settings {
     /// and `run` containers so the controller owns everything in it.
     pub fn task_runtime(&self) -> Result<hoist_runtime::Runtime> {
         self.runtime_at(hoist_deploy::controller::tasks_dir(&self.home))
+    }
+
+    /// The run history: SQLite under the home, or the `--database` PostgreSQL.
+    pub fn runs(&self) -> Result<hoist_pipeline::runs::Runs> {
+        Ok(hoist_pipeline::runs::Runs::open_with(
+            &self.home.join("pipeline"),
+            self.database.as_deref(),
+        )?)
     }
 
     /// The runtime of the pipeline's test containers (test steps with `image:`).

@@ -225,8 +225,20 @@ fn write_hoist_yml(dir: &Path, dev: u16, prod: u16, version: &str, extra_test: &
         .replace(
             "HELLO_VERSION: \"1\"",
             &format!("HELLO_VERSION: \"{version}\""),
-        )
-        .replace("\nscan:", &format!("{extra_test}\nscan:"));
+        );
+    // Extra test steps go at the end of `test:`, before the next top-level key.
+    let tests = yml.find("\ntest:\n").unwrap() + 7;
+    let end = tests
+        + yml[tests..]
+            .match_indices('\n')
+            .find(|(i, _)| {
+                yml[tests + i + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| !c.is_whitespace() && c != '-')
+            })
+            .map_or(yml.len() - tests, |(i, _)| i);
+    let yml = format!("{}{extra_test}{}", &yml[..end], &yml[end..]);
     assert!(yml.contains(&format!("127.0.0.1:{prod}")), "{yml}");
     std::fs::write(dir.join("hoist.yml"), yml).unwrap();
 }
@@ -522,6 +534,23 @@ fn a_server_killed_mid_run_resumes_the_run_where_it_stopped_when_it_starts_again
 
 #[test]
 fn polling_runs_each_new_head_of_a_branch_once() {
+    polling(None);
+}
+
+#[test]
+fn the_queue_and_history_can_live_in_postgresql() {
+    let pg = hoist_pipeline::runs::testing::TestPostgres::start();
+    let w = polling(Some(&pg.url()));
+    // The runs are in PostgreSQL, not in the home's SQLite.
+    let url = pg.url();
+    let in_pg: Value =
+        serde_json::from_str(&w.env.ok(&["--json", "--database", &url, "runs", "ls"])).unwrap();
+    assert_eq!(in_pg.as_array().unwrap().len(), 3, "{in_pg:#}");
+    assert!(!w.env.home().join("pipeline/runs.db").exists());
+}
+
+/// A server polling a repository (over `database` when given): each new head runs once.
+fn polling(database: Option<&str>) -> World {
     let w = World::new();
     let port = util::free_port();
     let repo = busybox_repo(&w, port);
@@ -534,7 +563,11 @@ fn polling_runs_each_new_head_of_a_branch_once() {
     .unwrap();
     let first = commit_all(&repo, "first");
     sh(&repo, "git checkout -q -b feature && git checkout -q main");
-    let server = Server::start_with(&w, &repo, None, &["--poll", "1s"]);
+    let mut extra = vec!["--poll", "1s"];
+    if let Some(url) = database {
+        extra.extend(["--database", url]);
+    }
+    let server = Server::start_with(&w, &repo, None, &extra);
     let ended = |n: usize| {
         move |r: &Value| {
             let all = r.as_array().unwrap();
@@ -582,4 +615,6 @@ fn polling_runs_each_new_head_of_a_branch_once() {
     std::thread::sleep(Duration::from_secs(3));
     let (_, runs) = server.get("/api/v1/runs");
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs:#}");
+    drop(server);
+    w
 }

@@ -29,8 +29,14 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
     let store = settings.store()?;
     let builder = super::build::builder(settings)?;
     let exe = hoist_deploy::client::current_exe()?;
-    let engine = Engine::new(&settings.home, &exe, store, builder)?
-        .with_containers(settings.pipeline_runtime()?);
+    let engine = Engine::open(
+        &settings.home,
+        &exe,
+        store,
+        builder,
+        settings.database.as_deref(),
+    )?
+    .with_containers(settings.pipeline_runtime()?);
     let json = settings.json;
     let observer = move |p: &Progress<'_>| draw(json, p);
     let result = engine.run_working_tree(
@@ -92,7 +98,7 @@ impl History {
     fn open(settings: &Settings) -> Result<History> {
         Ok(match &settings.server {
             Some(remote) => History::Remote(super::server::Client::new(remote)),
-            None => History::Local(Runs::open(&settings.home.join("pipeline"))?),
+            None => History::Local(settings.runs()?),
         })
     }
 

@@ -38,8 +38,14 @@ pub fn run(settings: &Settings, args: ServerArgs) -> Result<()> {
     let store = settings.store()?;
     let builder = super::build::builder(settings)?;
     let exe = hoist_deploy::client::current_exe()?;
-    let engine = hoist_pipeline::Engine::new(&settings.home, &exe, store, builder)?
-        .with_containers(settings.pipeline_runtime()?);
+    let engine = hoist_pipeline::Engine::open(
+        &settings.home,
+        &exe,
+        store,
+        builder,
+        settings.database.as_deref(),
+    )?
+    .with_containers(settings.pipeline_runtime()?);
     let config = hoist_server::Config {
         home: settings.home.clone(),
         listen: args.listen,
