@@ -618,3 +618,67 @@ fn polling(database: Option<&str>) -> World {
     drop(server);
     w
 }
+
+#[test]
+fn a_run_cancelled_in_its_tests_is_retried_from_that_stage() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let port = util::free_port();
+    let repo = busybox_repo(&w, port);
+    // The test waits until the flag file exists.
+    let flag = w.env.path("flag");
+    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
+    std::fs::write(
+        repo.join("hoist.yml"),
+        yml.replace(
+            "echo started; sleep 4; echo slept",
+            &format!(
+                "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
+                flag.display()
+            ),
+        ),
+    )
+    .unwrap();
+    commit_all(&repo, "first");
+    let server = Server::start(&w, &repo, None);
+    let url = format!("http://{}", server.addr);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--server", url.as_str(), "--token", server.token.as_str()];
+        all.extend_from_slice(args);
+        w.env.ok(&all)
+    };
+
+    let (_, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    let id = answer["run"].as_i64().unwrap();
+    server.wait_run(&w, id, "the test stage runs", |r| {
+        stage_status(r, "test") == Some("running")
+    });
+    cli(&["runs", "cancel", &id.to_string()]);
+    let run = server.wait_run(&w, id, "it stops", |r| r["status"] != "running");
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(stage_status(&run, "test"), Some("cancelled"));
+    assert_eq!(stage_status(&run, "build"), Some("skipped"));
+    // Cancelling again: it has ended.
+    let (status, _) = server.post(&format!("/api/v1/runs/{id}/cancel"), &Value::Null);
+    assert_eq!(status, 409);
+
+    // Retried, it goes on from the test stage; the source stage is not run again.
+    std::fs::write(&flag, "").unwrap();
+    cli(&["runs", "retry", &id.to_string()]);
+    let run = server.wait_run(&w, id, "it ends again", |r| {
+        r["status"] != "running" && r["status"] != "queued"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let source_log = cli(&["runs", "logs", &id.to_string(), "--stage", "source"]);
+    assert_eq!(source_log.matches("checked out").count(), 1, "{source_log}");
+    let test_log = cli(&["runs", "logs", &id.to_string(), "--stage", "test"]);
+    assert!(test_log.contains("flagged"), "{test_log}");
+    let shown = cli(&["runs", "show", &id.to_string()]);
+    assert!(shown.contains("succeeded"), "{shown}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(body(addr).as_deref(), Some("resumed"));
+}
