@@ -99,6 +99,8 @@ impl Backoff {
 struct ProxyView {
     reachable: bool,
     generation: u64,
+    /// Why the proxy rejected the newest configuration it was given.
+    error: Option<String>,
     health: HashMap<(String, Endpoint), (HealthState, Option<String>)>,
     draining: HashSet<(String, Endpoint)>,
     counts: Option<RequestCounts>,
@@ -236,6 +238,7 @@ impl Controller {
         let mut v = ProxyView {
             reachable: true,
             generation: status.generation,
+            error: status.error.clone(),
             ..ProxyView::default()
         };
         if let Ok(targets) = client.targets().await {
@@ -253,6 +256,17 @@ impl Controller {
         }
         v.counts = client.counts().await.ok();
         v
+    }
+
+    /// Why the proxy cannot serve `d`'s listener, when it rejected the newest
+    /// configuration this controller wrote for that reason (its address is taken,
+    /// say): nothing of the deployment can get traffic, so waiting for health
+    /// checks would only end at the caller's timeout.
+    fn listener_refused(&self, d: &crate::state::Deployment, proxy: &ProxyView) -> Option<String> {
+        let error = proxy.error.as_deref()?;
+        let addr = d.spec.listener.addr.to_string();
+        (proxy.reachable && proxy.generation < self.generation && error.contains(&addr))
+            .then(|| format!("the proxy cannot serve the listener {addr}: {error}"))
     }
 
     fn admin_addr(&self) -> Option<SocketAddr> {
@@ -439,7 +453,12 @@ impl Controller {
 
         // 3. Decide.
         let errors = self.errors_since(&active, proxy);
-        let decision = plan::plan(&active, &views, now_ms(), errors);
+        let decision = match self.listener_refused(&active, proxy) {
+            Some(why) if active.state == DeploymentState::InProgress => {
+                plan::failed(&active, &views, why)
+            }
+            _ => plan::plan(&active, &views, now_ms(), errors),
+        };
 
         // 4. Record and act.
         if let Some(step) = decision.set_step {

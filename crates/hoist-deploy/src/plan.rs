@@ -350,7 +350,10 @@ fn decide(d: &Deployment, tasks: &[TaskView], now: i64, errors: ErrorCounts) -> 
 /// nothing else is registered does the failing version keep its tasks' share. The
 /// controller serves these weights in the tick that fails the deployment, so a
 /// failure never leaves the service without a route.
-fn failed(d: &Deployment, tasks: &[TaskView], reason: String) -> Plan {
+/// The plan that fails `d` for `reason`: traffic goes back to the other versions'
+/// registered tasks (or stays on `d`'s when there are none), and the deployment ends
+/// failed, which rolls it back.
+pub fn failed(d: &Deployment, tasks: &[TaskView], reason: String) -> Plan {
     let mut p = Plan {
         finish: Some((DeploymentState::Failed, reason)),
         ..Plan::default()

@@ -106,6 +106,38 @@ fn a_version_failing_its_health_checks_trips_the_circuit_breaker_and_rolls_back(
 }
 
 #[test]
+fn a_listener_address_the_proxy_cannot_bind_fails_the_deploy_and_rolls_back() {
+    let w = World::running(&[("api:1", "api 1", true)]);
+    let file = w.service_file("api", "");
+    assert_ok(&w.deploy(&file, "api:1"), "first deploy", &w);
+
+    // Another process holds the address the new version asks for.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let moved = w.env.path("moved.yml");
+    std::fs::write(
+        &moved,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(&format!("127.0.0.1:{}", w.port), &addr),
+    )
+    .unwrap();
+    let out = w.deploy(&moved, "api:1");
+    assert!(!out.status.success(), "the deploy cannot succeed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the proxy cannot serve the listener {addr}")),
+        "{stderr}"
+    );
+    // The previous deployment serves on its own address, as before.
+    assert_eq!(body(w.addr()).as_deref(), Some("api 1"));
+    eventually("the service is back on its first listener", || {
+        w.tasks("api").iter().all(|t| t["phase"] == "running")
+    });
+    drop(taken);
+}
+
+#[test]
 fn canary_serves_both_versions_while_baking_then_only_the_new_one() {
     let w = World::running(&[("shop:1", "shop 1", true), ("shop:2", "shop 2", true)]);
     let file = w.service_file(
