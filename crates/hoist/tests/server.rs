@@ -707,3 +707,52 @@ fn a_run_cancelled_in_its_tests_is_retried_from_that_stage() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(body(addr).as_deref(), Some("resumed"));
 }
+
+#[test]
+fn a_server_killed_while_it_deploys_leaves_a_recorded_deployment_and_the_run_finishes_it() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let port = util::free_port();
+    let repo = busybox_repo(&w, port);
+    // Quick tests, and a deployment that takes a few seconds to turn healthy.
+    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
+    std::fs::write(
+        repo.join("hoist.yml"),
+        yml.replace("echo started; sleep 4; echo slept", "echo started")
+            .replace("interval: 1s,", "interval: 1s, healthy_threshold: 4,"),
+    )
+    .unwrap();
+    commit_all(&repo, "first");
+    let mut server = Server::start(&w, &repo, None);
+    let (_, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    let id = answer["run"].as_i64().unwrap();
+    server.wait_run(&w, id, "dev deploys", |r| {
+        stage_status(r, "deploy:dev") == Some("running")
+    });
+    server.kill9();
+
+    // The daemon has the deployment on record, whatever the run's process did.
+    let token = server.token.clone();
+    let server = Server::start(&w, &repo, Some(token));
+    let run = server.wait_run(&w, id, "it ends", |r| {
+        r["status"] != "running" && r["status"] != "queued"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(body(addr).as_deref(), Some("resumed"));
+    // Every deployment of dev ended, and the newest one succeeded with the run's image.
+    let (_, deployments) = server.get("/api/v1/services/web-dev/deployments");
+    let all = deployments.as_array().unwrap();
+    assert!(!all.is_empty() && all.len() <= 2, "{deployments:#}");
+    assert_eq!(all[0]["state"], "succeeded", "{deployments:#}");
+    assert!(
+        all.iter().all(|d| d["finished"].is_i64()),
+        "a deployment was left going: {deployments:#}"
+    );
+    let digest = run["image"].as_str().unwrap().rsplit('@').next().unwrap();
+    assert_eq!(all[0]["digest"], digest);
+}
