@@ -143,27 +143,27 @@ impl Server {
         )
     }
 
-    fn run(&self, id: i64) -> Value {
-        let (status, run) = self.get(&format!("/api/v1/runs/{id}"));
-        assert_eq!(status, 200, "{run}");
-        run
-    }
-
-    /// Waits (up to 10 minutes: the run compiles hello) until `done` holds of run `id`.
-    fn wait_run(&self, w: &World, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    /// Waits (up to 10 minutes: a run compiles hello) until `done` holds of what
+    /// `GET path` answers, and returns that.
+    fn wait_get(&self, w: &World, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let run = self.run(id);
-            if done(&run) {
-                return run;
+            let (_, got) = self.get(path);
+            if done(&got) {
+                return got;
             }
             assert!(
                 Instant::now() < deadline,
-                "run #{id}: timed out waiting until {what}: {run:#}\nserver log:\n{}",
+                "{path}: timed out waiting until {what}: {got:#}\nserver log:\n{}",
                 w.log("server.log")
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// Waits until `done` holds of run `id`.
+    fn wait_run(&self, w: &World, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.wait_get(w, &format!("/api/v1/runs/{id}"), what, done)
     }
 }
 
@@ -593,26 +593,11 @@ fn polling(database: Option<&str>) -> World {
         extra.extend(["--database", url]);
     }
     let server = Server::start_with(&w, &repo, None, &extra);
-    let ended = |n: usize| {
-        move |r: &Value| {
+    let wait_runs = |n: usize| {
+        server.wait_get(&w, "/api/v1/runs", &format!("{n} runs ended"), |r| {
             let all = r.as_array().unwrap();
             all.len() == n && all.iter().all(|r| r["status"] == "failed")
-        }
-    };
-    let wait_runs = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, runs) = server.get("/api/v1/runs");
-            if ended(n)(&runs) {
-                return runs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {n} ended runs: {runs:#}\n{}",
-                w.log("server.log")
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        })
     };
     // One run per branch head (main and feature point at the same commit).
     let runs = wait_runs(2);
