@@ -188,20 +188,12 @@ async fn create_run(
             }
         }
         let by = format!("api ({})", caller.0);
-        match api
-            .queue
-            .trigger(&repo, &body.branch, body.sha.as_deref(), &by)
-            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?
-        {
-            Queued::Run { id, superseded } => Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"run": id, "superseded": superseded})),
-            )
-                .into_response()),
-            Queued::Ignored(why) => {
-                Ok((StatusCode::OK, Json(json!({"ignored": why}))).into_response())
-            }
-        }
+        Ok(queued(api.queue.trigger(
+            &repo,
+            &body.branch,
+            body.sha.as_deref(),
+            &by,
+        )))
     })
     .await
 }
@@ -228,18 +220,11 @@ async fn stage_log(
             )
         })?;
         let from = q.offset.unwrap_or(0);
-        let path = api.queue.runs().log_path(id, seq);
-        let mut text = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(&path) {
-            use std::io::{Read, Seek};
-            file.seek(std::io::SeekFrom::Start(from))
-                .map_err(internal)?;
-            file.read_to_end(&mut text).map_err(internal)?;
-        }
-        if !stage.status.is_final() {
-            let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            text.truncate(whole);
-        }
+        let text = api
+            .queue
+            .runs()
+            .read_log(id, seq, from, stage.status.is_final())
+            .map_err(internal)?;
         let next = from + text.len() as u64;
         let mut r = Response::new(Body::from(text));
         let h = r.headers_mut();
@@ -486,15 +471,22 @@ fn queued(result: Result<Queued, String>) -> Response {
     }
 }
 
-/// GitHub: `X-Hub-Signature-256` must be the HMAC of the body with the shared
-/// secret, or nothing happens (401). `ping` answers 200; `push` queues a run.
-async fn github(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(secret) = api.queue.config.webhook_secret.clone() else {
-        return ApiError(
+/// The webhooks' shared secret, or the answer that they are off.
+fn webhook_secret(api: &Api) -> ApiResult<Vec<u8>> {
+    api.queue.config.webhook_secret.clone().ok_or_else(|| {
+        ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "webhooks are off: start the server with a webhook secret".into(),
         )
-        .into_response();
+    })
+}
+
+/// GitHub: `X-Hub-Signature-256` must be the HMAC of the body with the shared
+/// secret, or nothing happens (401). `ping` answers 200; `push` queues a run.
+async fn github(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let secret = match webhook_secret(&api) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     if !webhook::github_signature_ok(&secret, &body, header_text(&headers, "x-hub-signature-256")) {
         tracing::warn!("a GitHub webhook with a wrong or missing signature was refused");
@@ -530,12 +522,9 @@ async fn github(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) ->
 
 /// GitLab: `X-Gitlab-Token` must be the shared secret (401 otherwise).
 async fn gitlab(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(secret) = api.queue.config.webhook_secret.clone() else {
-        return ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks are off: start the server with a webhook secret".into(),
-        )
-        .into_response();
+    let secret = match webhook_secret(&api) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     if !webhook::gitlab_token_ok(&secret, header_text(&headers, "x-gitlab-token")) {
         tracing::warn!("a GitLab webhook with a wrong or missing token was refused");

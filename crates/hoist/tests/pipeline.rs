@@ -11,28 +11,11 @@ use std::process::Command;
 
 use util::world::{assert_ok, body, run_stages, World};
 
-fn sh(dir: &Path, script: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    util::assert_success(&out, script);
-}
-
 /// A git repository with an app serving `body` and a hoist.yml whose dev
 /// environment listens on the world's port; `test` is its test command.
 fn repo(w: &World, body: &str, test: &str) -> PathBuf {
     let dir = w.env.path("app");
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    std::fs::write(dir.join("www/index.html"), format!("{body}\n")).unwrap();
-    std::fs::write(dir.join("www/healthz"), "ok\n").unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM busybox\nCOPY www /www\nUSER 65532:65532\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
-    )
-    .unwrap();
+    util::busybox_site(&dir, body);
     std::fs::write(
         dir.join("hoist.yml"),
         format!(
@@ -58,10 +41,10 @@ fn repo(w: &World, body: &str, test: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    sh(
+    util::git_init(&dir);
+    util::sh(
         &dir,
-        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev \
-         && printf 'build-output/\\n' > .gitignore && git add -A && git commit -q -m 'first'",
+        "printf 'build-output/\\n' > .gitignore && git add -A && git commit -q -m 'first'",
     );
     dir
 }
@@ -448,7 +431,7 @@ fn codebuild_repo(w: &World, build_phase: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    sh(&dir, "git add -A && git commit -q -m 'codebuild'");
+    util::sh(&dir, "git add -A && git commit -q -m 'codebuild'");
     dir
 }
 

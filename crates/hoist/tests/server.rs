@@ -8,24 +8,12 @@ mod util;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::world::{body, get, hello_version, run_stages, Proc, World};
 
 const SECRET: &str = "a webhook secret";
-
-fn sh(dir: &Path, script: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    util::assert_success(&out, script);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A server over the world's home, building `repo` as `hello`.
 struct Server {
@@ -183,7 +171,7 @@ fn stage<'r>(run: &'r Value, name: &str) -> &'r Value {
 }
 
 fn commit_all(dir: &Path, message: &str) -> String {
-    sh(
+    util::sh(
         dir,
         &format!("git add -A && git commit -q -m '{message}' && git rev-parse HEAD"),
     )
@@ -209,10 +197,7 @@ fn hello_repo(w: &World, dev: u16, prod: u16, version: &str) -> PathBuf {
         std::fs::copy(f.path(), dir.join("src").join(f.file_name())).unwrap();
     }
     write_hoist_yml(&dir, dev, prod, version, "");
-    sh(
-        &dir,
-        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev",
-    );
+    util::git_init(&dir);
     dir
 }
 
@@ -473,35 +458,28 @@ fn stage_status<'r>(run: &'r Value, name: &str) -> Option<&'r str> {
         .as_str()
 }
 
-/// A small busybox httpd app whose test step sleeps, one environment on `port`.
-fn busybox_repo(w: &World, port: u16) -> PathBuf {
+/// A small busybox httpd app whose one test step runs `test` (a YAML plain
+/// scalar), one environment on `port` whose health check adds `health` (e.g.
+/// `healthy_threshold: 4,`).
+fn busybox_repo(w: &World, port: u16, test: &str, health: &str) -> PathBuf {
     let dir = w.env.path("app");
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    std::fs::write(dir.join("www/index.html"), "resumed\n").unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM busybox\nCOPY www /www\nUSER 65532:65532\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
-    )
-    .unwrap();
+    util::busybox_site(&dir, "resumed");
     std::fs::write(
         dir.join("hoist.yml"),
         format!(
             "app: web\n\
-             test:\n  - name: slow\n    run: echo started; sleep 4; echo slept\n\
+             test:\n  - name: slow\n    run: {test}\n\
              scan:\n  fail_on: high\n  scanners: [secret]\n\
              environments:\n\
              \x20 - name: dev\n\
              \x20   service:\n\
              \x20     stop_timeout: 2s\n\
-             \x20     health_check: {{path: /index.html, interval: 1s, timeout: 500ms}}\n\
+             \x20     health_check: {{path: /index.html, interval: 1s, {health} timeout: 500ms}}\n\
              \x20     listener: {{addr: 127.0.0.1:{port}}}\n"
         ),
     )
     .unwrap();
-    sh(
-        &dir,
-        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev",
-    );
+    util::git_init(&dir);
     dir
 }
 
@@ -511,7 +489,7 @@ fn a_server_killed_mid_run_resumes_the_run_where_it_stopped_when_it_starts_again
     w.start_proxy();
     w.start_daemon();
     let port = util::free_port();
-    let repo = busybox_repo(&w, port);
+    let repo = busybox_repo(&w, port, "echo started; sleep 4; echo slept", "");
     commit_all(&repo, "first");
     let mut server = Server::start(&w, &repo, None);
 
@@ -578,16 +556,10 @@ fn the_queue_and_history_can_live_in_postgresql() {
 fn polling(database: Option<&str>) -> World {
     let w = World::new();
     let port = util::free_port();
-    let repo = busybox_repo(&w, port);
     // Tests that fail: the runs stop early; only their queueing matters here.
-    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
-    std::fs::write(
-        repo.join("hoist.yml"),
-        yml.replace("echo started; sleep 4; echo slept", "exit 1"),
-    )
-    .unwrap();
+    let repo = busybox_repo(&w, port, "exit 1", "");
     let first = commit_all(&repo, "first");
-    sh(&repo, "git checkout -q -b feature && git checkout -q main");
+    util::sh(&repo, "git checkout -q -b feature && git checkout -q main");
     let mut extra = vec!["--poll", "1s"];
     if let Some(url) = database {
         extra.extend(["--database", url]);
@@ -635,21 +607,13 @@ fn a_run_cancelled_in_its_tests_is_retried_from_that_stage() {
     w.start_proxy();
     w.start_daemon();
     let port = util::free_port();
-    let repo = busybox_repo(&w, port);
     // The test waits until the flag file exists.
     let flag = w.env.path("flag");
-    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
-    std::fs::write(
-        repo.join("hoist.yml"),
-        yml.replace(
-            "echo started; sleep 4; echo slept",
-            &format!(
-                "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
-                flag.display()
-            ),
-        ),
-    )
-    .unwrap();
+    let test = format!(
+        "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
+        flag.display()
+    );
+    let repo = busybox_repo(&w, port, &test, "");
     commit_all(&repo, "first");
     let server = Server::start(&w, &repo, None);
     let url = format!("http://{}", server.addr);
@@ -699,15 +663,8 @@ fn a_server_killed_while_it_deploys_leaves_a_recorded_deployment_and_the_run_fin
     w.start_proxy();
     w.start_daemon();
     let port = util::free_port();
-    let repo = busybox_repo(&w, port);
     // Quick tests, and a deployment that takes a few seconds to turn healthy.
-    let yml = std::fs::read_to_string(repo.join("hoist.yml")).unwrap();
-    std::fs::write(
-        repo.join("hoist.yml"),
-        yml.replace("echo started; sleep 4; echo slept", "echo started")
-            .replace("interval: 1s,", "interval: 1s, healthy_threshold: 4,"),
-    )
-    .unwrap();
+    let repo = busybox_repo(&w, port, "echo started", "healthy_threshold: 4,");
     commit_all(&repo, "first");
     let mut server = Server::start(&w, &repo, None);
     let (_, answer) = server.post(

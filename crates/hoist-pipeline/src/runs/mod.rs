@@ -495,6 +495,32 @@ impl Runs {
         self.run_dir(id).join("logs").join(format!("{seq}.log"))
     }
 
+    /// Stage `seq` of run `id`'s log from byte `offset` on (empty when there is
+    /// none yet). Unless the stage has `ended`, only whole lines: a writer may be
+    /// halfway through the last one.
+    pub fn read_log(
+        &self,
+        id: i64,
+        seq: i64,
+        offset: u64,
+        ended: bool,
+    ) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut text = Vec::new();
+        let mut file = match std::fs::File::open(self.log_path(id, seq)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
+            Err(e) => return Err(e),
+        };
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        file.read_to_end(&mut text)?;
+        if !ended {
+            let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            text.truncate(whole);
+        }
+        Ok(text)
+    }
+
     fn make_logs_dir(&self, id: i64) -> Result<(), RunsError> {
         let logs = self.run_dir(id).join("logs");
         std::fs::create_dir_all(&logs).map_err(|source| RunsError::Io { path: logs, source })

@@ -125,20 +125,7 @@ impl History {
     /// Stage `seq`'s log from byte `offset`: whole lines unless the stage ended.
     fn log(&self, id: i64, seq: i64, offset: u64, ended: bool) -> Result<Vec<u8>> {
         match self {
-            History::Local(runs) => {
-                let Ok(mut file) = std::fs::File::open(runs.log_path(id, seq)) else {
-                    return Ok(Vec::new());
-                };
-                let mut text = Vec::new();
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
-                std::io::Read::read_to_end(&mut file, &mut text)?;
-                if !ended {
-                    // A writer may be halfway through a line.
-                    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                    text.truncate(whole);
-                }
-                Ok(text)
-            }
+            History::Local(runs) => Ok(runs.read_log(id, seq, offset, ended)?),
             History::Remote(c) => c.text(&format!(
                 "/api/v1/runs/{id}/stages/{seq}/log?offset={offset}"
             )),

@@ -141,6 +141,40 @@ pub fn skopeo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `script` in `sh` in `dir`, asserting it succeeds; returns its stdout, trimmed.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("run sh");
+    assert_success(&out, script);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A site for busybox httpd in `dir`: `www/index.html` holding `body`,
+/// `www/healthz`, and a Dockerfile serving them on 8080 as a non-root user (it
+/// exits 0 on SIGTERM).
+pub fn busybox_site(dir: &Path, body: &str) {
+    std::fs::create_dir_all(dir.join("www")).expect("mkdir www");
+    std::fs::write(dir.join("www/index.html"), format!("{body}\n")).expect("index.html");
+    std::fs::write(dir.join("www/healthz"), "ok\n").expect("healthz");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nCOPY www /www\nUSER 65532:65532\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n",
+    )
+    .expect("Dockerfile");
+}
+
+/// A git repository in `dir` (branch `main`) with a committer set, nothing committed.
+pub fn git_init(dir: &Path) {
+    sh(
+        dir,
+        "git init -q -b main && git config user.email dev@example.com && git config user.name Dev",
+    );
+}
+
 /// A free loopback port for a listener a test starts later: picked at random
 /// below the kernel's ephemeral range (32768 and up), so that no outgoing
 /// connection or `:0` bind of a parallel test takes it in the meantime (a port of
