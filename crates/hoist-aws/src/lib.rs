@@ -1,5 +1,5 @@
-//! hoist's AWS target: the calls hoist makes to AWS through the official SDK (ECR
-//! registry credentials now; ECS and CodeDeploy deployments with the AWS issue).
+//! hoist's AWS target: the calls hoist makes to AWS through the official SDK: ECR
+//! registry credentials, ECS deployments, CodeDeploy blue/green deployments.
 //!
 //! It must not speak the registry protocol (hoist-registry-client does) nor decide
 //! deployment strategy; it turns hoist's requests into AWS API calls and AWS answers
@@ -23,7 +23,24 @@
 //! through the SDK's hyper client on rustls with ring (the provider ureq already
 //! uses), not the default aws-lc, to keep the build small.
 //!
+//! # ECS deployments ([`ecs`], [`codedeploy`])
+//!
+//! [`ecs::deploy`] reads the service's task definition, registers a revision with
+//! only one container's image changed (every writable field kept, tagged
+//! [`ecs::PREVIOUS_TAG`] with the revision it replaces), then points the service at
+//! it (ECS deployment controller) or creates a CodeDeploy deployment with an ECS
+//! AppSpec (CODE_DEPLOY controller; predefined or custom traffic-shifting
+//! configurations). With a follow limit it polls until steady state, streaming the
+//! service's events; a circuit-breaker rollback (`rolloutState` FAILED, the service
+//! back on the old revision) or a CodeDeploy failure is an error that carries the
+//! events explaining it. [`ecs::rollback`] points the service back at the previous
+//! revision. The judgement of each poll is pure ([`ecs::Watch`],
+//! [`codedeploy::judge`]) and tested on the response sequences AWS documents.
+//!
 //! Endpoints follow the SDK's rules, so `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_ECR`
 //! point it at a stand-in such as moto (the tests do).
 
+pub mod codedeploy;
 pub mod ecr;
+pub mod ecs;
+mod sdk;
