@@ -8,8 +8,7 @@
 //! around it are thin.
 
 use std::collections::HashSet;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
@@ -102,14 +101,6 @@ pub enum EcsError {
         /// The last progress seen.
         last: String,
     },
-    /// A file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
     /// The SDK's runtime could not start.
     #[error("starting the AWS SDK's runtime: {0}")]
     Runtime(io::Error),
@@ -184,43 +175,6 @@ pub fn rollback(
         target, container, codedeploy, follow, progress,
     ))
     .map_err(EcsError::Runtime)?
-}
-
-/// Writes CodePipeline's `imagedefinitions.json` (`[{"name", "imageUri"}]`) for
-/// users who keep CodePipeline's ECS deploy action; atomically.
-pub fn write_image_definitions(path: &Path, container: &str, image: &str) -> Result<(), EcsError> {
-    let body = serde_json::to_vec_pretty(&serde_json::json!([
-        { "name": container, "imageUri": image }
-    ]))
-    .map_err(|e| EcsError::Invalid(e.to_string()))?;
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |source| EcsError::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile_in(dir).map_err(io(dir))?;
-    tmp.1.write_all(&body).map_err(io(&tmp.0))?;
-    tmp.1.write_all(b"\n").map_err(io(&tmp.0))?;
-    tmp.1.sync_all().map_err(io(&tmp.0))?;
-    std::fs::rename(&tmp.0, path).map_err(io(path))
-}
-
-fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(
-        ".imagedefinitions.{}.{}.tmp",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, f))
 }
 
 /// One rollout of a service, as `DescribeServices` shows it.
@@ -1112,27 +1066,5 @@ mod tests {
         assert_eq!(family_of(V2), Some("hello"));
         assert_eq!(revision_of(V2), Some(2));
         assert_eq!(revision_of("nonsense"), None);
-    }
-
-    #[test]
-    fn image_definitions_are_what_codepipeline_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("imagedefinitions.json");
-        write_image_definitions(
-            &path,
-            "hello",
-            "1.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:ab",
-        )
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!([{"name": "hello", "imageUri": "1.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:ab"}])
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
     }
 }

@@ -202,7 +202,67 @@ pub struct Environment {
     /// (default: none beyond the deployment's own).
     #[serde(default, with = "human_opt")]
     pub timeout: Option<Duration>,
+    /// The ECS service, for `target: ecs` (required there, refused elsewhere).
+    #[serde(default)]
+    pub ecs: Option<EcsSettings>,
 }
+
+/// An environment on Amazon ECS: the service whose task definition gets the new
+/// image. Everything else about the service (count, ports, health checks, roles)
+/// lives in its task definition and service, managed with Terraform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsSettings {
+    /// The region (default: the AWS credential chain's, `AWS_REGION`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The cluster's name or ARN.
+    pub cluster: String,
+    /// The service's name or ARN.
+    pub service: String,
+    /// The container whose image is set (default: the task definition's only one).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// For a service under the CODE_DEPLOY deployment controller (blue/green).
+    #[serde(default)]
+    pub codedeploy: Option<CodeDeploySettings>,
+    /// Follow the rollout to steady state (default true); false returns once ECS
+    /// or CodeDeploy accepted it.
+    #[serde(default = "yes")]
+    pub wait: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A CodeDeploy application and deployment group for an ECS service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeDeploySettings {
+    /// The application.
+    pub application: String,
+    /// The deployment group.
+    pub deployment_group: String,
+    /// Lifecycle hooks: hook name (`BeforeInstall`, `AfterInstall`,
+    /// `AfterAllowTestTraffic`, `BeforeAllowTraffic`, `AfterAllowTraffic`) to the
+    /// Lambda function it invokes.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, String>,
+    /// The container port the load balancer sends to (default: the container's
+    /// first port mapping).
+    #[serde(default)]
+    pub container_port: Option<u16>,
+}
+
+/// The lifecycle hooks of CodeDeploy's ECS deployments.
+pub const CODEDEPLOY_HOOKS: [&str; 5] = [
+    "BeforeInstall",
+    "AfterInstall",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
 
 /// Where an environment runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,7 +271,7 @@ pub enum Target {
     /// hoist's own runtime and load balancer on this machine.
     #[default]
     Local,
-    /// Amazon ECS (not supported yet: refused by validation).
+    /// An Amazon ECS service (its settings under `ecs:`).
     Ecs,
 }
 
@@ -349,6 +409,84 @@ pub struct EnvironmentError {
 }
 
 impl Environment {
+    /// What is wrong with a `target: ecs` environment: (field under the
+    /// environment, message).
+    fn ecs_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(ecs) = &self.ecs else {
+            out.push((
+                "ecs".to_owned(),
+                "required for target ecs: cluster and service (and region, container, codedeploy)"
+                    .to_owned(),
+            ));
+            return out;
+        };
+        for (field, value) in [("cluster", &ecs.cluster), ("service", &ecs.service)] {
+            if value.trim().is_empty() {
+                out.push((format!("ecs.{field}"), "empty".to_owned()));
+            }
+        }
+        if self.service != ServiceSettings::default() {
+            out.push((
+                "service".to_owned(),
+                "an ECS service's settings live in its task definition and service (see deploy/terraform); hoist sets only the image".to_owned(),
+            ));
+        }
+        for (field, set) in [
+            ("env", !self.env.is_empty()),
+            ("secrets", !self.secrets.is_empty()),
+            ("smoke", self.smoke.is_some()),
+        ] {
+            if set {
+                out.push((
+                    field.to_owned(),
+                    "not used by an ECS environment: set it in the task definition".to_owned(),
+                ));
+            }
+        }
+        if let Some(cd) = &ecs.codedeploy {
+            for hook in cd.hooks.keys() {
+                if !CODEDEPLOY_HOOKS.contains(&hook.as_str()) {
+                    out.push((
+                        format!("ecs.codedeploy.hooks.{hook}"),
+                        format!(
+                            "not an ECS lifecycle hook ({})",
+                            CODEDEPLOY_HOOKS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if cd.application.trim().is_empty() || cd.deployment_group.trim().is_empty() {
+                out.push((
+                    "ecs.codedeploy".to_owned(),
+                    "application and deployment_group are required".to_owned(),
+                ));
+            }
+        }
+        match (&self.strategy, &ecs.codedeploy) {
+            (Some(Strategy::Rolling { .. }), Some(_)) => out.push((
+                "strategy".to_owned(),
+                "a CodeDeploy service deploys blue/green: use blue-green, canary or linear".to_owned(),
+            )),
+            (Some(Strategy::BlueGreen { .. } | Strategy::Canary { .. } | Strategy::Linear { .. }), None) => out.push((
+                "strategy".to_owned(),
+                "blue-green, canary and linear on ECS go through CodeDeploy: add ecs.codedeploy (application, deployment_group)".to_owned(),
+            )),
+            _ => {}
+        }
+        if let Some(Strategy::BlueGreen {
+            test_listener: Some(_),
+            ..
+        }) = &self.strategy
+        {
+            out.push((
+                "strategy".to_owned(),
+                "the test listener of an ECS blue/green deployment is the deployment group's (Terraform), not hoist's".to_owned(),
+            ));
+        }
+        out
+    }
+
     /// The service this environment deploys: `<app>-<name>` running `image`, the
     /// environment's variables and secrets over the service's, its strategy over
     /// the service's; validated as a service file is.
@@ -535,15 +673,23 @@ impl PipelineSpec {
                     ),
                 );
             }
+            if env.timeout.is_some_and(|t| t.is_zero()) {
+                problem(format!("{at}.timeout"), "0s leaves the stage no time");
+            }
             if env.target == Target::Ecs {
-                problem(format!("{at}.target"), "target ecs is not supported yet");
+                for (field, message) in env.ecs_problems() {
+                    problem(format!("{at}.{field}"), &message);
+                }
                 continue;
+            }
+            if env.ecs.is_some() {
+                problem(
+                    format!("{at}.ecs"),
+                    "ECS settings need `target: ecs` (this environment runs on hoist's runtime)",
+                );
             }
             if env.smoke.as_deref().is_some_and(|s| s.trim().is_empty()) {
                 problem(format!("{at}.smoke"), "an empty command");
-            }
-            if env.timeout.is_some_and(|t| t.is_zero()) {
-                problem(format!("{at}.timeout"), "0s leaves the stage no time");
             }
             if let Err(e) = env.service_spec(self.app.as_str(), &format!("{}:latest", self.app)) {
                 problem(format!("{at}.{}", e.path), &e.message);

@@ -347,11 +347,45 @@ fn two_environments_may_not_share_a_listener() {
 }
 
 #[test]
-fn an_ecs_target_is_refused_at_its_line() {
-    let text = format!("{HEAD}  - name: prod\n    target: ecs\n");
+fn an_ecs_environment_names_its_service_and_keeps_to_what_ecs_takes() {
+    let text = format!(
+        "{HEAD}  - name: staging\n    target: ecs\n    ecs:\n      region: eu-west-1\n      cluster: hello\n      service: hello-staging\n      container: hello\n  - name: prod\n    target: ecs\n    strategy: canary:10%:5m\n    timeout: 20m\n    ecs:\n      cluster: hello\n      service: hello-prod\n      wait: false\n      codedeploy:\n        application: hello\n        deployment_group: hello-prod\n        hooks: {{AfterAllowTestTraffic: hello-smoke}}\n"
+    );
+    let p = PipelineSpec::parse("hoist.yml", &text).unwrap();
+    let staging = p.environments[0].ecs.as_ref().unwrap();
     assert_eq!(
-        errors(&text),
-        ["hoist.yml:4:5: environments[0].target: target ecs is not supported yet"]
+        (
+            staging.region.as_deref(),
+            staging.cluster.as_str(),
+            staging.service.as_str()
+        ),
+        (Some("eu-west-1"), "hello", "hello-staging")
+    );
+    assert!(staging.wait && staging.codedeploy.is_none());
+    let prod = p.environments[1].ecs.as_ref().unwrap();
+    assert!(!prod.wait);
+    let cd = prod.codedeploy.as_ref().unwrap();
+    assert_eq!(cd.deployment_group, "hello-prod");
+    assert_eq!(cd.hooks["AfterAllowTestTraffic"], "hello-smoke");
+
+    assert_eq!(
+        errors(&format!("{HEAD}  - name: prod\n    target: ecs\n")),
+        ["hoist.yml:3:5: environments[0].ecs: required for target ecs: cluster and service (and region, container, codedeploy)"]
+    );
+    // What belongs to the task definition, a shift ECS alone cannot do, a hook
+    // CodeDeploy does not have, and ECS settings on a local environment.
+    let bad = format!(
+        "{HEAD}  - name: staging\n    target: ecs\n    strategy: canary:10%:5m\n    env: {{A: b}}\n    service:\n      count: 3\n    ecs:\n      cluster: hello\n      service: hello-staging\n  - name: prod\n    target: ecs\n    ecs:\n      cluster: hello\n      service: hello-prod\n      codedeploy:\n        application: hello\n        deployment_group: hello-prod\n        hooks: {{BeforeTraffic: f}}\n  - name: dev\n    service:\n      listener: {{addr: 127.0.0.1:8080}}\n    ecs: {{cluster: c, service: s}}\n"
+    );
+    assert_eq!(
+        errors(&bad),
+        [
+            "hoist.yml:5:5: environments[0].strategy: blue-green, canary and linear on ECS go through CodeDeploy: add ecs.codedeploy (application, deployment_group)",
+            "hoist.yml:6:5: environments[0].env: not used by an ECS environment: set it in the task definition",
+            "hoist.yml:7:5: environments[0].service: an ECS service's settings live in its task definition and service (see deploy/terraform); hoist sets only the image",
+            "hoist.yml:20:17: environments[1].ecs.codedeploy.hooks.BeforeTraffic: not an ECS lifecycle hook (BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic)",
+            "hoist.yml:24:5: environments[2].ecs: ECS settings need `target: ecs` (this environment runs on hoist's runtime)",
+        ]
     );
 }
 
@@ -377,6 +411,8 @@ environments:
       health_check: {path: health}
   - name: prod
     target: ecs
+    ecs: {cluster: web, service: web}
+    service: {count: 2}
   - name: dev
     strategy: linear:0%:10s
     service:
@@ -389,13 +425,13 @@ notifications:
         errors(text),
         [
             "hoist.yml:4:5: test[0].run: an empty command",
-            "hoist.yml:6:5: environments[0].name: environment name `dev` is also used by environments[2].name (line 12)",
+            "hoist.yml:6:5: environments[0].name: environment name `dev` is also used by environments[2].name (line 14)",
             "hoist.yml:9:22: environments[0].service.health_check.path: \"health\" must start with '/'",
-            "hoist.yml:11:5: environments[1].target: target ecs is not supported yet",
-            "hoist.yml:12:5: environments[2].name: environment name `dev` is also used by environments[0].name (line 6)",
-            "hoist.yml:13:5: environments[2].strategy.percent: a linear step of 0% never finishes",
-            "hoist.yml:15:7: environments[2].service.listener: the same listener as environment dev (127.0.0.1:8080, host any, path /): both would serve the same requests",
-            "hoist.yml:18:7: notifications.webhooks[0].url: \"ftp://example.com/\" is not an http:// or https:// URL",
+            "hoist.yml:13:5: environments[1].service: an ECS service's settings live in its task definition and service (see deploy/terraform); hoist sets only the image",
+            "hoist.yml:14:5: environments[2].name: environment name `dev` is also used by environments[0].name (line 6)",
+            "hoist.yml:15:5: environments[2].strategy.percent: a linear step of 0% never finishes",
+            "hoist.yml:17:7: environments[2].service.listener: the same listener as environment dev (127.0.0.1:8080, host any, path /): both would serve the same requests",
+            "hoist.yml:20:7: notifications.webhooks[0].url: \"ftp://example.com/\" is not an http:// or https:// URL",
         ]
     );
 }

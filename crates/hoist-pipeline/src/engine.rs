@@ -14,7 +14,7 @@ use hoist_deploy::controller;
 use hoist_deploy::state::State;
 use hoist_oci::{Reference, Store};
 use hoist_pipeline_spec::buildspec::Buildspec;
-use hoist_pipeline_spec::hoistfile::{Approval, Environment, PipelineSpec};
+use hoist_pipeline_spec::hoistfile::{Approval, Environment, PipelineSpec, Target};
 use hoist_pipeline_spec::imagedefs;
 
 use crate::codebuild;
@@ -1166,6 +1166,9 @@ impl RunContext<'_> {
         log: &StageLog<'_>,
     ) -> StageResult {
         let (image, digest) = self.facts.image.clone().ok_or("no image was built")?;
+        if let Some(ecs) = env.ecs.as_ref().filter(|_| env.target == Target::Ecs) {
+            return deploy_ecs(env, ecs, &client::pin(&image, &digest), log);
+        }
         let service = env
             .service_spec(spec.app.as_str(), &image)
             .map_err(|e| e.to_string())?;
@@ -1224,6 +1227,10 @@ impl RunContext<'_> {
     }
 
     fn verify(&mut self, env: &Environment, commit: &Commit, log: &StageLog<'_>) -> StageResult {
+        if env.target == Target::Ecs {
+            // ECS checks its tasks' health itself; the deploy stage waited for it.
+            return Ok("checked by ECS (no smoke command for ECS environments)".into());
+        }
         let url = self
             .facts
             .urls
@@ -1241,6 +1248,34 @@ impl RunContext<'_> {
         self.shell(smoke, &vars, timeout, log)?;
         Ok(format!("smoke command passed against {url}"))
     }
+}
+
+/// Deploys `image` (by digest) to the ECS service of `env`, following it to steady
+/// state (within the environment's timeout) unless `ecs.wait` is false.
+fn deploy_ecs(
+    env: &Environment,
+    ecs: &hoist_pipeline_spec::hoistfile::EcsSettings,
+    image: &str,
+    log: &StageLog<'_>,
+) -> StageResult {
+    let follow = ecs.wait.then(|| env.timeout.unwrap_or(DEPLOY_TIMEOUT));
+    let request = crate::ecs::request(ecs, env.strategy.as_ref(), image, follow);
+    let target = crate::ecs::target(ecs);
+    log.line(&format!("deploying {image} to {target}"));
+    let lines = std::sync::Mutex::new(());
+    let done = hoist_aws::ecs::deploy(&target, &request, &|line| {
+        let _one_at_a_time = lines.lock();
+        log.line(line);
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(if done.steady {
+        format!("{target} is steady on {}", done.task_definition)
+    } else {
+        format!(
+            "{target} moves to {} (not followed: ecs.wait is false)",
+            done.task_definition
+        )
+    })
 }
 
 /// The address of hoist's embedded registry on `home`, started in the background

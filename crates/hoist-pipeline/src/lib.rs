@@ -16,6 +16,7 @@
 //! or stop tasks (the deployment daemon does).
 
 pub mod codebuild;
+pub mod ecs;
 pub mod engine;
 pub mod notify;
 pub mod runs;
