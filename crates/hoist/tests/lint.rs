@@ -259,3 +259,52 @@ fn terraform_and_json_syntax_errors_name_file_and_line() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_terraform_modules_have_no_finding_above_low() {
+    let env = Env::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/terraform");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "lint",
+        "--fail-on",
+        "medium",
+        dir.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["errors"].as_array().unwrap().len(), 0, "{json:#}");
+    // Every module's and the example's files were read as Terraform.
+    let files: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "terraform")
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert!(files.len() >= 20, "{files:?}");
+    for part in [
+        "modules/ecr/main.tf",
+        "modules/network/main.tf",
+        "modules/alb/main.tf",
+        "modules/ecs-cluster/main.tf",
+        "modules/ecs-service/main.tf",
+        "examples/hello/main.tf",
+    ] {
+        assert!(files.iter().any(|f| f.ends_with(part)), "{part}: {files:?}");
+    }
+    let above_low: Vec<_> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "low")
+        .collect();
+    assert!(above_low.is_empty(), "{above_low:#?}");
+    // The suppressions are the two Resource "*" that IAM cannot narrow.
+    let suppressed: Vec<&str> = json["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(suppressed, ["HL-TF-006", "HL-TF-006"], "{json:#}");
+}

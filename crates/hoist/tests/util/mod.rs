@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod aws;
 pub mod world;
 
 /// A scratch directory with its own hoist store.

@@ -1,0 +1,10 @@
+variable "name" {
+  description = "Cluster name."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
