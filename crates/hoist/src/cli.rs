@@ -309,6 +309,44 @@ pub struct DeployArgs {
     /// Allow plain HTTP to the registry when the image must be pulled.
     #[arg(long)]
     pub insecure: bool,
+    /// Deploy to Amazon ECS instead of hoist's runtime.
+    #[command(flatten)]
+    pub ecs: EcsArgs,
+    /// With --ecs: also write CodePipeline's imagedefinitions.json here.
+    #[arg(long, value_name = "PATH", requires = "ecs")]
+    pub imagedefinitions: Option<std::path::PathBuf>,
+}
+
+/// Where an ECS service is, for `hoist deploy` and `hoist rollback`.
+#[derive(Debug, Args, Default)]
+pub struct EcsArgs {
+    /// The Amazon ECS cluster of the service (--service): deploy there instead of
+    /// hoist's runtime. The image is set in a new revision of the service's task
+    /// definition, everything else kept.
+    #[arg(long, value_name = "CLUSTER")]
+    pub ecs: Option<String>,
+    /// With --ecs: the AWS region [default: AWS_REGION, else the profile's].
+    #[arg(long, requires = "ecs")]
+    pub region: Option<String>,
+    /// With --ecs: the container to update [default: the task definition's only
+    /// one].
+    #[arg(long, requires = "ecs")]
+    pub container: Option<String>,
+    /// With --ecs, for a service under the CODE_DEPLOY controller: its CodeDeploy
+    /// APPLICATION/DEPLOYMENT_GROUP.
+    #[arg(long, value_name = "APP/GROUP", requires = "ecs")]
+    pub codedeploy: Option<String>,
+    /// With --codedeploy: a lifecycle hook, HOOK=LAMBDA (repeatable).
+    #[arg(
+        long = "codedeploy-hook",
+        value_name = "HOOK=LAMBDA",
+        requires = "codedeploy"
+    )]
+    pub codedeploy_hooks: Vec<String>,
+    /// With --ecs: how long to follow the rollout before giving up (a CodeDeploy
+    /// deployment is then stopped and rolled back).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration, requires = "ecs")]
+    pub timeout: std::time::Duration,
 }
 
 /// `hoist rollback`
@@ -319,6 +357,9 @@ pub struct RollbackArgs {
     /// Return once the rollback is requested instead of following it.
     #[arg(long)]
     pub detach: bool,
+    /// Roll back an Amazon ECS service to its previous task definition revision.
+    #[command(flatten)]
+    pub ecs: EcsArgs,
 }
 
 /// `hoist service`

@@ -36,12 +36,195 @@ async fn sdk_config(applied: &Applied) -> aws_config::SdkConfig {
 }
 
 #[test]
-fn example_module_applies_to_moto() {
+fn example_module_applies_and_hoist_deploys_to_it() {
     let moto = Moto::start();
     let applied = apply_example(&moto, IMAGE);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(check_applied(&applied));
-    // hoist deploy steps against `applied` (its env() for the hoist process) go here.
+    hoist_deploys_to_the_applied_services(&applied, &rt);
+}
+
+/// `hoist` run with moto's environment; panics with its output unless it succeeds.
+fn hoist(env: &util::Env, applied: &Applied, args: &[&str]) -> String {
+    let out = env
+        .hoist()
+        .envs(applied.env())
+        .env_remove("AWS_PROFILE")
+        .args(args)
+        .output()
+        .unwrap();
+    util::assert_success(&out, &format!("hoist {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The service's task definition and that revision's first image, from AWS.
+async fn running(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> (String, String) {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .unwrap();
+    let td = out.services()[0].task_definition().unwrap().to_owned();
+    (td.clone(), image_of(ecs, &td).await)
+}
+
+async fn image_of(ecs: &aws_sdk_ecs::Client, td: &str) -> String {
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .unwrap();
+    out.task_definition().unwrap().container_definitions()[0]
+        .image()
+        .unwrap()
+        .to_owned()
+}
+
+/// A busybox app whose hoist.yml deploys staging (the ECS controller) and prod
+/// (CodeDeploy blue/green) of the applied example: `hoist up` builds, scans, pushes
+/// to hoist's registry (moto serves no registry) and deploys both; then `hoist
+/// deploy --ecs` and `hoist rollback --ecs` move staging forward and back.
+fn hoist_deploys_to_the_applied_services(applied: &Applied, rt: &tokio::runtime::Runtime) {
+    let env = util::Env::new();
+    env.import_busybox("busybox");
+    let dir = env.path("app");
+    util::busybox_site(&dir, "hello from ECS");
+    let cluster = applied.output_str("cluster_name");
+    let staging = applied.output_str("staging_service_name");
+    let prod = applied.output_str("prod_service_name");
+    let app = applied.output_str("codedeploy_app_name");
+    let group = applied.output_str("codedeploy_deployment_group_name");
+    let region = applied.region();
+    std::fs::write(
+        dir.join("hoist.yml"),
+        format!(
+            "app: hello\n\
+             scan:\n  fail_on: high\n  scanners: [secret]\n\
+             environments:\n\
+             \x20 - name: staging\n\
+             \x20   target: ecs\n\
+             \x20   ecs: {{region: {region}, cluster: {cluster}, service: {staging}, container: hello, wait: false}}\n\
+             \x20 - name: prod\n\
+             \x20   target: ecs\n\
+             \x20   strategy: blue-green\n\
+             \x20   ecs:\n\
+             \x20     region: {region}\n\
+             \x20     cluster: {cluster}\n\
+             \x20     service: {prod}\n\
+             \x20     wait: false\n\
+             \x20     codedeploy: {{application: {app}, deployment_group: {group}}}\n"
+        ),
+    )
+    .unwrap();
+    util::git_init(&dir);
+    util::sh(&dir, "git add -A && git commit -q -m first");
+
+    let config = rt.block_on(sdk_config(applied));
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let cd = aws_sdk_codedeploy::Client::new(&config);
+    let (staging_before, _) = rt.block_on(running(&ecs, cluster, staging));
+    let (prod_before, _) = rt.block_on(running(&ecs, cluster, prod));
+
+    hoist(&env, applied, &["up", "--all", dir.to_str().unwrap()]);
+    let runs: serde_json::Value =
+        serde_json::from_str(&hoist(&env, applied, &["--json", "runs", "ls"])).unwrap();
+    let run = &runs[0];
+    assert_eq!(run["status"], "succeeded", "{run}");
+    // The image as pushed to hoist's registry (started on demand), by digest.
+    let built = run["image"].as_str().unwrap();
+    assert!(built.starts_with("hello@sha256:"), "{built}");
+    let registry = std::fs::read_to_string(env.home().join("registry/serve.addr")).unwrap();
+    let image = format!("{}/{built}", registry.trim());
+
+    // Staging: a new revision with the run's image, the service pointing at it.
+    let (staging_td, staging_image) = rt.block_on(running(&ecs, cluster, staging));
+    assert_ne!(staging_td, staging_before);
+    assert_eq!(staging_image, image);
+
+    // Prod: a CodeDeploy deployment of a new revision with the run's image, with
+    // the AppSpec CodeDeploy needs, and ECSAllAtOnce for blue-green.
+    let ids = rt.block_on(async {
+        cd.list_deployments()
+            .application_name(app)
+            .deployment_group_name(group)
+            .send()
+            .await
+            .unwrap()
+            .deployments
+            .unwrap_or_default()
+    });
+    let [id] = ids.as_slice() else {
+        panic!("one deployment of {app}/{group}: {ids:?}")
+    };
+    let info = rt.block_on(async {
+        cd.get_deployment()
+            .deployment_id(id)
+            .send()
+            .await
+            .unwrap()
+            .deployment_info
+            .unwrap()
+    });
+    assert_eq!(
+        info.deployment_config_name(),
+        Some("CodeDeployDefault.ECSAllAtOnce")
+    );
+    let spec: serde_json::Value = serde_json::from_str(
+        info.revision()
+            .and_then(|r| r.app_spec_content())
+            .and_then(|a| a.content())
+            .unwrap(),
+    )
+    .unwrap();
+    let props = &spec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(
+        spec["Resources"][0]["TargetService"]["Type"],
+        "AWS::ECS::Service"
+    );
+    assert_eq!(props["LoadBalancerInfo"]["ContainerName"], "hello");
+    assert_eq!(props["LoadBalancerInfo"]["ContainerPort"], 8080);
+    let green = props["TaskDefinition"].as_str().unwrap();
+    assert_ne!(green, prod_before);
+    assert_eq!(rt.block_on(image_of(&ecs, green)), image);
+
+    // A second deploy by hand, then rollback: staging is back on the run's revision.
+    let v2 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello:0.2.0";
+    let out = hoist(
+        &env,
+        applied,
+        &[
+            "--json",
+            "deploy",
+            v2,
+            "--service",
+            staging,
+            "--ecs",
+            cluster,
+            "--region",
+            region,
+            "--container",
+            "hello",
+            "--detach",
+        ],
+    );
+    let deployed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(deployed["previous"], staging_td.as_str());
+    let (second, second_image) = rt.block_on(running(&ecs, cluster, staging));
+    assert_eq!(second_image, v2);
+    assert_eq!(deployed["task_definition"], second.as_str());
+    hoist(
+        &env,
+        applied,
+        &[
+            "rollback", staging, "--ecs", cluster, "--region", region, "--detach",
+        ],
+    );
+    let (back, back_image) = rt.block_on(running(&ecs, cluster, staging));
+    assert_eq!(back, staging_td, "rolled back to the revision before");
+    assert_eq!(back_image, image);
 }
 
 /// What the example promises, as AWS reports it.

@@ -44,6 +44,9 @@ pub fn digests_in_use(
 
 /// `hoist deploy FILE|IMAGE`
 pub fn deploy(settings: &Settings, args: DeployArgs) -> Result<()> {
+    if args.ecs.ecs.is_some() {
+        return super::ecs::deploy(settings, &args);
+    }
     let (spec, origin) = service_spec(settings, &args)?;
     let store = settings.store()?;
     let record = match store.resolve(&spec.image) {
@@ -244,6 +247,9 @@ fn print_event(settings: &Settings, e: &Event) {
 
 /// `hoist rollback SERVICE`
 pub fn rollback(settings: &Settings, args: RollbackArgs) -> Result<()> {
+    if args.ecs.ecs.is_some() {
+        return super::ecs::rollback(settings, &args);
+    }
     let state = open_state(settings)?;
     let before = state
         .service(&args.service)?

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod deploy;
+pub mod ecs;
 pub mod image;
 pub mod import;
 pub mod lint;
