@@ -1,5 +1,8 @@
-//! Amazon ECR registry credentials: host recognition, `GetAuthorizationToken`, and
-//! the token cache.
+//! Amazon ECR: host recognition, registry credentials (`GetAuthorizationToken` and
+//! the token cache), repositories ([`repository`]) and scan findings ([`scan`]).
+
+pub mod repository;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -13,15 +16,17 @@ use base64::Engine as _;
 /// Tokens are refreshed this long before they expire.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
-/// What went wrong getting ECR credentials.
+/// What went wrong talking to ECR.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// A host that is not an ECR registry.
     #[error("{0}: not an Amazon ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com)")]
     NotEcr(String),
     /// The AWS call failed (no credentials, refused, unreachable endpoint).
-    #[error("ECR GetAuthorizationToken for account {account} in {region}: {message}")]
+    #[error("ECR {operation} for account {account} in {region}: {message}")]
     Api {
+        /// The API operation (`GetAuthorizationToken`, `CreateRepository`...).
+        operation: &'static str,
         /// The registry's account.
         account: String,
         /// The region.
@@ -48,6 +53,66 @@ pub enum AwsError {
     /// The SDK's runtime could not start.
     #[error("starting the AWS SDK's runtime: {0}")]
     Runtime(io::Error),
+    /// An answer that lacks what hoist needs from it.
+    #[error("ECR {operation} for account {account}: {message}")]
+    BadAnswer {
+        /// The API operation.
+        operation: &'static str,
+        /// The registry's account.
+        account: String,
+        /// What is missing or wrong.
+        message: String,
+    },
+    /// ECR ended the image's scan without findings (`FAILED`, `UNSUPPORTED_IMAGE`...).
+    #[error("ECR could not scan {repository}@{digest}: {status}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    ScanFailed {
+        /// The repository.
+        repository: String,
+        /// The image's digest.
+        digest: String,
+        /// ECR's scan status.
+        status: String,
+        /// ECR's explanation, if it gave one.
+        description: Option<String>,
+    },
+    /// No scan of the image appeared.
+    #[error("ECR has no scan of {repository}@{digest} after {}s: does the repository scan on push (or a registry scanning rule cover it)?", waited.as_secs())]
+    ScanNotFound {
+        /// The repository.
+        repository: String,
+        /// The image's digest.
+        digest: String,
+        /// How long hoist waited for one.
+        waited: Duration,
+    },
+    /// The scan did not finish in time.
+    #[error("ECR's scan of {repository}@{digest} is still {status} after {}s", waited.as_secs())]
+    ScanTimeout {
+        /// The repository.
+        repository: String,
+        /// The image's digest.
+        digest: String,
+        /// The last status seen.
+        status: String,
+        /// How long hoist waited.
+        waited: Duration,
+    },
+}
+
+impl AwsError {
+    /// An [`AwsError::Api`] for `registry` from an SDK error (with its causes).
+    pub(crate) fn api<E: std::error::Error>(
+        operation: &'static str,
+        registry: &EcrRegistry,
+        error: &E,
+    ) -> AwsError {
+        AwsError::Api {
+            operation,
+            account: registry.account.clone(),
+            region: registry.region.clone(),
+            message: aws_sdk_ecr::error::DisplayErrorContext(error).to_string(),
+        }
+    }
 }
 
 /// An ECR registry, as named by its host.
@@ -277,52 +342,44 @@ fn write_cache(path: &Path, token: &EcrToken) -> Result<(), AwsError> {
 
 /// Call `GetAuthorizationToken` for `registry` (no cache).
 pub fn fetch(registry: &EcrRegistry) -> Result<EcrToken, AwsError> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(AwsError::Runtime)?;
-            rt.block_on(fetch_async(registry))
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(AwsError::Runtime(io::Error::other(
-                "the AWS SDK's thread panicked",
-            )))
-        })
-    })
+    block_on(fetch_async(registry))
 }
 
-async fn fetch_async(registry: &EcrRegistry) -> Result<EcrToken, AwsError> {
-    use aws_smithy_http_client::tls;
-    let api = |message: String| AwsError::Api {
-        account: registry.account.clone(),
-        region: registry.region.clone(),
-        message,
-    };
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(registry.region.clone()))
-        .http_client(http)
-        .load()
-        .await;
+/// Run `call` to completion on a current-thread tokio runtime of its own thread, so
+/// that the blocking API also works when its caller is inside another runtime.
+pub(crate) fn block_on<T: Send>(
+    call: impl std::future::Future<Output = Result<T, AwsError>> + Send,
+) -> Result<T, AwsError> {
+    with_runtime(|rt| rt.block_on(call))
+}
+
+/// Run `work` on a thread of its own with a current-thread tokio runtime to block on.
+pub(crate) fn with_runtime<T: Send>(
+    work: impl FnOnce(&tokio::runtime::Runtime) -> Result<T, AwsError> + Send,
+) -> Result<T, AwsError> {
+    crate::sdk::with_runtime(work).map_err(AwsError::Runtime)?
+}
+
+/// An ECR client for `registry`'s region (and FIPS endpoint), with credentials and
+/// endpoint overrides from `aws-config`'s standard chain.
+pub(crate) async fn client(registry: &EcrRegistry) -> aws_sdk_ecr::Client {
+    let config = crate::sdk::config(Some(registry.region.clone())).await;
     let mut ecr = aws_sdk_ecr::config::Builder::from(&config);
     if registry.fips {
         ecr = ecr.use_fips(true);
     }
-    let client = aws_sdk_ecr::Client::from_conf(ecr.build());
+    aws_sdk_ecr::Client::from_conf(ecr.build())
+}
+
+async fn fetch_async(registry: &EcrRegistry) -> Result<EcrToken, AwsError> {
+    let client = client(registry).await;
     #[allow(deprecated)] // registryIds: the only way to name another account's registry
     let out = client
         .get_authorization_token()
         .registry_ids(&registry.account)
         .send()
         .await
-        .map_err(|e| api(aws_sdk_ecr::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| AwsError::api("GetAuthorizationToken", registry, &e))?;
     let bad = |message: &str| AwsError::BadToken {
         account: registry.account.clone(),
         message: message.to_owned(),

@@ -1,5 +1,6 @@
 //! hoist's AWS target: the calls hoist makes to AWS through the official SDK: ECR
-//! registry credentials, ECS deployments, CodeDeploy blue/green deployments.
+//! registry credentials, repositories and scan findings; ECS deployments; CodeDeploy
+//! blue/green deployments.
 //!
 //! It must not speak the registry protocol (hoist-registry-client does) nor decide
 //! deployment strategy; it turns hoist's requests into AWS API calls and AWS answers
@@ -16,6 +17,27 @@
 //! ECS and EC2 instance roles; SSO profiles with the `sso` feature), cached until a few
 //! minutes before the token expires: in memory, and on disk (one 0600 file per
 //! account and host) so consecutive `hoist` runs make one AWS call per twelve hours.
+//!
+//! # ECR repositories ([`ecr::repository`])
+//!
+//! [`ecr::repository::ensure_repository`] creates a missing repository on first
+//! push (`DescribeRepositories`, then `CreateRepository`) with tags `IMMUTABLE`, scan
+//! on push, and `AES256` or `KMS` encryption; a concurrent creator's
+//! `RepositoryAlreadyExistsException` counts as "existed". It never modifies an
+//! existing repository: [`ecr::repository::Repository::concerns`] says where one
+//! differs (mutable tags, no scan on push) and the caller decides whether to warn.
+//!
+//! # ECR scan findings ([`ecr::scan`])
+//!
+//! [`ecr::scan::scan_findings`] polls `DescribeImageScanFindings` until ECR's scan
+//! of an image is `COMPLETE` (or `ACTIVE`, for enhanced scanning), waiting through
+//! `IN_PROGRESS` / `PENDING` and, for a short grace period, a scan that does not
+//! exist yet; it fails on `FAILED`, `UNSUPPORTED_IMAGE` and the other terminal states
+//! and on its timeout. The decisions are pure functions of ECR's answers and the
+//! elapsed time ([`ecr::scan::observe`], [`ecr::scan::wait_for`]), tested without
+//! AWS. Basic and enhanced findings come back as [`ecr::scan::EcrFinding`]s with
+//! ECR's severity names: this crate has no severity policy (the binary feeds them to
+//! hoist-scan's gate).
 //!
 //! The SDK is async; this crate keeps its API blocking, like the rest of hoist's
 //! clients, by running each call on a small current-thread tokio runtime of its own

@@ -28,12 +28,20 @@ where
     F: Future<Output = T> + Send,
     T: Send,
 {
+    with_runtime(|rt| rt.block_on(work))
+}
+
+/// Runs `work` on a thread of its own with a current-thread tokio runtime to block
+/// on (for callers that interleave blocking steps, such as sleeps, with calls).
+pub(crate) fn with_runtime<T: Send>(
+    work: impl FnOnce(&tokio::runtime::Runtime) -> T + Send,
+) -> io::Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            Ok(rt.block_on(work))
+            Ok(work(&rt))
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the AWS SDK's thread panicked")))

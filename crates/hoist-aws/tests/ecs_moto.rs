@@ -30,16 +30,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    moto::sdk_config(None).await
 }
 
 /// A cluster `web` with service `name` on revision 1 of family `hello` (container

@@ -33,6 +33,15 @@ pub fn evaluate(report: &Report, fail_on: Option<Severity>) -> Verdict {
         .map(|v| v.severity)
         .chain(report.secrets.iter().map(|s| s.severity))
         .chain(report.misconfigurations.iter().map(|m| m.severity));
+    evaluate_severities(severities, fail_on)
+}
+
+/// The same gate over findings from another source (one severity per finding), such
+/// as a registry's own scan.
+pub fn evaluate_severities(
+    severities: impl IntoIterator<Item = Severity>,
+    fail_on: Option<Severity>,
+) -> Verdict {
     let mut counts = BTreeMap::new();
     let mut failing = 0;
     for s in severities {
@@ -83,5 +92,13 @@ mod tests {
             1
         );
         assert!(!evaluate(&report(&[]), Some(Severity::Low)).failed());
+        // Severities from elsewhere meet the same gate.
+        assert_eq!(
+            evaluate_severities(
+                [Severity::Unknown, Severity::Low, Severity::High],
+                Some(Severity::Medium)
+            ),
+            evaluate(&r, Some(Severity::Medium))
+        );
     }
 }

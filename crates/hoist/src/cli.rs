@@ -832,6 +832,36 @@ pub struct PushArgs {
     /// Retries of a blob transfer after a connection error or a 5xx.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
+    /// ECR: create the repository if it does not exist (tags immutable, scan on
+    /// push, AES256 encryption or --kms-key). An existing repository is left as it
+    /// is. Without it, a push to a missing ECR repository fails.
+    #[arg(long)]
+    pub create_repository: bool,
+    /// ECR, with --create-repository: encrypt a new repository with AWS KMS, with
+    /// this key (ARN, ID or alias) or, given no value, ECR's AWS-managed key.
+    #[arg(
+        long,
+        value_name = "ARN",
+        num_args = 0..=1,
+        default_missing_value = "",
+        requires = "create_repository"
+    )]
+    pub kms_key: Option<String>,
+    /// ECR: after the push, wait for ECR's scan of the image, print its findings and
+    /// apply `hoist scan`'s gate to them (--fail-on).
+    #[arg(long)]
+    pub ecr_scan: bool,
+    /// With --ecr-scan: exit 1 when a finding is at this severity or above (`none`
+    /// or absent: report only).
+    #[arg(
+        long,
+        value_name = "critical|high|medium|low|none",
+        requires = "ecr_scan"
+    )]
+    pub fail_on: Option<String>,
+    /// With --ecr-scan: how long to wait for the scan to finish.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ecr_scan_timeout: std::time::Duration,
 }
 
 /// Blob upload modes.
@@ -901,8 +931,8 @@ pub struct ScanArgs {
     /// Scanners to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_values = ["vuln", "secret"])]
     pub scanners: Vec<Scanner>,
-    /// Exit 1 when a finding is at this severity or above.
-    #[arg(long, value_name = "critical|high|medium|low")]
+    /// Exit 1 when a finding is at this severity or above (`none`: report only).
+    #[arg(long, value_name = "critical|high|medium|low|none")]
     pub fail_on: Option<String>,
     /// The ignore file [default: .hoistignore in the current directory, if any].
     #[arg(long, value_name = "FILE")]

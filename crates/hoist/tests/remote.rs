@@ -164,3 +164,87 @@ fn htpasswd_registry_needs_the_docker_config_credentials() {
     let err = failing(&other, &none, &["pull", &dest]);
     assert!(err.contains("401"), "{err}");
 }
+
+/// `moto_server` (`pip install 'moto[server]'`) on a free loopback port until dropped.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = util::free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto is installed (pip install 'moto[server]')");
+        let moto = Moto { child, port };
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not start");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ecr_flags_need_an_ecr_destination_and_a_missing_ecr_repository_names_the_flag() {
+    let env = Env::new();
+    let err = env.fails(&["push", "app:v1", "127.0.0.1:5000/app:v1", "--ecr-scan"]);
+    assert!(
+        err.contains("--ecr-scan: 127.0.0.1:5000 is not an Amazon ECR registry"),
+        "{err}"
+    );
+    let err = env.fails(&[
+        "push",
+        "app:v1",
+        "127.0.0.1:5000/app:v1",
+        "--create-repository",
+    ]);
+    assert!(
+        err.contains("--create-repository: 127.0.0.1:5000 is not"),
+        "{err}"
+    );
+
+    // AWS is moto, through the child's environment only.
+    let moto = Moto::start();
+    let out = env
+        .hoist()
+        .env(
+            "AWS_ENDPOINT_URL_ECR",
+            format!("http://127.0.0.1:{}", moto.port),
+        )
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env_remove("AWS_PROFILE")
+        .args([
+            "push",
+            "app:v1",
+            "123456789012.dkr.ecr.eu-west-2.amazonaws.com/team/missing:v1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ECR repository team/missing does not exist in 123456789012.dkr.ecr.eu-west-2.amazonaws.com: pass --create-repository"),
+        "{err}"
+    );
+}

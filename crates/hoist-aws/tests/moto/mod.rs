@@ -92,3 +92,34 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Credentials for moto from the environment and nothing else: no shared files, no
+/// instance metadata, no profile; `region` as the default region.
+pub fn isolate_aws_environment(region: &str) {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/aws-config");
+    std::env::set_var(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/aws-credentials",
+    );
+    std::env::set_var("AWS_REGION", region);
+    std::env::remove_var("AWS_PROFILE");
+}
+
+/// The test's own SDK configuration (the environment's endpoint and credentials,
+/// `region` over the environment's), to set up and read back what hoist-aws did.
+pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use crate::gate::Verdict;
 use crate::model::{Report, Severity};
 
-fn paint(s: Severity, color: bool) -> String {
+/// The severity's name, colored for a terminal when `color`.
+pub fn paint(s: Severity, color: bool) -> String {
     if !color {
         return s.as_str().to_owned();
     }
@@ -21,8 +22,13 @@ fn paint(s: Severity, color: bool) -> String {
 }
 
 /// Left-aligned columns, widths from the content (severity cells are padded on
-/// their plain text so color codes do not skew them).
-fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<(String, String)>]) -> io::Result<()> {
+/// their plain text so color codes do not skew them). Each cell is
+/// `(plain, shown)`: the text, and the same with color codes.
+pub fn table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[Vec<(String, String)>],
+) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, (plain, _)) in row.iter().enumerate() {
@@ -179,6 +185,12 @@ pub fn write(
             report.ignored.len()
         )?;
     }
+    write_summary(verdict, out)
+}
+
+/// The gate's summary: the total per severity and, with a threshold, whether the
+/// gate passed (the last lines of [`write`]).
+pub fn write_summary(verdict: &Verdict, out: &mut dyn Write) -> io::Result<()> {
     let counts: Vec<String> = Severity::ALL
         .iter()
         .map(|s| {

@@ -69,15 +69,7 @@ fn run_scan(
 
 /// `hoist scan`
 pub fn scan(settings: &Settings, args: ScanArgs) -> Result<()> {
-    let fail_on = match &args.fail_on {
-        None => None,
-        Some(s) => match Severity::parse(s) {
-            Some(Severity::Unknown) | None => {
-                bail!("--fail-on {s:?}: expected critical, high, medium or low")
-            }
-            Some(level) => Some(level),
-        },
-    };
+    let fail_on = parse_fail_on(args.fail_on.as_deref())?;
     let ignore = match &args.ignore_file {
         Some(path) => Some(IgnoreFile::read(path)?),
         None if Path::new(".hoistignore").is_file() => {
@@ -135,8 +127,28 @@ pub fn scan(settings: &Settings, args: ScanArgs) -> Result<()> {
         }
         ScanFormat::Spdx => format::spdx::write(&report, &DocumentInfo::now(VERSION), out),
     })?;
+    gate(&verdict)
+}
+
+/// `--fail-on LEVEL` of `hoist scan` and `hoist push --ecr-scan`: the least
+/// severity that fails, or `None` (absent, or `none`: report only).
+pub(crate) fn parse_fail_on(arg: Option<&str>) -> Result<Option<Severity>> {
+    match arg {
+        None => Ok(None),
+        Some(s) if s.eq_ignore_ascii_case("none") => Ok(None),
+        Some(s) => match Severity::parse(s) {
+            Some(Severity::Unknown) | None => {
+                bail!("--fail-on {s:?}: expected critical, high, medium, low or none")
+            }
+            Some(level) => Ok(Some(level)),
+        },
+    }
+}
+
+/// The gate's outcome as the command's: an error (exit 1) when it failed.
+pub(crate) fn gate(verdict: &hoist_scan::gate::Verdict) -> Result<()> {
     if verdict.failed() {
-        let level = fail_on.map_or("", Severity::as_str);
+        let level = verdict.fail_on.map_or("", Severity::as_str);
         bail!(
             "scan gate failed: {} findings at {level} or above",
             verdict.failing
