@@ -38,12 +38,29 @@ pub struct PipelineSpec {
     /// The scan gate between test and deploy.
     #[serde(default)]
     pub scan: ScanPolicy,
+    /// Where the image is pushed (default: hoist's embedded registry).
+    #[serde(default)]
+    pub push: PushSettings,
     /// Where the image goes, in order; at least one.
     #[serde(default)]
     pub environments: Vec<Environment>,
     /// Who is told about runs and deployments.
     #[serde(default)]
     pub notifications: Notifications,
+}
+
+/// The push stage's registry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSettings {
+    /// `host[:port][/namespace]` the image's tags are pushed under, such as
+    /// `123456789012.dkr.ecr.eu-west-1.amazonaws.com` (ECR credentials come from
+    /// the AWS credential chain). Default: hoist's embedded registry, started on
+    /// demand.
+    pub registry: Option<String>,
+    /// For an ECR registry: create the repository on first push (immutable tags,
+    /// scan on push, AES256 encryption).
+    pub create_repository: bool,
 }
 
 /// The image build.
@@ -643,6 +660,20 @@ impl PipelineSpec {
         }
         if self.cache.keep == 0 {
             problem("cache.keep".to_owned(), "keep at least 1 cache");
+        }
+        if let Some(registry) = &self.push.registry {
+            let host = registry.split('/').next().unwrap_or_default();
+            if host.is_empty()
+                || registry.contains("://")
+                || registry.ends_with('/')
+                || registry.contains(char::is_whitespace)
+                || !(host.contains('.') || host.contains(':') || host == "localhost")
+            {
+                problem(
+                    "push.registry".to_owned(),
+                    &format!("{registry:?}: expected host[:port][/namespace], such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+                );
+            }
         }
         if self.scan.scanners.is_empty() {
             problem(

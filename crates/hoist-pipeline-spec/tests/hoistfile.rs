@@ -485,3 +485,26 @@ fn a_cache_is_keyed_by_files_inside_the_repository() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn push_names_a_registry_host_and_namespace() {
+    let ok = format!(
+        "app: web\npush:\n  registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team\n  create_repository: true\n{}",
+        &HEAD["app: web\n".len()..]
+    );
+    let ok = format!("{ok}  - name: dev\n    service:\n      listener: {{addr: 127.0.0.1:8080}}\n");
+    let p = PipelineSpec::parse("hoist.yml", &ok).unwrap();
+    assert_eq!(
+        p.push.registry.as_deref(),
+        Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team")
+    );
+    assert!(p.push.create_repository);
+    let bad = ok.replace(
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team",
+        "https://registry.example.com",
+    );
+    assert_eq!(
+        errors(&bad),
+        ["hoist.yml:3:3: push.registry: \"https://registry.example.com\": expected host[:port][/namespace], such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    );
+}

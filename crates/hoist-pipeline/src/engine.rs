@@ -105,6 +105,8 @@ pub struct Engine {
     deploying: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
     /// Runs test steps that name an `image`.
     containers: Option<hoist_runtime::Runtime>,
+    /// How the push stage talks to registries (credentials, plain HTTP).
+    registry_options: hoist_registry_client::ClientOptions,
 }
 
 impl std::fmt::Debug for Engine {
@@ -220,6 +222,7 @@ impl Engine {
             runs,
             deploying: Mutex::default(),
             containers: None,
+            registry_options: Default::default(),
         })
     }
 
@@ -227,6 +230,16 @@ impl Engine {
     /// one, such steps fail with a message saying so).
     pub fn with_containers(mut self, runtime: hoist_runtime::Runtime) -> Engine {
         self.containers = Some(runtime);
+        self
+    }
+
+    /// The push stage's registry client options: the credentials (ECR's among
+    /// them) for a `push.registry`.
+    pub fn with_registry_options(
+        mut self,
+        options: hoist_registry_client::ClientOptions,
+    ) -> Engine {
+        self.registry_options = options;
         self
     }
 
@@ -608,7 +621,7 @@ impl RunContext<'_> {
             },
             None if name == "build" => self.build(spec, commit, log),
             None if name == "scan" => self.scan(spec, log),
-            None if name == "push" => self.push(log),
+            None if name == "push" => self.push(spec, log),
             Some(("deploy", env)) => {
                 let env = environment(spec, env)?;
                 self.deploy(spec, env, log)
@@ -1127,16 +1140,43 @@ impl RunContext<'_> {
         }
     }
 
-    /// Pushes every tag of the image to hoist's embedded registry (started in the
-    /// background when none serves `<home>/registry`); later stages deploy the
-    /// registry's reference, as ECS deploys an ECR image.
-    fn push(&mut self, log: &StageLog<'_>) -> StageResult {
+    /// Pushes the image: every tag to hoist's embedded registry (started in the
+    /// background when none serves `<home>/registry`), or with `push.registry` the
+    /// version tag there alone (registries such as ECR keep tags immutable, so a
+    /// branch tag that moves is not pushed); an ECR repository is created first with
+    /// `push.create_repository`. Later stages deploy the registry's reference by
+    /// digest, as ECS deploys an ECR image.
+    fn push(&mut self, spec: &PipelineSpec, log: &StageLog<'_>) -> StageResult {
         let (image, digest) = self.facts.image.clone().ok_or("no image was built")?;
-        let addr = ensure_registry(&self.engine.exe, &self.engine.home)?;
-        let client = hoist_registry_client::Client::new(Default::default());
+        let (registry, tags, client) = match &spec.push.registry {
+            None => {
+                let addr = ensure_registry(&self.engine.exe, &self.engine.home)?;
+                let client = hoist_registry_client::Client::new(Default::default());
+                (addr.to_string(), self.facts.tags.clone(), client)
+            }
+            Some(registry) => {
+                let tags: Vec<String> = self.facts.tags.iter().take(1).cloned().collect();
+                let host = registry.split('/').next().unwrap_or_default();
+                if let Some(ecr) = hoist_aws::ecr::EcrRegistry::parse(host) {
+                    for tag in &tags {
+                        let name = format!("{registry}/{tag}");
+                        let repo = name
+                            .split_once('/')
+                            .map_or("", |(_, r)| r)
+                            .rsplit_once(':')
+                            .map_or("", |(r, _)| r)
+                            .to_owned();
+                        self.ecr_repository(&ecr, &repo, spec.push.create_repository, log)?;
+                    }
+                }
+                let client =
+                    hoist_registry_client::Client::new(self.engine.registry_options.clone());
+                (registry.clone(), tags, client)
+            }
+        };
         let mut pushed = Vec::new();
-        for tag in &self.facts.tags {
-            let dest_text = format!("{addr}/{tag}");
+        for tag in &tags {
+            let dest_text = format!("{registry}/{tag}");
             let dest: Reference = dest_text.parse().map_err(|e| format!("{dest_text}: {e}"))?;
             let report = client
                 .push(&self.engine.store, tag, &dest, &|_| {})
@@ -1157,6 +1197,42 @@ impl RunContext<'_> {
         let msg = client::pin(&first, &digest);
         self.facts.image = Some((first, digest));
         Ok(msg)
+    }
+
+    /// Checks that ECR repository `repo` exists, creating it when `create` allows.
+    fn ecr_repository(
+        &self,
+        ecr: &hoist_aws::ecr::EcrRegistry,
+        repo: &str,
+        create: bool,
+        log: &StageLog<'_>,
+    ) -> Result<(), String> {
+        use hoist_aws::ecr::repository::{self, Ensured, RepositorySettings};
+        if create {
+            let ensured = repository::ensure_repository(ecr, repo, &RepositorySettings::default())
+                .map_err(|e| e.to_string())?;
+            let (verb, r) = match &ensured {
+                Ensured::Created(r) => ("created", r),
+                Ensured::Existed(r) => ("using", r),
+            };
+            log.line(&format!("{verb} the ECR repository {}", r.uri));
+            for concern in r.concerns() {
+                log.line(&format!("warning: {}: {concern}", r.uri));
+            }
+            return Ok(());
+        }
+        match repository::describe_repository(ecr, repo) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!(
+                "ECR repository {repo} does not exist in {}: set push.create_repository: true to create it",
+                ecr.host
+            )),
+            // The check is a courtesy: without permission to describe, push anyway.
+            Err(e) => {
+                log.line(&format!("warning: could not check the ECR repository {repo}: {e}"));
+                Ok(())
+            }
+        }
     }
 
     fn deploy(

@@ -98,11 +98,15 @@ fn hoist_deploys_to_the_applied_services(applied: &Applied, rt: &tokio::runtime:
     let app = applied.output_str("codedeploy_app_name");
     let group = applied.output_str("codedeploy_deployment_group_name");
     let region = applied.region();
+    // The registry ECS pulls from: ECR in real life, a hoist registry of its own here.
+    let registry_home = util::Env::new();
+    let registry = util::RegistryServer::start(&registry_home);
     std::fs::write(
         dir.join("hoist.yml"),
         format!(
             "app: hello\n\
              scan:\n  fail_on: high\n  scanners: [secret]\n\
+             push:\n  registry: {addr}/team\n\
              environments:\n\
              \x20 - name: staging\n\
              \x20   target: ecs\n\
@@ -115,7 +119,8 @@ fn hoist_deploys_to_the_applied_services(applied: &Applied, rt: &tokio::runtime:
              \x20     cluster: {cluster}\n\
              \x20     service: {prod}\n\
              \x20     wait: false\n\
-             \x20     codedeploy: {{application: {app}, deployment_group: {group}}}\n"
+             \x20     codedeploy: {{application: {app}, deployment_group: {group}}}\n",
+            addr = registry.addr,
         ),
     )
     .unwrap();
@@ -133,11 +138,20 @@ fn hoist_deploys_to_the_applied_services(applied: &Applied, rt: &tokio::runtime:
         serde_json::from_str(&hoist(&env, applied, &["--json", "runs", "ls"])).unwrap();
     let run = &runs[0];
     assert_eq!(run["status"], "succeeded", "{run}");
-    // The image as pushed to hoist's registry (started on demand), by digest.
+    // The image as pushed to push.registry, deployed by digest.
     let built = run["image"].as_str().unwrap();
     assert!(built.starts_with("hello@sha256:"), "{built}");
-    let registry = std::fs::read_to_string(env.home().join("registry/serve.addr")).unwrap();
-    let image = format!("{}/{built}", registry.trim());
+    let image = format!("{}/team/{built}", registry.addr);
+    let other = util::Env::new();
+    other.ok(&["pull", &image]);
+    assert_eq!(
+        format!(
+            "hello@{}",
+            other.inspect(&image)["Digest"].as_str().unwrap()
+        ),
+        built,
+        "the registry holds the run's image"
+    );
 
     // Staging: a new revision with the run's image, the service pointing at it.
     let (staging_td, staging_image) = rt.block_on(running(&ecs, cluster, staging));

@@ -36,7 +36,8 @@ pub fn up(settings: &Settings, args: UpArgs) -> Result<()> {
         builder,
         settings.database.as_deref(),
     )?
-    .with_containers(settings.pipeline_runtime()?);
+    .with_containers(settings.pipeline_runtime()?)
+    .with_registry_options(super::remote::options(&settings.home, false));
     let json = settings.json;
     let observer = move |p: &Progress<'_>| draw(json, p);
     let result = engine.run_working_tree(

@@ -45,7 +45,8 @@ pub fn run(settings: &Settings, args: ServerArgs) -> Result<()> {
         builder,
         settings.database.as_deref(),
     )?
-    .with_containers(settings.pipeline_runtime()?);
+    .with_containers(settings.pipeline_runtime()?)
+    .with_registry_options(super::remote::options(&settings.home, false));
     let config = hoist_server::Config {
         home: settings.home.clone(),
         listen: args.listen,
