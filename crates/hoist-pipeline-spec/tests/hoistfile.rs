@@ -508,3 +508,20 @@ fn push_names_a_registry_host_and_namespace() {
         ["hoist.yml:3:3: push.registry: \"https://registry.example.com\": expected host[:port][/namespace], such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
     );
 }
+
+#[test]
+fn the_aws_example_is_valid_and_goes_to_ecr_and_ecs() {
+    let path = "../../examples/hello/hoist.aws.yml";
+    let text = std::fs::read_to_string(path).unwrap();
+    let p = PipelineSpec::parse(path, &text).unwrap();
+    assert!(p.push.registry.as_deref().unwrap().contains(".dkr.ecr."));
+    assert!(p
+        .environments
+        .iter()
+        .all(|e| e.target == hoist_pipeline_spec::hoistfile::Target::Ecs));
+    let prod = p.environments[1].ecs.as_ref().unwrap();
+    assert_eq!(
+        prod.codedeploy.as_ref().unwrap().deployment_group,
+        "hello-prod"
+    );
+}
