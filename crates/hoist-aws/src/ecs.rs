@@ -248,6 +248,9 @@ pub struct Watch {
     ours: String,
     previous: String,
     id: Option<String>,
+    /// Rollouts that existed before: not ours, even with our revision (a forced
+    /// new deployment of the same revision).
+    old: HashSet<String>,
     seen: HashSet<String>,
     told: Vec<String>,
 }
@@ -260,6 +263,7 @@ impl Watch {
             ours: ours.to_owned(),
             previous: previous.to_owned(),
             id: None,
+            old: before.rollouts.iter().map(|r| r.id.clone()).collect(),
             seen: before.events.iter().map(|e| e.id.clone()).collect(),
             told: Vec::new(),
         }
@@ -298,7 +302,7 @@ impl Watch {
             None => snap
                 .rollouts
                 .iter()
-                .find(|r| r.task_definition == self.ours),
+                .find(|r| r.task_definition == self.ours && !self.old.contains(&r.id)),
         };
         let Some(mine) = mine else {
             if self.id.is_some() {
@@ -1043,6 +1047,22 @@ mod tests {
             events: vec![],
         };
         assert!(matches!(w.judge(&early), Verdict::Waiting(m) if m.contains("start")));
+    }
+
+    #[test]
+    fn a_forced_deployment_of_the_same_revision_waits_for_its_own_rollout() {
+        let mut w = Watch::new(V1, V1, &before());
+        // Right after UpdateService(forceNewDeployment): only the old, completed
+        // rollout of the same revision. It is not this deployment.
+        assert!(matches!(w.judge(&before()), Verdict::Waiting(m) if m.contains("start")));
+        let mut s = before();
+        s.rollouts
+            .insert(0, rollout("ecs-svc/2", "PRIMARY", V1, 0, "IN_PROGRESS"));
+        s.rollouts[1].status = "ACTIVE".into();
+        assert!(matches!(w.judge(&s), Verdict::Waiting(m) if m.contains("0/2")));
+        s.rollouts.truncate(1);
+        s.rollouts[0].state = Some("COMPLETED".into());
+        assert_eq!(w.judge(&s), Verdict::Steady);
     }
 
     #[test]

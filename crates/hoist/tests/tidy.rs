@@ -58,6 +58,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-registry",
             "hoist-registry-client",
             "hoist-secrets",
+            // Its deploy stage for `target: ecs` environments.
+            "hoist-aws",
             "hoist-pipeline-spec",
         ],
     ),
