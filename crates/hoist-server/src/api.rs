@@ -141,17 +141,10 @@ async fn list_runs(
 ) -> ApiResult<Json<Vec<Run>>> {
     blocking(move || {
         let limit = q.limit.unwrap_or(50).min(1000);
-        let mut out = Vec::new();
-        for id in api.queue.runs().list(limit).map_err(internal)? {
-            let run = run_of(&api, id)?;
-            if q.status.as_ref().is_some_and(|s| s != run.status.as_str())
-                || q.app.as_ref().is_some_and(|a| *a != run.app)
-            {
-                continue;
-            }
-            out.push(run);
-        }
-        Ok(Json(out))
+        api.queue
+            .runs_matching(limit, q.status.as_deref(), q.app.as_deref())
+            .map(Json)
+            .map_err(internal)
     })
     .await
 }

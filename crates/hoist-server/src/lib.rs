@@ -16,6 +16,7 @@
 //! - [`api`]: the HTTP routes.
 
 pub mod api;
+pub mod dashboard;
 pub mod queue;
 pub mod tokens;
 pub mod webhook;
@@ -199,7 +200,7 @@ pub fn serve(
         })
         .map_err(|e| io("writing serve.addr")(std::io::Error::other(e.to_string())))?;
         ready(addr);
-        let app = api::router(queue.clone());
+        let app = api::router(queue.clone()).merge(dashboard::router(queue.clone()));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use hoist_pipeline::runs::{Commit, Run, Runs, Status};
+use hoist_pipeline::runs::{Commit, Run, Runs, RunsError, Status};
 use hoist_pipeline::source::Mirror;
 use hoist_pipeline::{Engine, Progress};
 
@@ -52,6 +52,27 @@ impl Queue {
             engine,
             bell: (Mutex::new(0), Condvar::new()),
         }
+    }
+
+    /// The newest `limit` runs, those of `status` and `app` only when given.
+    pub fn runs_matching(
+        &self,
+        limit: usize,
+        status: Option<&str>,
+        app: Option<&str>,
+    ) -> Result<Vec<Run>, RunsError> {
+        let mut out = Vec::new();
+        for id in self.runs().list(limit)? {
+            let Some(run) = self.runs().get(id)? else {
+                continue;
+            };
+            if status.is_some_and(|s| s != run.status.as_str()) || app.is_some_and(|a| a != run.app)
+            {
+                continue;
+            }
+            out.push(run);
+        }
+        Ok(out)
     }
 
     /// The run history.

@@ -698,3 +698,271 @@ fn a_server_killed_while_it_deploys_leaves_a_recorded_deployment_and_the_run_fin
     let digest = run["image"].as_str().unwrap().rsplit('@').next().unwrap();
     assert_eq!(all[0]["digest"], digest);
 }
+
+/// A browser of the dashboard: a cookie jar of one session, no redirects followed.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+/// An answer: status, `Location`, body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        Browser {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build()
+                .into(),
+            base: server.url(""),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, r: &ureq::http::Response<ureq::Body>) {
+        for c in r.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    fn page(&mut self, mut r: ureq::http::Response<ureq::Body>) -> Page {
+        self.keep(&r);
+        Page {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            body: r.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        self.page(r)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .send_form(form.iter().copied())
+            .unwrap();
+        self.page(r)
+    }
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_forms() {
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let port = util::free_port();
+    let prod = util::free_port();
+    let flag = w.env.path("flag");
+    let test = format!(
+        "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
+        flag.display()
+    );
+    let repo = busybox_repo(&w, port, &test, "");
+    let yml = repo.join("hoist.yml");
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        format!(
+            "{text}\x20 - name: prod\n\x20   approval: manual\n\x20   service:\n\x20     stop_timeout: 2s\n\x20     listener: {{addr: 127.0.0.1:{prod}}}\n"
+        ),
+    )
+    .unwrap();
+    commit_all(&repo, "first");
+    let server = Server::start(&w, &repo, None);
+    let mut b = Browser::new(&server);
+
+    // Without a session: pages send to the login page, the API answers 401.
+    let p = b.get("/runs");
+    assert_eq!(p.status, 303);
+    assert_eq!(p.location.as_deref(), Some("/login?next=/runs"));
+    let api = b.get("/api/v1/runs");
+    assert_eq!(api.status, 401);
+
+    // The login form: a wrong token, a missing CSRF token, then the right one.
+    let login = b.get("/login?next=/runs");
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("<label for=\"token\">"),
+        "{}",
+        login.body
+    );
+    let csrf = csrf_of(&login.body);
+    let wrong = b.post(
+        "/login",
+        &[
+            ("token", "hoist_nottoken"),
+            ("csrf", &csrf),
+            ("next", "/runs"),
+        ],
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("not a valid API token"),
+        "{}",
+        wrong.body
+    );
+    let csrf = csrf_of(&wrong.body);
+    let forged = b.post("/login", &[("token", &server.token), ("next", "/runs")]);
+    assert_eq!(forged.status, 403, "a login form without its CSRF token");
+    let csrf_ok = csrf_of(&forged.body);
+    assert_ne!(csrf, csrf_ok, "each form gets a fresh token");
+    let ok = b.post(
+        "/login",
+        &[
+            ("token", &server.token),
+            ("csrf", &csrf_ok),
+            ("next", "/runs"),
+        ],
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.location.as_deref(), Some("/runs"));
+    assert!(b.cookies.contains_key("hoist_session"));
+    // The session cookie is no API token.
+    assert_eq!(b.get("/api/v1/runs").status, 401);
+
+    // A run, shown in the list and on its page, its log arriving live.
+    let (_, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    let id = answer["run"].as_i64().unwrap();
+    server.wait_run(&w, id, "the test stage runs", |r| {
+        stage_status(r, "test") == Some("running")
+    });
+    let list = b.get("/runs");
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains(&format!("href=\"/runs/{id}\"")),
+        "{}",
+        list.body
+    );
+    let filtered = b.get("/runs?status=succeeded");
+    assert!(!filtered.body.contains(&format!("href=\"/runs/{id}\"")));
+    let page = b.get(&format!("/runs/{id}"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<main id=\"main\" role=\"main\">"));
+    assert!(page.body.contains("aria-label=\"Stage graph\""));
+    let mut events = b
+        .agent
+        .get(format!("{}/runs/{id}/events", b.base))
+        .header("Cookie", b.cookie_header())
+        .call()
+        .unwrap();
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut seen = String::new();
+    {
+        use std::io::Read;
+        let mut reader = events.body_mut().as_reader();
+        let mut buf = [0u8; 4096];
+        while !(seen.contains("event: log") && seen.contains("started")) {
+            let n = reader.read(&mut buf).unwrap();
+            assert!(n > 0, "the stream ended early: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(seen.contains("event: stage"), "{seen}");
+    drop(events);
+
+    // A form posted without the session's CSRF token changes nothing.
+    let csrf = csrf_of(&page.body);
+    let refused = b.post(&format!("/runs/{id}/cancel"), &[]);
+    assert_eq!(refused.status, 403);
+    let refused = b.post(&format!("/runs/{id}/cancel"), &[("csrf", "0000")]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        server.get(&format!("/api/v1/runs/{id}")).1["status"],
+        "running"
+    );
+
+    // Cancel, then retry, from the page.
+    let done = b.post(&format!("/runs/{id}/cancel"), &[("csrf", &csrf)]);
+    assert_eq!(done.status, 303);
+    server.wait_run(&w, id, "it is cancelled", |r| r["status"] == "cancelled");
+    std::fs::write(&flag, "").unwrap();
+    let page = b.get(&format!("/runs/{id}"));
+    assert!(
+        page.body.contains("Retry from the first stage"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        b.post(&format!("/runs/{id}/retry"), &[("csrf", &csrf)])
+            .status,
+        303
+    );
+
+    // It deploys dev and waits at prod's gate; the page's approve button promotes it.
+    let run = server.wait_run(&w, id, "it waits for approval", |r| {
+        stage_status(r, "approval:prod") == Some("waiting") || r["status"] == "failed"
+    });
+    assert_eq!(
+        stage_status(&run, "approval:prod"),
+        Some("waiting"),
+        "{run:#}"
+    );
+    let page = b.get(&format!("/runs/{id}"));
+    assert!(page.body.contains("Approve prod"), "{}", page.body);
+    let approved = b.post(
+        &format!("/runs/{id}/approve"),
+        &[("csrf", &csrf), ("environment", "prod")],
+    );
+    assert_eq!(approved.status, 303);
+    let run = server.wait_run(&w, id, "it ends", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let prod_addr: SocketAddr = format!("127.0.0.1:{prod}").parse().unwrap();
+    assert_eq!(body(prod_addr).as_deref(), Some("resumed"));
+    let approval = b.get(&format!("/runs/{id}"));
+    assert!(
+        approval.body.contains("dashboard"),
+        "the decision names the dashboard"
+    );
+
+    // Logged out, the session is gone.
+    assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(b.get("/runs").status, 303);
+}

@@ -1,0 +1,734 @@
+//! The web dashboard of `hoist server`: server-rendered pages (minijinja templates
+//! compiled into the binary, a little JavaScript), behind a login with an API token
+//! that opens a session (an `HttpOnly`, `SameSite=Strict` cookie naming a random
+//! session kept in memory for 12 hours), with a CSRF token in every form, checked
+//! in constant time. A run's page follows the run live over server-sent events.
+//!
+//! Pages without a session redirect to the login page; the JSON API keeps its
+//! bearer tokens and never accepts the cookie. Sessions live in this process: a
+//! restarted server asks people to log in again.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use hoist_pipeline::runs::{Run, Status};
+
+use crate::queue::Queue;
+use crate::tokens::Tokens;
+
+/// How long a session lasts.
+const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
+/// The session cookie.
+const SESSION_COOKIE: &str = "hoist_session";
+/// The login form's double-submit cookie.
+const LOGIN_COOKIE: &str = "hoist_login";
+/// How often a live page looks for news.
+const LIVE_EVERY: Duration = Duration::from_millis(500);
+
+const STATUSES: [&str; 8] = [
+    "queued",
+    "pending",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+];
+
+struct Session {
+    user: String,
+    csrf: String,
+    expires: Instant,
+}
+
+struct Dashboard {
+    queue: Arc<Queue>,
+    tokens: Tokens,
+    sessions: Mutex<HashMap<String, Session>>,
+    templates: minijinja::Environment<'static>,
+}
+
+/// A page's failure: a status and a one-line reason, as plain text.
+#[derive(Debug)]
+struct PageError(StatusCode, String);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> PageError {
+    PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Who is looking: the token's name, and the session's CSRF token.
+#[derive(Clone, Debug)]
+struct Viewer {
+    user: String,
+    csrf: String,
+}
+
+/// The dashboard's routes, over `queue`.
+pub fn router(queue: Arc<Queue>) -> Router {
+    let mut templates = minijinja::Environment::new();
+    for (name, text) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("runs.html", include_str!("templates/runs.html")),
+        ("run.html", include_str!("templates/run.html")),
+    ] {
+        // The templates are part of the binary; a broken one is a build mistake
+        // the dashboard tests catch on every page.
+        if let Err(e) = templates.add_template(name, text) {
+            tracing::error!("dashboard template {name}: {e}");
+        }
+    }
+    let ui = Arc::new(Dashboard {
+        tokens: Tokens::new(&queue.config.home),
+        queue,
+        sessions: Mutex::new(HashMap::new()),
+        templates,
+    });
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/runs") }))
+        .route("/runs", get(runs_page))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/events", get(run_events))
+        .route("/runs/{id}/approve", post(approve))
+        .route("/runs/{id}/reject", post(reject))
+        .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/retry", post(retry))
+        .route("/logout", post(logout))
+        .route_layer(middleware::from_fn_with_state(ui.clone(), session));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/ui/static/app.js", get(app_js))
+        .route("/ui/static/app.css", get(app_css))
+        .merge(pages)
+        .with_state(ui)
+}
+
+async fn app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("static/app.js"),
+    )
+        .into_response()
+}
+
+async fn app_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("static/app.css"),
+    )
+        .into_response()
+}
+
+/// The value of cookie `name` in `headers`.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Pages need a session: without one, the login page (coming back here after).
+async fn session(State(ui): State<Arc<Dashboard>>, mut req: Request, next: Next) -> Response {
+    let viewer = cookie(req.headers(), SESSION_COOKIE).and_then(|id| {
+        let mut all = ui
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|_, s| s.expires > Instant::now());
+        all.get(&id).map(|s| Viewer {
+            user: s.user.clone(),
+            csrf: s.csrf.clone(),
+        })
+    });
+    match viewer {
+        Some(v) => {
+            req.extensions_mut().insert(v);
+            next.run(req).await
+        }
+        None => {
+            let here = req.uri().path().to_owned();
+            let next = if req.method() == axum::http::Method::GET {
+                here
+            } else {
+                "/runs".to_owned()
+            };
+            Redirect::to(&format!("/login?next={}", encode(&next))).into_response()
+        }
+    }
+}
+
+/// Percent-encodes a path for a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A page rendered from `name`, or the rendering error as a 500.
+fn render(ui: &Dashboard, status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+    match ui.templates.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering {name}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// A local path to go back to after logging in (never another site).
+fn local(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/runs".to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+fn login_form(ui: &Dashboard, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let csrf = random_token();
+    let mut r = render(
+        ui,
+        status,
+        "login.html",
+        context! { user => None::<String>, login_csrf => csrf, next => next, error => error },
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn login_page(State(ui): State<Arc<Dashboard>>, Query(q): Query<NextQuery>) -> Response {
+    login_form(&ui, StatusCode::OK, &local(q.next.as_deref()), None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    csrf: Option<String>,
+    next: Option<String>,
+}
+
+async fn login(
+    State(ui): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = local(f.next.as_deref());
+    let expected = cookie(&headers, LOGIN_COOKIE);
+    let fresh = match (&f.csrf, &expected) {
+        (Some(got), Some(want)) => same(got, want),
+        _ => false,
+    };
+    if !fresh {
+        return login_form(
+            &ui,
+            StatusCode::FORBIDDEN,
+            &next,
+            Some("The form's CSRF token is missing or stale: log in again from this page."),
+        );
+    }
+    let tokens = ui.tokens.clone();
+    let token = f.token.trim().to_owned();
+    let verified = tokio::task::spawn_blocking(move || tokens.verify(&token)).await;
+    let user = match verified {
+        Ok(Ok(Some(user))) => user,
+        Ok(Ok(None)) => {
+            return login_form(
+                &ui,
+                StatusCode::UNAUTHORIZED,
+                &next,
+                Some("That is not a valid API token."),
+            )
+        }
+        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let id = random_token();
+    ui.sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(
+            id.clone(),
+            Session {
+                user,
+                csrf: random_token(),
+                expires: Instant::now() + SESSION_LIFE,
+            },
+        );
+    let mut r = Redirect::to(&next).into_response();
+    let h = r.headers_mut();
+    for c in [
+        format!(
+            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            SESSION_LIFE.as_secs()
+        ),
+        format!("{LOGIN_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+    environment: Option<String>,
+}
+
+/// Refuses a form without the session's CSRF token.
+fn checked(viewer: &Viewer, form: &CsrfForm) -> Result<(), PageError> {
+    match &form.csrf {
+        Some(got) if same(got, &viewer.csrf) => Ok(()),
+        _ => Err(PageError(
+            StatusCode::FORBIDDEN,
+            "refused: the form's CSRF token is missing or wrong (reload the page and try again)"
+                .into(),
+        )),
+    }
+}
+
+async fn logout(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&viewer, &f) {
+        return r.into_response();
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        ui.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hoist_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+/// `2026-12-07 01:02:03 UTC` of Unix milliseconds.
+fn when(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    text.replace('T', " ").replace('Z', " UTC")
+}
+
+/// `1m 05s` between two Unix millisecond times (to now while going).
+fn took(start: Option<i64>, end: Option<i64>) -> String {
+    let Some(start) = start else {
+        return String::new();
+    };
+    let end = end.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(start, |d| i64::try_from(d.as_millis()).unwrap_or(start))
+    });
+    let secs = (end - start).max(0) / 1000;
+    if secs >= 60 {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[derive(Serialize)]
+struct StageView {
+    seq: i64,
+    name: String,
+    status: &'static str,
+    message: String,
+    took: String,
+    /// The environment of an approval stage.
+    gate: Option<String>,
+    log: String,
+}
+
+fn stage_view(s: &hoist_pipeline::runs::Stage, log: String) -> StageView {
+    StageView {
+        seq: s.seq,
+        name: s.name.clone(),
+        status: s.status.as_str(),
+        message: s.message.clone().unwrap_or_default(),
+        took: took(s.started, s.finished),
+        gate: s.name.strip_prefix("approval:").map(str::to_owned),
+        log,
+    }
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    status: Option<String>,
+    app: Option<String>,
+}
+
+async fn runs_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<RunsQuery>,
+) -> Response {
+    let status = q.status.filter(|s| !s.is_empty());
+    let app = q.app.filter(|s| !s.is_empty());
+    let queue = ui.queue.clone();
+    let (s, a) = (status.clone(), app.clone());
+    let runs =
+        tokio::task::spawn_blocking(move || queue.runs_matching(100, s.as_deref(), a.as_deref()))
+            .await;
+    let runs = match runs {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let rows: Vec<minijinja::Value> = runs
+        .iter()
+        .map(|r| {
+            minijinja::Value::from_serialize(serde_json::json!({
+                "id": r.id,
+                "app": r.app,
+                "sha": short(&r.commit.sha),
+                "branch": r.commit.branch,
+                "status": r.status.as_str(),
+                "stages": r.stages.iter().map(|s| serde_json::json!({"name": s.name, "status": s.status.as_str()})).collect::<Vec<_>>(),
+                "created": when(r.created),
+                "took": took(Some(r.created), r.finished),
+            }))
+        })
+        .collect();
+    render(
+        &ui,
+        StatusCode::OK,
+        "runs.html",
+        context! {
+            user => viewer.user, csrf => viewer.csrf, page => "runs",
+            runs => rows, statuses => STATUSES.to_vec(),
+            status => status.unwrap_or_default(), app => app.unwrap_or_default(),
+        },
+    )
+}
+
+fn run_of(ui: &Dashboard, id: i64) -> Result<Run, PageError> {
+    ui.queue
+        .runs()
+        .get(id)
+        .map_err(internal)?
+        .ok_or_else(|| PageError(StatusCode::NOT_FOUND, format!("no run #{id}")))
+}
+
+async fn run_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+) -> Response {
+    let view = {
+        let ui = ui.clone();
+        tokio::task::spawn_blocking(move || -> Result<serde_json::Value, PageError> {
+            let run = run_of(&ui, id)?;
+            let mut stages = Vec::new();
+            for s in &run.stages {
+                let log = ui
+                    .queue
+                    .runs()
+                    .read_log(id, s.seq, 0, s.status.is_final())
+                    .unwrap_or_default();
+                stages.push(stage_view(s, String::from_utf8_lossy(&log).into_owned()));
+            }
+            Ok(serde_json::json!({
+                "id": run.id,
+                "app": run.app,
+                "sha": short(&run.commit.sha),
+                "branch": run.commit.branch,
+                "trigger": run.trigger,
+                "status": run.status.as_str(),
+                "final": run.status.is_final(),
+                "image": run.image,
+                "error": run.error,
+                "created": when(run.created),
+                "cancellable": !run.status.is_final(),
+                "retryable": run.repo.is_some() && matches!(run.status, Status::Failed | Status::Cancelled),
+                "stages": stages,
+            }))
+        })
+        .await
+    };
+    match view {
+        Ok(Ok(run)) => render(
+            &ui,
+            StatusCode::OK,
+            "run.html",
+            context! {
+                user => viewer.user, csrf => viewer.csrf, page => "runs",
+                run => minijinja::Value::from_serialize(&run),
+            },
+        ),
+        Ok(Err(r)) => r.into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+/// What a live page has been told.
+struct Live {
+    ui: Arc<Dashboard>,
+    id: i64,
+    offsets: HashMap<i64, u64>,
+    shown: HashMap<i64, (String, String, String)>,
+    status: Option<String>,
+    pending: std::collections::VecDeque<Event>,
+    first: bool,
+    done: bool,
+}
+
+impl Live {
+    /// Reads the run once and queues what changed since the last look.
+    fn look(&mut self) -> Result<(), String> {
+        let run = self
+            .ui
+            .queue
+            .runs()
+            .get(self.id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no run #{}", self.id))?;
+        for s in &run.stages {
+            let view = stage_view(s, String::new());
+            let key = (
+                view.status.to_owned(),
+                view.message.clone(),
+                view.took.clone(),
+            );
+            if self.shown.get(&s.seq) != Some(&key) {
+                self.shown.insert(s.seq, key);
+                if let Ok(e) = Event::default().event("stage").json_data(&view) {
+                    self.pending.push_back(e);
+                }
+            }
+            let from = self.offsets.get(&s.seq).copied().unwrap_or(0);
+            let text = self
+                .ui
+                .queue
+                .runs()
+                .read_log(self.id, s.seq, from, s.status.is_final())
+                .unwrap_or_default();
+            if !text.is_empty() {
+                self.offsets.insert(s.seq, from + text.len() as u64);
+                let data =
+                    serde_json::json!({ "seq": s.seq, "text": String::from_utf8_lossy(&text) });
+                if let Ok(e) = Event::default().event("log").json_data(data) {
+                    self.pending.push_back(e);
+                }
+            }
+        }
+        let status = run.status.as_str().to_owned();
+        if self.status.as_deref() != Some(status.as_str()) {
+            self.status = Some(status.clone());
+            let data = serde_json::json!({ "status": status, "final": run.status.is_final() });
+            if let Ok(e) = Event::default().event("run").json_data(data) {
+                self.pending.push_back(e);
+            }
+        }
+        if run.status.is_final() {
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// The run's news as server-sent events: `stage` (a stage's status, message and
+/// duration), `log` (new log text of a stage) and `run` (the run's status; the
+/// stream ends after the final one). A page that opens the stream gets the
+/// whole log first, so it may start from an empty page.
+async fn run_events(
+    State(ui): State<Arc<Dashboard>>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    // A reconnecting browser sends Last-Event-ID; pages here start from offsets
+    // they already hold by reloading, so every stream starts at the beginning.
+    let _ = headers;
+    let live = Live {
+        ui,
+        id,
+        offsets: HashMap::new(),
+        shown: HashMap::new(),
+        status: None,
+        pending: std::collections::VecDeque::new(),
+        first: true,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(live, move |mut live| async move {
+        loop {
+            if let Some(e) = live.pending.pop_front() {
+                return Some((Ok::<Event, Infallible>(e), live));
+            }
+            if live.done {
+                return None;
+            }
+            if !live.first {
+                tokio::time::sleep(LIVE_EVERY).await;
+            }
+            live.first = false;
+            let looked = tokio::task::spawn_blocking(move || {
+                let r = live.look();
+                (live, r)
+            })
+            .await;
+            match looked {
+                Ok((l, Ok(()))) => live = l,
+                Ok((_, Err(e))) => {
+                    tracing::warn!("live run #{id}: {e}");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!("live run #{id}: {e}");
+                    return None;
+                }
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// What a form asks of a run: (queue, run, who, environment).
+type Action = fn(&Queue, i64, &str, Option<&str>) -> Result<(), String>;
+
+/// Runs `action` on run `id` after the CSRF check, then back to the run's page.
+async fn act(
+    ui: Arc<Dashboard>,
+    viewer: Viewer,
+    id: i64,
+    form: CsrfForm,
+    action: Action,
+) -> Response {
+    if let Err(r) = checked(&viewer, &form) {
+        return r.into_response();
+    }
+    let done = tokio::task::spawn_blocking(move || {
+        run_of(&ui, id)?;
+        action(&ui.queue, id, &viewer.user, form.environment.as_deref())
+            .map_err(|e| PageError(StatusCode::CONFLICT, e))
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Redirect::to(&format!("/runs/{id}")).into_response(),
+        Ok(Err(r)) => r.into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+fn decision(q: &Queue, id: i64, by: &str, env: Option<&str>, approve: bool) -> Result<(), String> {
+    let env = env.ok_or("which environment: the form has no environment field")?;
+    q.runs()
+        .decide(id, env, approve, &format!("{by} (dashboard)"))
+        .map_err(|e| e.to_string())
+}
+
+async fn approve(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(ui, viewer, id, f, |q, id, by, env| {
+        decision(q, id, by, env, true)
+    })
+    .await
+}
+
+async fn reject(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(ui, viewer, id, f, |q, id, by, env| {
+        decision(q, id, by, env, false)
+    })
+    .await
+}
+
+async fn cancel(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(ui, viewer, id, f, |q, id, _, _| {
+        q.runs()
+            .request_cancel(id)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+async fn retry(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(ui, viewer, id, f, |q, id, _, _| {
+        q.runs().retry(id).map_err(|e| e.to_string())?;
+        q.wake();
+        Ok(())
+    })
+    .await
+}
