@@ -961,8 +961,121 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         approval.body.contains("dashboard"),
         "the decision names the dashboard"
     );
+    assert!(
+        approval.body.contains("data-final=\"true\""),
+        "an ended run's page does not follow it live"
+    );
 
     // Logged out, the session is gone.
     assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
     assert_eq!(b.get("/runs").status, 303);
+}
+
+/// The dashboard in a real browser: Debian's chromium driven by playwright-core
+/// (`tests/browser/dashboard.mjs`; `.ci/run` installs both) logs in, opens the run,
+/// sees its log lines arrive, approves the prod gate, and sees prod serve the
+/// version. Screenshots of every page go to `test-output/dashboard/`.
+#[test]
+fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
+    use std::io::{BufRead, BufReader, Write};
+    let browser_dir = util::root().join("crates/hoist/tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: npm ci --prefix {}",
+        browser_dir.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed (apt-get install chromium)"
+    );
+    let mut w = World::new();
+    w.start_proxy();
+    w.start_daemon();
+    let port = util::free_port();
+    let prod = util::free_port();
+    let flag = w.env.path("flag");
+    let test = format!(
+        "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
+        flag.display()
+    );
+    let repo = busybox_repo(&w, port, &test, "");
+    let yml = repo.join("hoist.yml");
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        format!(
+            "{text}\x20 - name: prod\n\x20   approval: manual\n\x20   service:\n\x20     stop_timeout: 2s\n\x20     listener: {{addr: 127.0.0.1:{prod}}}\n"
+        ),
+    )
+    .unwrap();
+    commit_all(&repo, "first");
+    let server = Server::start(&w, &repo, None);
+    let (_, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    let id = answer["run"].as_i64().unwrap();
+    server.wait_run(&w, id, "the test stage runs", |r| {
+        stage_status(r, "test") == Some("running")
+    });
+
+    let out = util::root().join("test-output/dashboard");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut node = std::process::Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .env("HOIST_URL", server.url(""))
+        .env("HOIST_TOKEN", &server.token)
+        .env("HOIST_RUN", id.to_string())
+        .env("PROD_URL", format!("http://127.0.0.1:{prod}/"))
+        .env("PROD_BODY", "resumed")
+        .env("OUT", &out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = node.stdin.take().unwrap();
+    let mut said = Vec::new();
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "page open" {
+            // Only now may the test step finish: its last line must arrive live.
+            std::fs::write(&flag, "").unwrap();
+            writeln!(stdin, "go").unwrap();
+        }
+        said.push(line);
+    }
+    let status = node.wait().unwrap();
+    assert!(
+        status.success(),
+        "the browser script failed ({status}) after: {said:?}\nserver log:\n{}",
+        w.log("server.log")
+    );
+    assert_eq!(
+        said,
+        [
+            "page open",
+            "log arrived",
+            "run succeeded",
+            "prod serves it"
+        ]
+    );
+    let run = server.get(&format!("/api/v1/runs/{id}")).1;
+    assert_eq!(run["status"], "succeeded");
+    let approval = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "approval:prod")
+        .unwrap();
+    assert!(
+        approval["message"]
+            .as_str()
+            .unwrap()
+            .contains("(dashboard)"),
+        "{approval}"
+    );
+    for page in ["login", "runs", "run", "gate", "succeeded", "prod"] {
+        let png = std::fs::read(out.join(format!("{page}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{page}.png");
+    }
 }

@@ -26,10 +26,17 @@
       setStatus(node.querySelector(".status"), s.status);
     }
   });
+  // Each stream (a reconnect too) starts every stage's log from its first byte:
+  // its first piece replaces what the page shows, later ones are appended.
+  var started = {};
+  source.addEventListener("open", function () { started = {}; });
   source.addEventListener("log", function (e) {
     var l = JSON.parse(e.data);
     var sec = section(l.seq);
-    if (sec) { sec.querySelector('[data-role="log"]').textContent += l.text; }
+    if (!sec) { return; }
+    var pre = sec.querySelector('[data-role="log"]');
+    if (started[l.seq]) { pre.textContent += l.text; } else { pre.textContent = l.text; }
+    started[l.seq] = true;
   });
   source.addEventListener("run", function (e) {
     var r = JSON.parse(e.data);

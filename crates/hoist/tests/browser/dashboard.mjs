@@ -1,0 +1,69 @@
+// Drives Debian's chromium through hoist server's dashboard, as a person would:
+// log in with an API token, open the run, watch its log lines arrive, approve the
+// prod gate, and see prod serve the new version. A screenshot of every page goes to
+// $OUT. crates/hoist/tests/server.rs starts the server and the run, and answers the
+// lines this prints ("page open").
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+const { HOIST_URL, HOIST_TOKEN, HOIST_RUN, PROD_URL, PROD_BODY, OUT } = process.env;
+mkdirSync(OUT, { recursive: true });
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+const step = (what) => console.log(what);
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const shot = (name) => page.screenshot({ path: `${OUT}/${name}.png`, fullPage: true });
+
+  // No session: the login page.
+  await page.goto(`${HOIST_URL}/runs/${HOIST_RUN}`);
+  await page.waitForURL(/\/login/);
+  await shot("login");
+  await page.getByLabel("API token").fill(HOIST_TOKEN);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(new RegExp(`/runs/${HOIST_RUN}$`));
+
+  // The runs list links the run.
+  await page.goto(`${HOIST_URL}/runs`);
+  await page.getByRole("link", { name: `#${HOIST_RUN}` }).waitFor();
+  await shot("runs");
+
+  // The run's page: the test stage's log so far, then lines arriving live.
+  await page.getByRole("link", { name: `#${HOIST_RUN}` }).click();
+  const testLog = page.getByLabel("Log of test");
+  await testLog.getByText("started").waitFor();
+  await shot("run");
+  step("page open");
+  await lines.next(); // the test lets the step finish
+  await testLog.getByText("flagged").waitFor({ timeout: 120000 });
+  step("log arrived");
+
+  // The gate appears live; approve it.
+  const approve = page.getByRole("button", { name: "Approve prod" });
+  await approve.waitFor({ state: "visible", timeout: 300000 });
+  await shot("gate");
+  await approve.click();
+  await page.locator("#run-status", { hasText: "succeeded" }).waitFor({ timeout: 300000 });
+  // The page reloads itself once the run ended: the ended run's page.
+  await page.locator('#live[data-final="true"]').waitFor({ state: "attached" });
+  await shot("succeeded");
+  step("run succeeded");
+
+  // Prod serves the run's version (in a tab of its own).
+  const prod = await browser.newPage();
+  await prod.goto(PROD_URL);
+  await prod.getByText(PROD_BODY).waitFor();
+  await prod.screenshot({ path: `${OUT}/prod.png` });
+  step("prod serves it");
+} finally {
+  await browser.close();
+  stdin.close();
+}
