@@ -351,58 +351,17 @@ async fn repos(State(api): State<Arc<Api>>) -> Json<Value> {
     Json(Value::from(all))
 }
 
-fn deployment_json(d: &hoist_deploy::state::Deployment) -> Value {
-    json!({
-        "id": d.id,
-        "service": d.service,
-        "image": d.image,
-        "digest": d.digest,
-        "kind": d.kind,
-        "state": d.state.as_str(),
-        "strategy": serde_json::to_value(&d.spec.deployment.strategy).unwrap_or_default(),
-        "reason": d.reason,
-        "created": d.created,
-        "finished": d.finished,
-    })
-}
-
 fn deploy_state(api: &Api) -> ApiResult<hoist_deploy::state::State> {
-    hoist_deploy::state::State::open(&hoist_deploy::controller::state_path(
-        &api.queue.config.home,
-    ))
-    .map_err(internal)
+    crate::views::deploy_state(&api.queue.config.home).map_err(internal)
 }
 
 /// Every service of the deployment daemon (an environment is `<app>-<env>`),
 /// with the deployment it converges to and the last one that succeeded.
 async fn environments(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let state = deploy_state(&api)?;
-        let mut out = Vec::new();
-        for s in state.services().map_err(internal)? {
-            let get = |id: Option<i64>| -> ApiResult<Value> {
-                Ok(match id {
-                    Some(id) => state
-                        .deployment(id)
-                        .map_err(internal)?
-                        .map_or(Value::Null, |d| deployment_json(&d)),
-                    None => Value::Null,
-                })
-            };
-            let healthy = state
-                .tasks(&s.name, false)
-                .map_err(internal)?
-                .iter()
-                .filter(|t| t.phase.is_live())
-                .count();
-            out.push(json!({
-                "service": s.name,
-                "active": get(s.active)?,
-                "stable": get(s.stable)?,
-                "live_tasks": healthy,
-            }));
-        }
-        Ok(Json(Value::from(out)))
+        crate::views::environments(&api.queue.config.home)
+            .map(Json)
+            .map_err(internal)
     })
     .await
 }
@@ -425,7 +384,7 @@ async fn deployments(
             .deployments(&name, limit)
             .map_err(internal)?
             .iter()
-            .map(deployment_json)
+            .map(crate::views::deployment_json)
             .collect();
         Ok(Json(Value::from(all)))
     })

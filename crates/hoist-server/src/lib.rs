@@ -19,6 +19,7 @@ pub mod api;
 pub mod dashboard;
 pub mod queue;
 pub mod tokens;
+mod views;
 pub mod webhook;
 
 use std::net::SocketAddr;

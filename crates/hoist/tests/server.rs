@@ -1056,6 +1056,7 @@ fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
             "page open",
             "log arrived",
             "run succeeded",
+            "overview shows prod on it",
             "prod serves it"
         ]
     );
@@ -1074,7 +1075,16 @@ fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
             .contains("(dashboard)"),
         "{approval}"
     );
-    for page in ["login", "runs", "run", "gate", "succeeded", "prod"] {
+    for page in [
+        "login",
+        "runs",
+        "run",
+        "gate",
+        "overview-before",
+        "succeeded",
+        "overview",
+        "prod",
+    ] {
         let png = std::fs::read(out.join(format!("{page}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{page}.png");
     }

@@ -90,6 +90,7 @@ pub fn router(queue: Arc<Queue>) -> Router {
         ("base.html", include_str!("templates/base.html")),
         ("login.html", include_str!("templates/login.html")),
         ("runs.html", include_str!("templates/runs.html")),
+        ("overview.html", include_str!("templates/overview.html")),
         ("run.html", include_str!("templates/run.html")),
     ] {
         // The templates are part of the binary; a broken one is a build mistake
@@ -105,7 +106,7 @@ pub fn router(queue: Arc<Queue>) -> Router {
         templates,
     });
     let pages = Router::new()
-        .route("/", get(|| async { Redirect::to("/runs") }))
+        .route("/", get(overview_page))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/events", get(run_events))
@@ -418,6 +419,43 @@ fn short(sha: &str) -> String {
 struct RunsQuery {
     status: Option<String>,
     app: Option<String>,
+}
+
+/// The environments (the daemon's services) with what each runs, and the latest runs.
+async fn overview_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let queue = ui.queue.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<_, PageError> {
+        let envs = crate::views::environments(&queue.config.home).map_err(internal)?;
+        let runs = queue.runs_matching(10, None, None).map_err(internal)?;
+        Ok((envs, runs))
+    })
+    .await;
+    let (envs, runs) = match read {
+        Ok(Ok(got)) => got,
+        Ok(Err(e)) => return e.into_response(),
+        Err(e) => return internal(e).into_response(),
+    };
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "app": r.app, "sha": short(&r.commit.sha), "status": r.status.as_str(),
+            })
+        })
+        .collect();
+    render(
+        &ui,
+        StatusCode::OK,
+        "overview.html",
+        context! {
+            user => viewer.user, csrf => viewer.csrf, page => "overview",
+            environments => minijinja::Value::from_serialize(&envs),
+            runs => minijinja::Value::from_serialize(&runs),
+        },
+    )
 }
 
 async fn runs_page(

@@ -20,7 +20,8 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
   const shot = (name) => page.screenshot({ path: `${OUT}/${name}.png`, fullPage: true });
 
   // No session: the login page.
@@ -46,10 +47,28 @@ try {
   await testLog.getByText("flagged").waitFor({ timeout: 120000 });
   step("log arrived");
 
-  // The gate appears live; approve it.
+  // The gate appears live.
   const approve = page.getByRole("button", { name: "Approve prod" });
   await approve.waitFor({ state: "visible", timeout: 300000 });
   await shot("gate");
+
+  // Meanwhile the overview shows dev on the run's image and nothing in prod.
+  // (The run's image, `web@sha256:...`, as the API records it.)
+  const api = await page.request.get(`${HOIST_URL}/api/v1/runs/${HOIST_RUN}`, {
+    headers: { Authorization: `Bearer ${HOIST_TOKEN}` },
+  });
+  const image = (await api.json()).image;
+  const overview = await context.newPage(); // a tab of the same session
+  await overview.goto(`${HOIST_URL}/`);
+  const version = (env) => overview.locator(`tr[data-service="${env}"] .version`);
+  await version("web-dev").getByText(image).waitFor();
+  if (await overview.locator('tr[data-service="web-prod"] .version').count() !== 0) {
+    throw new Error("prod runs something before the approval");
+  }
+  await overview.screenshot({ path: `${OUT}/overview-before.png`, fullPage: true });
+
+  // Approve.
+  await page.bringToFront();
   await approve.click();
   await page.locator("#run-status", { hasText: "succeeded" }).waitFor({ timeout: 300000 });
   // The page reloads itself once the run ended: the ended run's page.
@@ -57,8 +76,14 @@ try {
   await shot("succeeded");
   step("run succeeded");
 
+  // The overview shows prod's version changed to the run's image.
+  await overview.reload();
+  await version("web-prod").getByText(image).waitFor();
+  await overview.screenshot({ path: `${OUT}/overview.png`, fullPage: true });
+  step("overview shows prod on it");
+
   // Prod serves the run's version (in a tab of its own).
-  const prod = await browser.newPage();
+  const prod = await context.newPage();
   await prod.goto(PROD_URL);
   await prod.getByText(PROD_BODY).waitFor();
   await prod.screenshot({ path: `${OUT}/prod.png` });

@@ -1,0 +1,57 @@
+//! What the API and the dashboard both show of the deployment daemon's state, as
+//! JSON: one reading, two presentations.
+
+use std::path::Path;
+
+use hoist_deploy::state::{Deployment, State};
+use serde_json::{json, Value};
+
+/// The deployment state under `home`.
+pub(crate) fn deploy_state(home: &Path) -> Result<State, hoist_deploy::state::StateError> {
+    State::open(&hoist_deploy::controller::state_path(home))
+}
+
+/// A deployment as the API shows it.
+pub(crate) fn deployment_json(d: &Deployment) -> Value {
+    json!({
+        "id": d.id,
+        "service": d.service,
+        "image": d.image,
+        "digest": d.digest,
+        "kind": d.kind,
+        "state": d.state.as_str(),
+        "strategy": serde_json::to_value(&d.spec.deployment.strategy).unwrap_or_default(),
+        "reason": d.reason,
+        "created": d.created,
+        "finished": d.finished,
+    })
+}
+
+/// Every service of the deployment daemon (an environment is `<app>-<env>`), with
+/// the deployment it converges to, the last one that succeeded, and its live tasks.
+pub(crate) fn environments(home: &Path) -> Result<Value, hoist_deploy::state::StateError> {
+    let state = deploy_state(home)?;
+    let mut out = Vec::new();
+    for s in state.services()? {
+        let get = |id: Option<i64>| -> Result<Value, hoist_deploy::state::StateError> {
+            Ok(match id {
+                Some(id) => state
+                    .deployment(id)?
+                    .map_or(Value::Null, |d| deployment_json(&d)),
+                None => Value::Null,
+            })
+        };
+        let live = state
+            .tasks(&s.name, false)?
+            .iter()
+            .filter(|t| t.phase.is_live())
+            .count();
+        out.push(json!({
+            "service": s.name,
+            "active": get(s.active)?,
+            "stable": get(s.stable)?,
+            "live_tasks": live,
+        }));
+    }
+    Ok(Value::from(out))
+}
