@@ -966,6 +966,20 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         "an ended run's page does not follow it live"
     );
 
+    // The overview shows both environments on the run's image.
+    let overview = b.get("/");
+    assert_eq!(overview.status, 200);
+    let image = run["image"].as_str().unwrap();
+    for env in ["web-dev", "web-prod"] {
+        let row = overview
+            .body
+            .split(&format!("<tr data-service=\"{env}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row of {env}: {}", overview.body));
+        let row = row.split("</tr>").next().unwrap();
+        assert!(row.contains(image), "{env}: {row}");
+    }
+
     // Logged out, the session is gone.
     assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
     assert_eq!(b.get("/runs").status, 303);
