@@ -55,3 +55,54 @@ pub(crate) fn environments(home: &Path) -> Result<Value, hoist_deploy::state::St
     }
     Ok(Value::from(out))
 }
+
+/// One environment: its deployments (newest first), its tasks, and its latest
+/// events (oldest first); `None` when there is no such service.
+pub(crate) fn environment(
+    home: &Path,
+    service: &str,
+) -> Result<Option<Value>, hoist_deploy::state::StateError> {
+    let state = deploy_state(home)?;
+    let Some(s) = state.service(service)? else {
+        return Ok(None);
+    };
+    let deployments: Vec<Value> = state
+        .deployments(service, 20)?
+        .iter()
+        .map(deployment_json)
+        .collect();
+    let tasks: Vec<Value> = state
+        .tasks(service, false)?
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "deployment": t.deployment,
+                "phase": t.phase.as_str(),
+                "live": t.phase.is_live(),
+                "reason": t.reason,
+            })
+        })
+        .collect();
+    let events = state.events(service, 0)?;
+    let recent: Vec<Value> = events
+        .iter()
+        .skip(events.len().saturating_sub(50))
+        .map(|e| {
+            json!({
+                "deployment": e.deployment,
+                "time": e.time,
+                "kind": e.kind,
+                "message": e.message,
+            })
+        })
+        .collect();
+    Ok(Some(json!({
+        "service": s.name,
+        "active": s.active,
+        "stable": s.stable,
+        "deployments": deployments,
+        "tasks": tasks,
+        "events": recent,
+    })))
+}

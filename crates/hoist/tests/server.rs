@@ -980,6 +980,24 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         assert!(row.contains(image), "{env}: {row}");
     }
 
+    // An environment's page: its deployments (the serving one marked), tasks, events.
+    let env = b.get("/environments/web-prod");
+    assert_eq!(env.status, 200);
+    assert!(env.body.contains("(serving)"), "{}", env.body);
+    assert!(env.body.contains(image), "{}", env.body);
+    assert!(
+        env.body.contains("<strong>task-healthy</strong>"),
+        "{}",
+        env.body
+    );
+    assert!(env.body.contains("<td>rolling, "), "{}", env.body);
+    assert!(
+        !env.body.contains(">None<"),
+        "no Python-style None: {}",
+        env.body
+    );
+    assert_eq!(b.get("/environments/nothing-here").status, 404);
+
     // Logged out, the session is gone.
     assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
     assert_eq!(b.get("/runs").status, 303);
@@ -1097,6 +1115,7 @@ fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
         "overview-before",
         "succeeded",
         "overview",
+        "environment",
         "prod",
     ] {
         let png = std::fs::read(out.join(format!("{page}.png"))).unwrap();

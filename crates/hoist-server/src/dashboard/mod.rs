@@ -91,6 +91,10 @@ pub fn router(queue: Arc<Queue>) -> Router {
         ("login.html", include_str!("templates/login.html")),
         ("runs.html", include_str!("templates/runs.html")),
         ("overview.html", include_str!("templates/overview.html")),
+        (
+            "environment.html",
+            include_str!("templates/environment.html"),
+        ),
         ("run.html", include_str!("templates/run.html")),
     ] {
         // The templates are part of the binary; a broken one is a build mistake
@@ -107,6 +111,7 @@ pub fn router(queue: Arc<Queue>) -> Router {
     });
     let pages = Router::new()
         .route("/", get(overview_page))
+        .route("/environments/{service}", get(environment_page))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/events", get(run_events))
@@ -454,6 +459,66 @@ async fn overview_page(
             user => viewer.user, csrf => viewer.csrf, page => "overview",
             environments => minijinja::Value::from_serialize(&envs),
             runs => minijinja::Value::from_serialize(&runs),
+        },
+    )
+}
+
+/// One environment: deployments, tasks, events.
+async fn environment_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(service): Path<String>,
+) -> Response {
+    let home = ui.queue.config.home.clone();
+    let name = service.clone();
+    let read = tokio::task::spawn_blocking(move || crate::views::environment(&home, &name)).await;
+    let mut env = match read {
+        Ok(Ok(Some(env))) => env,
+        Ok(Ok(None)) => {
+            return PageError(StatusCode::NOT_FOUND, format!("no environment {service:?}"))
+                .into_response()
+        }
+        Ok(Err(e)) => return internal(e).into_response(),
+        Err(e) => return internal(e).into_response(),
+    };
+    // What the template shows as text: times, durations, the strategy.
+    if let Some(ds) = env["deployments"].as_array_mut() {
+        for d in ds {
+            let created = d["created"].as_i64();
+            let finished = d["finished"].as_i64();
+            d["created_text"] = created.map(when).unwrap_or_default().into();
+            d["took"] = took(created, finished).into();
+            // `{"type": "canary", "percent": 10, "bake": "30s"}` as `canary, percent 10, bake 30s`.
+            d["strategy_text"] = match &d["strategy"] {
+                serde_json::Value::Object(m) => {
+                    let text = |v: &serde_json::Value| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let mut parts: Vec<String> = m.get("type").map(text).into_iter().collect();
+                    parts.extend(
+                        m.iter()
+                            .filter(|(k, v)| *k != "type" && !v.is_null())
+                            .map(|(k, v)| format!("{} {}", k.replace('_', " "), text(v))),
+                    );
+                    parts.join(", ").into()
+                }
+                other => other.as_str().unwrap_or_default().into(),
+            };
+        }
+    }
+    if let Some(es) = env["events"].as_array_mut() {
+        for e in es {
+            e["time_text"] = e["time"].as_i64().map(when).unwrap_or_default().into();
+        }
+    }
+    render(
+        &ui,
+        StatusCode::OK,
+        "environment.html",
+        context! {
+            user => viewer.user, csrf => viewer.csrf, page => "overview",
+            env => minijinja::Value::from_serialize(&env),
         },
     )
 }

@@ -81,6 +81,9 @@ try {
   await version("web-prod").getByText(image).waitFor();
   await overview.screenshot({ path: `${OUT}/overview.png`, fullPage: true });
   step("overview shows prod on it");
+  await overview.getByRole("link", { name: "web-prod" }).click();
+  await overview.getByRole("heading", { name: "Deployments" }).waitFor();
+  await overview.screenshot({ path: `${OUT}/environment.png`, fullPage: true });
 
   // Prod serves the run's version (in a tab of its own).
   const prod = await context.newPage();
