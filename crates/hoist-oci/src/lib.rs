@@ -36,3 +36,30 @@ pub use digest::{Algorithm, Digest, DigestError, DigestReader, DigestWriter, Dig
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestError, Platform};
 pub use reference::{Reference, ReferenceError};
 pub use store::{ImageRecord, Store, StoreError};
+
+/// A byte count in decimal units, one decimal (`1.5 MB`), as sizes are shown.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn byte_counts_read_in_decimal_units() {
+        assert_eq!(super::human_bytes(999), "999 B");
+        assert_eq!(super::human_bytes(1_500), "1.5 kB");
+        assert_eq!(super::human_bytes(2_345_678), "2.3 MB");
+        assert_eq!(super::human_bytes(7_000_000_000_000_000), "7000.0 TB");
+    }
+}

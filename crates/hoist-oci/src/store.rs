@@ -299,6 +299,15 @@ impl Store {
         Ok(self.load_records()?.images.into_values().collect())
     }
 
+    /// An image's size as `docker images` counts it: config and layers (compressed)
+    /// for an image manifest, the manifest itself for an index or anything unreadable.
+    pub fn image_size(&self, record: &ImageRecord) -> u64 {
+        match self.manifest(&record.descriptor()) {
+            Ok(Manifest::Image(m)) => m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>(),
+            _ => record.size,
+        }
+    }
+
     /// Read and parse a stored manifest.
     pub fn manifest(&self, desc: &Descriptor) -> Result<Manifest> {
         let bytes = self.blobs.read(&desc.digest)?;

@@ -1082,6 +1082,13 @@ impl RunContext<'_> {
         let path = self.artifacts.join("scan.json");
         hoist_oci::write_atomic(&path, |f| hoist_scan::format::json(&report, f))
             .map_err(|e| e.to_string())?;
+        // The image's SBOM (CycloneDX), kept with the run.
+        let sbom = self.artifacts.join("sbom.cdx.json");
+        let info = hoist_scan::format::DocumentInfo::now(env!("CARGO_PKG_VERSION"));
+        hoist_oci::write_atomic(&sbom, |f| {
+            hoist_scan::format::cyclonedx::write(&report, &info, f)
+        })
+        .map_err(|e| e.to_string())?;
         let summary = format!(
             "{} vulnerabilities, {} secrets, {} misconfigurations (report: {})",
             report.vulnerabilities.len(),

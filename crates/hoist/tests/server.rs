@@ -807,6 +807,13 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         ),
     )
     .unwrap();
+    // The image-config rules too: the scan then has findings to show.
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        text.replace("scanners: [secret]", "scanners: [secret, misconfig]"),
+    )
+    .unwrap();
     commit_all(&repo, "first");
     let server = Server::start(&w, &repo, None);
     let mut b = Browser::new(&server);
@@ -980,6 +987,50 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         assert!(row.contains(image), "{env}: {row}");
     }
 
+    // Images: the run's image with its scan summary, the report, and the SBOM.
+    let digest = image.split_once('@').unwrap().1;
+    let images = b.get("/images");
+    assert_eq!(images.status, 200, "{}", images.body);
+    let row = images
+        .body
+        .split(&format!("<tr data-digest=\"{digest}\">"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row of {digest}: {}", images.body))
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(row.contains(&format!("href=\"/runs/{id}/scan\"")), "{row}");
+    assert!(row.contains(&format!("href=\"/runs/{id}/sbom\"")), "{row}");
+    // The image config has no HEALTHCHECK: one low finding, which the filters hide.
+    assert!(row.contains("1 low"), "{row}");
+    let scan = b.get(&format!("/runs/{id}/scan"));
+    assert_eq!(scan.status, 200);
+    assert!(scan.body.contains("1 of 1 findings shown"), "{}", scan.body);
+    assert!(
+        scan.body.contains("<code>HL-DF-005</code>"),
+        "{}",
+        scan.body
+    );
+    assert!(
+        scan.body.contains("<code>(image config)</code>"),
+        "{}",
+        scan.body
+    );
+    for filter in ["severity=high", "kind=secret"] {
+        let none = b.get(&format!("/runs/{id}/scan?{filter}"));
+        assert!(
+            none.body.contains("0 of 1 findings shown"),
+            "{filter}: {}",
+            none.body
+        );
+        assert!(!none.body.contains("HL-DF-005"), "{filter}");
+    }
+    let sbom = b.get(&format!("/runs/{id}/sbom"));
+    assert_eq!(sbom.status, 200);
+    let doc: Value = serde_json::from_str(&sbom.body).unwrap();
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+
     // An environment's page: its deployments (the serving one marked), tasks, events.
     let env = b.get("/environments/web-prod");
     assert_eq!(env.status, 200);
@@ -1116,6 +1167,8 @@ fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
         "succeeded",
         "overview",
         "environment",
+        "images",
+        "scan",
         "prod",
     ] {
         let png = std::fs::read(out.join(format!("{page}.png"))).unwrap();

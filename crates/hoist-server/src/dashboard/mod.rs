@@ -83,26 +83,38 @@ struct Viewer {
     csrf: String,
 }
 
+/// The page templates, compiled into the binary.
+const TEMPLATES: [(&str, &str); 8] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    (
+        "environment.html",
+        include_str!("templates/environment.html"),
+    ),
+    ("runs.html", include_str!("templates/runs.html")),
+    ("run.html", include_str!("templates/run.html")),
+    ("images.html", include_str!("templates/images.html")),
+    ("scan.html", include_str!("templates/scan.html")),
+];
+
+/// The template environment of [`TEMPLATES`].
+fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    for (name, text) in TEMPLATES {
+        env.add_template(name, text)?;
+    }
+    Ok(env)
+}
+
 /// The dashboard's routes, over `queue`.
 pub fn router(queue: Arc<Queue>) -> Router {
-    let mut templates = minijinja::Environment::new();
-    for (name, text) in [
-        ("base.html", include_str!("templates/base.html")),
-        ("login.html", include_str!("templates/login.html")),
-        ("runs.html", include_str!("templates/runs.html")),
-        ("overview.html", include_str!("templates/overview.html")),
-        (
-            "environment.html",
-            include_str!("templates/environment.html"),
-        ),
-        ("run.html", include_str!("templates/run.html")),
-    ] {
-        // The templates are part of the binary; a broken one is a build mistake
-        // the dashboard tests catch on every page.
-        if let Err(e) = templates.add_template(name, text) {
-            tracing::error!("dashboard template {name}: {e}");
-        }
-    }
+    // The templates are part of the binary: a broken one is a build mistake, which
+    // the unit test below catches; pages would answer 500 naming the template.
+    let templates = templates().unwrap_or_else(|e| {
+        tracing::error!("dashboard templates: {e}");
+        minijinja::Environment::new()
+    });
     let ui = Arc::new(Dashboard {
         tokens: Tokens::new(&queue.config.home),
         queue,
@@ -112,6 +124,9 @@ pub fn router(queue: Arc<Queue>) -> Router {
     let pages = Router::new()
         .route("/", get(overview_page))
         .route("/environments/{service}", get(environment_page))
+        .route("/images", get(images_page))
+        .route("/runs/{id}/scan", get(scan_page))
+        .route("/runs/{id}/sbom", get(sbom))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/events", get(run_events))
@@ -523,6 +538,217 @@ async fn environment_page(
     )
 }
 
+/// A run's artifact `name` (a fixed name of the pipeline's), if it has one.
+fn artifact(ui: &Dashboard, id: i64, name: &str) -> Option<Vec<u8>> {
+    std::fs::read(ui.queue.runs().run_dir(id).join("artifacts").join(name)).ok()
+}
+
+const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
+
+/// A scan report's findings, one row each, most severe first: vulnerabilities,
+/// secrets and misconfigurations of `scan.json`.
+fn findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let mut out = Vec::new();
+    for v in report["vulnerabilities"].as_array().into_iter().flatten() {
+        out.push(serde_json::json!({
+            "kind": "vulnerability", "id": s(v, "id"), "severity": s(v, "severity").to_lowercase(),
+            "at": format!("{} {}", s(v, "package"), s(v, "installed")), "title": s(v, "title"),
+            "fix": v["fixed"].as_str().map(|f| format!("upgrade to {f}")).unwrap_or_default(),
+        }));
+    }
+    for x in report["secrets"].as_array().into_iter().flatten() {
+        out.push(serde_json::json!({
+            "kind": "secret", "id": s(x, "rule_id"), "severity": s(x, "severity").to_lowercase(),
+            "at": format!("{}:{}", s(x, "path"), x["line"]), "title": s(x, "title"),
+            "fix": "remove it from the image and rotate it",
+        }));
+    }
+    for m in report["misconfigurations"].as_array().into_iter().flatten() {
+        out.push(serde_json::json!({
+            "kind": "misconfiguration", "id": s(m, "rule_id"), "severity": s(m, "severity").to_lowercase(),
+            "at": match m["line"].as_u64() {
+                Some(line) if line > 0 => format!("{}:{line}", s(m, "path")),
+                _ => s(m, "path"),
+            },
+            "title": s(m, "message"),
+            "fix": s(m, "fix"),
+        }));
+    }
+    let rank = |f: &serde_json::Value| {
+        SEVERITIES
+            .iter()
+            .position(|x| f["severity"] == *x)
+            .unwrap_or(SEVERITIES.len())
+    };
+    out.sort_by_key(rank);
+    out
+}
+
+/// The images of the store, newest first, each with the scan of the newest run
+/// that built it.
+async fn images_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let reader = ui.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, PageError> {
+        let ui = reader;
+        let mut images = ui.queue.engine.store().list().map_err(internal)?;
+        images.sort_by(|a, b| b.added.cmp(&a.added));
+        // The newest run of each digest.
+        let mut run_of_digest: HashMap<String, i64> = HashMap::new();
+        for r in ui.queue.runs_matching(500, None, None).map_err(internal)? {
+            if let Some((_, digest)) = r.image.as_deref().and_then(|i| i.split_once('@')) {
+                run_of_digest.entry(digest.to_owned()).or_insert(r.id);
+            }
+        }
+        let mut out = Vec::new();
+        for i in images {
+            let digest = i.digest.to_string();
+            let run = run_of_digest.get(&digest).copied();
+            let report = run
+                .and_then(|id| artifact(&ui, id, "scan.json"))
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            let summary: Vec<serde_json::Value> = report
+                .as_ref()
+                .map(|r| {
+                    let all = findings(r);
+                    SEVERITIES
+                        .iter()
+                        .filter_map(|sev| {
+                            let n = all.iter().filter(|f| f["severity"] == *sev).count();
+                            (n > 0).then(|| serde_json::json!({"severity": sev, "count": n}))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(serde_json::json!({
+                "digest": digest,
+                "short": digest.chars().take(19).collect::<String>(),
+                "names": i.names,
+                "size": hoist_oci::human_bytes(ui.queue.engine.store().image_size(&i)),
+                "added": i.added,
+                "run": if report.is_some() { run } else { None },
+                "summary": summary,
+                "sbom": run.is_some_and(|id| ui.queue.runs().run_dir(id).join("artifacts/sbom.cdx.json").is_file()),
+            }));
+        }
+        Ok(out)
+    })
+    .await;
+    match read {
+        Ok(Ok(images)) => render(
+            &ui,
+            StatusCode::OK,
+            "images.html",
+            context! {
+                user => viewer.user, csrf => viewer.csrf, page => "images",
+                images => minijinja::Value::from_serialize(&images),
+            },
+        ),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ScanQuery {
+    severity: Option<String>,
+    kind: Option<String>,
+}
+
+/// A run's scan report, filtered by lowest severity and kind.
+async fn scan_page(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Query(q): Query<ScanQuery>,
+) -> Response {
+    let reader = ui.clone();
+    let read =
+        tokio::task::spawn_blocking(move || -> Result<(serde_json::Value, bool), PageError> {
+            run_of(&reader, id)?;
+            let bytes = artifact(&reader, id, "scan.json").ok_or_else(|| {
+                PageError(
+                    StatusCode::NOT_FOUND,
+                    format!("run #{id} has no scan report"),
+                )
+            })?;
+            let report = serde_json::from_slice(&bytes).map_err(internal)?;
+            Ok((report, artifact(&reader, id, "sbom.cdx.json").is_some()))
+        })
+        .await;
+    let (report, sbom) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return e.into_response(),
+        Err(e) => return internal(e).into_response(),
+    };
+    let all = findings(&report);
+    let severity = q
+        .severity
+        .filter(|s| SEVERITIES.contains(&s.as_str()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let floor = SEVERITIES.iter().position(|s| *s == severity).unwrap_or(4);
+    let kind = q
+        .kind
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "all".to_owned());
+    let shown: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|f| {
+            SEVERITIES
+                .iter()
+                .position(|s| f["severity"] == *s)
+                .is_some_and(|p| p <= floor)
+        })
+        .filter(|f| kind == "all" || f["kind"] == kind.as_str())
+        .collect();
+    let target = report["target"]["name"]
+        .as_str()
+        .or_else(|| report["target"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    render(
+        &ui,
+        StatusCode::OK,
+        "scan.html",
+        context! {
+            user => viewer.user, csrf => viewer.csrf, page => "images",
+            run => id, target => target, sbom => sbom,
+            findings => minijinja::Value::from_serialize(&shown), total => all.len(),
+            severities => SEVERITIES.to_vec(), severity => severity,
+            kinds => vec!["all", "vulnerability", "secret", "misconfiguration"], kind => kind,
+        },
+    )
+}
+
+/// A run's SBOM (CycloneDX JSON), as a download.
+async fn sbom(State(ui): State<Arc<Dashboard>>, Path(id): Path<i64>) -> Response {
+    let reader = ui.clone();
+    let read = tokio::task::spawn_blocking(move || artifact(&reader, id, "sbom.cdx.json")).await;
+    match read {
+        Ok(Some(bytes)) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/vnd.cyclonedx+json".to_owned(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"run-{id}.cdx.json\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => {
+            PageError(StatusCode::NOT_FOUND, format!("run #{id} has no SBOM")).into_response()
+        }
+        Err(e) => internal(e).into_response(),
+    }
+}
+
 async fn runs_page(
     State(ui): State<Arc<Dashboard>>,
     Extension(viewer): Extension<Viewer>,
@@ -834,4 +1060,14 @@ async fn retry(
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        if let Err(e) = super::templates() {
+            panic!("{e:#}");
+        }
+    }
 }

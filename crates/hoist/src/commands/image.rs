@@ -48,14 +48,11 @@ struct Summary {
 }
 
 fn summarize(store: &Store, record: ImageRecord) -> Summary {
-    let (created, size) = match store.manifest(&record.descriptor()) {
-        Ok(Manifest::Image(m)) => {
-            let created = store.config(&m.config.digest).ok().and_then(|c| c.created);
-            let size = m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
-            (created, size)
-        }
-        _ => (None, record.size),
+    let created = match store.manifest(&record.descriptor()) {
+        Ok(Manifest::Image(m)) => store.config(&m.config.digest).ok().and_then(|c| c.created),
+        _ => None,
     };
+    let size = store.image_size(&record);
     Summary {
         record,
         created,

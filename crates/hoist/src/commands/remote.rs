@@ -72,27 +72,12 @@ pub fn options(home: &Path, insecure: bool) -> ClientOptions {
     }
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn rate(bytes: u64, took: Duration) -> String {
     let secs = took.as_secs_f64();
     if secs <= 0.0 {
         return "-".to_owned();
     }
-    format!("{}/s", human((bytes as f64 / secs) as u64))
+    format!("{}/s", hoist_oci::human_bytes((bytes as f64 / secs) as u64))
 }
 
 /// Renders client events: bars on a terminal, lines otherwise.
@@ -180,8 +165,8 @@ impl Progress {
                     self.note(&format!(
                         "{}: resuming at {} of {}",
                         digest.short(),
-                        human(*transferred),
-                        human(*size)
+                        hoist_oci::human_bytes(*transferred),
+                        hoist_oci::human_bytes(*size)
                     ));
                 }
                 if let Some(bar) = self.bar(digest, *size) {
@@ -204,7 +189,11 @@ impl Progress {
                     bar.set_position(*size);
                     bar.finish_with_message("exists");
                 }
-                None => self.line(&format!("{}: exists ({})", digest.short(), human(*size))),
+                None => self.line(&format!(
+                    "{}: exists ({})",
+                    digest.short(),
+                    hoist_oci::human_bytes(*size)
+                )),
             },
             Event::BlobCopied { digest, size } => match self.bar(digest, *size) {
                 Some(bar) => {
@@ -215,7 +204,7 @@ impl Progress {
                     "{}: {} ({})",
                     digest.short(),
                     self.verb,
-                    human(*size)
+                    hoist_oci::human_bytes(*size)
                 )),
             },
             Event::Manifest { digest, media_type } => {
@@ -312,9 +301,9 @@ pub fn push(settings: &Settings, args: PushArgs) -> Result<()> {
             report.target,
             report.digest,
             report.blobs_copied,
-            human(report.bytes_copied),
+            hoist_oci::human_bytes(report.bytes_copied),
             report.blobs_skipped,
-            human(report.bytes_skipped),
+            hoist_oci::human_bytes(report.bytes_skipped),
             report.duration.as_secs_f64(),
             rate(report.bytes_copied, report.duration),
         );
@@ -510,7 +499,10 @@ pub fn pull(settings: &Settings, args: PullArgs) -> Result<()> {
         );
     } else {
         let resumed = if report.bytes_resumed > 0 {
-            format!(", {} of them resumed", human(report.bytes_resumed))
+            format!(
+                ", {} of them resumed",
+                hoist_oci::human_bytes(report.bytes_resumed)
+            )
         } else {
             String::new()
         };
@@ -518,7 +510,7 @@ pub fn pull(settings: &Settings, args: PullArgs) -> Result<()> {
             "pulled {src} ({}): {} blobs downloaded ({}{resumed}), {} already present in {:.1}s ({})",
             report.record.digest,
             report.blobs_copied,
-            human(report.bytes_copied),
+            hoist_oci::human_bytes(report.bytes_copied),
             report.blobs_skipped,
             report.duration.as_secs_f64(),
             rate(report.bytes_copied - report.bytes_resumed, report.duration),

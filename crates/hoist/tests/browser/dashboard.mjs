@@ -85,6 +85,14 @@ try {
   await overview.getByRole("heading", { name: "Deployments" }).waitFor();
   await overview.screenshot({ path: `${OUT}/environment.png`, fullPage: true });
 
+  // The images page, and the image's scan report.
+  await overview.goto(`${HOIST_URL}/images`);
+  await overview.getByRole("heading", { name: "Images" }).waitFor();
+  await overview.screenshot({ path: `${OUT}/images.png`, fullPage: true });
+  await overview.getByRole("link", { name: `Scan report of run #${HOIST_RUN}` }).click();
+  await overview.getByText("findings shown").waitFor();
+  await overview.screenshot({ path: `${OUT}/scan.png`, fullPage: true });
+
   // Prod serves the run's version (in a tab of its own).
   const prod = await context.newPage();
   await prod.goto(PROD_URL);
