@@ -1049,6 +1049,57 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
     );
     assert_eq!(b.get("/environments/nothing-here").status, 404);
 
+    // A second version reaches dev, its prod gate is rejected on the page, and dev
+    // is rolled back from its environment's page.
+    std::fs::write(repo.join("www/index.html"), "second\n").unwrap();
+    commit_all(&repo, "second");
+    let (_, answer) = server.post(
+        "/api/v1/runs",
+        &serde_json::json!({"repo": "hello", "branch": "main"}),
+    );
+    let second = answer["run"].as_i64().unwrap();
+    let run2 = server.wait_run(&w, second, "it waits at prod's gate", |r| {
+        stage_status(r, "approval:prod") == Some("waiting") || r["status"] == "failed"
+    });
+    assert_eq!(
+        stage_status(&run2, "approval:prod"),
+        Some("waiting"),
+        "{run2:#}"
+    );
+    let dev: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(body(dev).as_deref(), Some("second"));
+    let rejected = b.post(
+        &format!("/runs/{second}/reject"),
+        &[("csrf", &csrf), ("environment", "prod")],
+    );
+    assert_eq!(rejected.status, 303);
+    let run2 = server.wait_run(&w, second, "it stops", |r| r["status"] != "running");
+    assert_eq!(run2["status"], "failed", "{run2:#}");
+    let page = b.get("/environments/web-dev");
+    assert!(
+        page.body
+            .contains("Roll back to the previous good deployment"),
+        "{}",
+        page.body
+    );
+    assert_eq!(b.post("/environments/web-dev/rollback", &[]).status, 403);
+    assert_eq!(
+        body(dev).as_deref(),
+        Some("second"),
+        "a refused form changes nothing"
+    );
+    let rolled = b.post("/environments/web-dev/rollback", &[("csrf", &csrf)]);
+    assert_eq!(rolled.status, 303, "{}", rolled.body);
+    util::world::eventually("dev serves the first version again", || {
+        body(dev).as_deref() == Some("resumed")
+    });
+    let page = b.get("/environments/web-dev");
+    assert!(
+        page.body.contains("in the dashboard)"),
+        "the request is recorded: {}",
+        page.body
+    );
+
     // Logged out, the session is gone.
     assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
     assert_eq!(b.get("/runs").status, 303);

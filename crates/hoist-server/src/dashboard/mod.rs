@@ -124,6 +124,7 @@ pub fn router(queue: Arc<Queue>) -> Router {
     let pages = Router::new()
         .route("/", get(overview_page))
         .route("/environments/{service}", get(environment_page))
+        .route("/environments/{service}/rollback", post(rollback))
         .route("/images", get(images_page))
         .route("/runs/{id}/scan", get(scan_page))
         .route("/runs/{id}/sbom", get(sbom))
@@ -534,8 +535,45 @@ async fn environment_page(
         context! {
             user => viewer.user, csrf => viewer.csrf, page => "overview",
             env => minijinja::Value::from_serialize(&env),
+            can_roll_back => env["deployments"].as_array().is_some_and(|d| d.len() > 1),
         },
     )
+}
+
+/// Asks the deployment daemon to roll `service` back to its previous good
+/// deployment at once (as `hoist rollback`), then back to the environment's page.
+async fn rollback(
+    State(ui): State<Arc<Dashboard>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(service): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&viewer, &f) {
+        return r.into_response();
+    }
+    let home = ui.queue.config.home.clone();
+    let name = service.clone();
+    let done = tokio::task::spawn_blocking(move || -> Result<(), PageError> {
+        let state = crate::views::deploy_state(&home).map_err(internal)?;
+        if state.service(&name).map_err(internal)?.is_none() {
+            return Err(PageError(
+                StatusCode::NOT_FOUND,
+                format!("no environment {name:?}"),
+            ));
+        }
+        state
+            .request_rollback(
+                &name,
+                &format!("on demand ({} in the dashboard)", viewer.user),
+            )
+            .map_err(|e| PageError(StatusCode::CONFLICT, e.to_string()))
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Redirect::to(&format!("/environments/{service}")).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => internal(e).into_response(),
+    }
 }
 
 /// A run's artifact `name` (a fixed name of the pipeline's), if it has one.
