@@ -1048,6 +1048,17 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         env.body
     );
     assert_eq!(b.get("/environments/nothing-here").status, 404);
+    // Its traffic as the proxy counted it: prod answered the test's request with 2xx.
+    let traffic: Value =
+        serde_json::from_str(&b.get("/environments/web-prod/traffic").body).unwrap();
+    assert_eq!(traffic["service"], "web-prod");
+    let ok: u64 = traffic["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["by_class"][1].as_u64().unwrap())
+        .sum();
+    assert!(ok >= 1, "{traffic}");
 
     // A second version reaches dev, its prod gate is rejected on the page, and dev
     // is rolled back from its environment's page.

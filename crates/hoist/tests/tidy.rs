@@ -65,7 +65,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "hoist-server",
-        &["hoist-oci", "hoist-deploy", "hoist-pipeline"],
+        // hoist-proxy: the dashboard reads the proxy's request counts.
+        &["hoist-oci", "hoist-deploy", "hoist-pipeline", "hoist-proxy"],
     ),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (

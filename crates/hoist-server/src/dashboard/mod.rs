@@ -125,6 +125,7 @@ pub fn router(queue: Arc<Queue>) -> Router {
         .route("/", get(overview_page))
         .route("/environments/{service}", get(environment_page))
         .route("/environments/{service}/rollback", post(rollback))
+        .route("/environments/{service}/traffic", get(traffic))
         .route("/images", get(images_page))
         .route("/runs/{id}/scan", get(scan_page))
         .route("/runs/{id}/sbom", get(sbom))
@@ -538,6 +539,42 @@ async fn environment_page(
             can_roll_back => env["deployments"].as_array().is_some_and(|d| d.len() > 1),
         },
     )
+}
+
+/// The proxy's request counts of `service` so far, per target group, as JSON
+/// (`{"at": ms, "groups": [{"group", "by_class": [1xx..5xx]}]}`): the environment
+/// page polls it and charts the differences (rate, 5xx ratio, traffic split).
+async fn traffic(State(ui): State<Arc<Dashboard>>, Path(service): Path<String>) -> Response {
+    let file = ui.queue.config.home.join("proxy").join("admin.addr");
+    let addr = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok());
+    let Some(addr) = addr else {
+        return PageError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no proxy runs (nothing was deployed here)".into(),
+        )
+        .into_response();
+    };
+    let client = hoist_proxy::admin::AdminClient::new(addr).with_timeout(Duration::from_secs(2));
+    match client.counts().await {
+        Ok(counts) => {
+            let groups: Vec<serde_json::Value> = counts
+                .routes
+                .iter()
+                .filter(|((s, _), _)| *s == service)
+                .map(|((_, group), c)| serde_json::json!({"group": group, "by_class": c.by_class}))
+                .collect();
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            axum::Json(serde_json::json!({"service": service, "at": at, "groups": groups}))
+                .into_response()
+        }
+        Err(e) => {
+            PageError(StatusCode::BAD_GATEWAY, format!("the proxy's counts: {e}")).into_response()
+        }
+    }
 }
 
 /// Asks the deployment daemon to roll `service` back to its previous good

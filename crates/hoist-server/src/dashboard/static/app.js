@@ -48,3 +48,63 @@
     }
   });
 })();
+
+// An environment's traffic: the proxy's cumulative counts, sampled every 2 s; the
+// charts show each interval's request rate, 5xx share and the newest target group's
+// share of the requests (a canary's split over time).
+(function () {
+  "use strict";
+  var section = document.querySelector("[data-traffic]");
+  if (!section) { return; }
+  var url = section.dataset.traffic;
+  var summary = section.querySelector('[data-role="summary"]');
+  var last = null;
+  var series = { rate: [], errors: [], split: [] };
+  function total(c) { return c.reduce(function (a, b) { return a + b; }, 0); }
+  function draw(name, values, max) {
+    var svg = section.querySelector('[data-chart="' + name + '"]');
+    var top = Math.max(max || 0, Math.max.apply(null, values.concat([1])));
+    var step = 300 / Math.max(values.length - 1, 1);
+    var points = values.map(function (v, i) {
+      return (i * step).toFixed(1) + "," + (58 - (v / top) * 56).toFixed(1);
+    }).join(" ");
+    svg.innerHTML = '<polyline points="' + points + '"></polyline>';
+  }
+  function sample() {
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status + " " + r.statusText); }
+      return r.json();
+    }).then(function (now) {
+      if (last) {
+        var dt = (now.at - last.at) / 1000;
+        var before = {};
+        last.groups.forEach(function (g) { before[g.group] = g.by_class; });
+        var all = 0, errors = 0, newest = 0;
+        now.groups.forEach(function (g, i) {
+          var prev = before[g.group] || [0, 0, 0, 0, 0];
+          var d = g.by_class.map(function (n, k) { return Math.max(n - prev[k], 0); });
+          all += total(d);
+          errors += d[4];
+          if (i === now.groups.length - 1) { newest = total(d); }
+        });
+        var rate = dt > 0 ? all / dt : 0;
+        var errPct = all > 0 ? 100 * errors / all : 0;
+        var splitPct = all > 0 ? 100 * newest / all : 0;
+        [["rate", rate], ["errors", errPct], ["split", splitPct]].forEach(function (p) {
+          series[p[0]].push(p[1]);
+          if (series[p[0]].length > 60) { series[p[0]].shift(); }
+        });
+        draw("rate", series.rate);
+        draw("errors", series.errors, 100);
+        draw("split", series.split, 100);
+        summary.textContent = rate.toFixed(1) + " requests/s, " + errPct.toFixed(1) +
+          "% 5xx, over " + now.groups.length + " target group(s)";
+      }
+      last = now;
+    }).catch(function (e) {
+      summary.textContent = "No traffic figures: " + e.message;
+    });
+  }
+  sample();
+  setInterval(sample, 2000);
+})();
