@@ -156,7 +156,7 @@ pub use exec::{ExecOptions, ExecOutcome};
 pub use health::{Health, HealthResult, HealthStatus, Probe, ProbeCommand};
 pub use helper::helper_main;
 pub use run::Runtime;
-pub use task::{TaskInfo, TaskOptions, TaskState};
+pub use task::{task_log_dir, TaskInfo, TaskOptions, TaskState};
 
 /// How a [`Runtime`] runs containers and where it keeps their state.
 #[derive(Debug, Clone)]

@@ -290,9 +290,7 @@ impl Runtime {
     }
 
     pub(crate) fn task_dir(&self, id: &str) -> Option<(PathBuf, Request)> {
-        let valid = id
-            .strip_prefix("hoist-")
-            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let valid = valid_task_id(id);
         let dir = self.config().state_dir.join(id);
         let req = task_request(&dir).filter(|_| valid)?;
         Some((dir, req))
@@ -345,4 +343,17 @@ impl Runtime {
             health: read_health(&dir.join(HEALTH)),
         }
     }
+}
+
+/// `hoist-` and 16 hex digits: what [`Runtime::start`] names tasks.
+fn valid_task_id(id: &str) -> bool {
+    id.strip_prefix("hoist-")
+        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The log directory of task `id` of the runtime over `state_dir` (read with
+/// [`crate::logs::read_logs`]), for readers in other processes such as `hoist
+/// server`'s dashboard; `None` for a name no task can have.
+pub fn task_log_dir(state_dir: &Path, id: &str) -> Option<PathBuf> {
+    valid_task_id(id).then(|| state_dir.join(id).join(LOG_DIR))
 }

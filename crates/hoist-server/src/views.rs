@@ -71,16 +71,36 @@ pub(crate) fn environment(
         .iter()
         .map(deployment_json)
         .collect();
+    let tasks_dir = hoist_deploy::controller::tasks_dir(home);
     let tasks: Vec<Value> = state
         .tasks(service, false)?
         .iter()
         .map(|t| {
+            // The task's last lines of output, as `hoist logs --tail 30` shows them.
+            let logs = t
+                .runtime_id
+                .as_deref()
+                .and_then(|rid| hoist_runtime::task_log_dir(&tasks_dir, rid))
+                .and_then(|dir| hoist_runtime::logs::read_logs(&dir).ok())
+                .unwrap_or_default();
+            let tail: String = logs
+                .iter()
+                .skip(logs.len().saturating_sub(30))
+                .map(|l| {
+                    let mut line = l.log.clone();
+                    if !line.ends_with('\n') {
+                        line.push('\n');
+                    }
+                    line
+                })
+                .collect();
             json!({
                 "id": t.id,
                 "deployment": t.deployment,
                 "phase": t.phase.as_str(),
                 "live": t.phase.is_live(),
                 "reason": t.reason,
+                "logs": tail,
             })
         })
         .collect();

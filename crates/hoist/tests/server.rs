@@ -807,6 +807,17 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         ),
     )
     .unwrap();
+    // Tasks that say something, for their environment's page to show.
+    let dockerfile = repo.join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(
+        &dockerfile,
+        text.replace(
+            "\"sh\", \"-c\", \"trap",
+            "\"sh\", \"-c\", \"echo serving the site; trap",
+        ),
+    )
+    .unwrap();
     // The image-config rules too: the scan then has findings to show.
     let text = std::fs::read_to_string(&yml).unwrap();
     std::fs::write(
@@ -1045,6 +1056,11 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
     assert!(
         !env.body.contains(">None<"),
         "no Python-style None: {}",
+        env.body
+    );
+    assert!(
+        env.body.contains("serving the site"),
+        "the task's output: {}",
         env.body
     );
     assert_eq!(b.get("/environments/nothing-here").status, 404);

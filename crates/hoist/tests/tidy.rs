@@ -66,7 +66,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "hoist-server",
         // hoist-proxy: the dashboard reads the proxy's request counts.
-        &["hoist-oci", "hoist-deploy", "hoist-pipeline", "hoist-proxy"],
+        // hoist-runtime: the dashboard reads task logs.
+        &[
+            "hoist-oci",
+            "hoist-deploy",
+            "hoist-pipeline",
+            "hoist-proxy",
+            "hoist-runtime",
+        ],
     ),
     ("hoist-snapshot", &["hoist-oci", "hoist-layer"]),
     (
