@@ -182,7 +182,19 @@ impl AdminClient {
         self.get("/counts").await
     }
 
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (_, body) = self.fetch("/metrics").await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (url, body) = self.fetch(path).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Json { url, source })
+    }
+
+    /// The body of `GET path` when the answer is 200, with the URL asked.
+    async fn fetch(&self, path: &str) -> Result<(String, hyper::body::Bytes), ClientError> {
         let url = format!("http://{}{path}", self.addr);
         let fetch = async {
             let uri: hyper::Uri = url.parse().map_err(|source| ClientError::Url {
@@ -223,6 +235,6 @@ impl AdminClient {
                 body: text.chars().take(200).collect(),
             });
         }
-        serde_json::from_slice(&body).map_err(|source| ClientError::Json { url, source })
+        Ok((url, body))
     }
 }

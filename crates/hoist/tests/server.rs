@@ -1075,6 +1075,12 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         .map(|g| g["by_class"][1].as_u64().unwrap())
         .sum();
     assert!(ok >= 1, "{traffic}");
+    // And its latency histogram: every request falls in the +Inf bucket.
+    let buckets = traffic["latency"].as_array().unwrap();
+    let last = buckets.last().unwrap_or_else(|| panic!("{traffic}"));
+    assert!(last[0].is_null(), "+Inf last: {traffic}");
+    assert!(last[1].as_u64().unwrap() >= ok, "{traffic}");
+    assert_eq!(traffic["tasks"]["live"], 1, "{traffic}");
 
     // A second version reaches dev, its prod gate is rejected on the page, and dev
     // is rolled back from its environment's page.

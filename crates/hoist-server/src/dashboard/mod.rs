@@ -557,6 +557,25 @@ async fn traffic(State(ui): State<Arc<Dashboard>>, Path(service): Path<String>) 
         .into_response();
     };
     let client = hoist_proxy::admin::AdminClient::new(addr).with_timeout(Duration::from_secs(2));
+    // The service's tasks as the daemon records them (live ones count as serving).
+    let home = ui.queue.config.home.clone();
+    let name = service.clone();
+    let tasks = tokio::task::spawn_blocking(move || -> Option<(usize, usize)> {
+        let state = crate::views::deploy_state(&home).ok()?;
+        let all = state.tasks(&name, false).ok()?;
+        Some((all.iter().filter(|t| t.phase.is_live()).count(), all.len()))
+    })
+    .await
+    .ok()
+    .flatten();
+    // Latency: the proxy's histogram of `service`, buckets summed over its targets.
+    let latency = match client.metrics().await {
+        Ok(text) => latency_buckets(&text, &service),
+        Err(e) => {
+            tracing::debug!("the proxy's metrics: {e}");
+            Vec::new()
+        }
+    };
     match client.counts().await {
         Ok(counts) => {
             let groups: Vec<serde_json::Value> = counts
@@ -568,13 +587,61 @@ async fn traffic(State(ui): State<Arc<Dashboard>>, Path(service): Path<String>) 
             let at = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis());
-            axum::Json(serde_json::json!({"service": service, "at": at, "groups": groups}))
-                .into_response()
+            axum::Json(serde_json::json!({
+                "service": service, "at": at, "groups": groups, "latency": latency,
+                "tasks": tasks.map(|(live, all)| serde_json::json!({"live": live, "all": all})),
+            }))
+            .into_response()
         }
         Err(e) => {
             PageError(StatusCode::BAD_GATEWAY, format!("the proxy's counts: {e}")).into_response()
         }
     }
+}
+
+/// `hoist_proxy_request_duration_seconds_bucket` of `service` in a Prometheus text
+/// exposition, summed over its target groups and targets: `(le seconds, count)`,
+/// ascending, `+Inf` as `f64::INFINITY` (serialized as `null`).
+fn latency_buckets(text: &str, service: &str) -> Vec<(Option<f64>, u64)> {
+    let want = format!("service=\"{service}\"");
+    let mut sums: Vec<(f64, u64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("hoist_proxy_request_duration_seconds_bucket{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        if !labels.split(',').any(|l| l == want) {
+            continue;
+        }
+        let le = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("le=\""))
+            .and_then(|v| v.strip_suffix('"'))
+            .and_then(|v| {
+                if v == "+Inf" {
+                    Some(f64::INFINITY)
+                } else {
+                    v.parse().ok()
+                }
+            });
+        let count = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok());
+        let (Some(le), Some(count)) = (le, count) else {
+            continue;
+        };
+        match sums.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, n)) => *n += count as u64,
+            None => sums.push((le, count as u64)),
+        }
+    }
+    sums.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sums.into_iter()
+        .map(|(le, n)| (le.is_finite().then_some(le), n))
+        .collect()
 }
 
 /// Asks the deployment daemon to roll `service` back to its previous good
@@ -1139,6 +1206,23 @@ async fn retry(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn latency_buckets_of_a_service_are_summed_over_its_targets() {
+        let text = "\
+# HELP hoist_proxy_request_duration_seconds Latency.
+hoist_proxy_request_duration_seconds_bucket{service=\"web\",target_group=\"a\",target=\"t1\",le=\"0.001\"} 2
+hoist_proxy_request_duration_seconds_bucket{service=\"web\",target_group=\"a\",target=\"t1\",le=\"+Inf\"} 3
+hoist_proxy_request_duration_seconds_bucket{service=\"web\",target_group=\"b\",target=\"t2\",le=\"0.001\"} 1
+hoist_proxy_request_duration_seconds_bucket{service=\"web\",target_group=\"b\",target=\"t2\",le=\"+Inf\"} 1
+hoist_proxy_request_duration_seconds_bucket{service=\"web-2\",target_group=\"c\",target=\"t3\",le=\"0.001\"} 9
+hoist_proxy_request_duration_seconds_count{service=\"web\",target_group=\"a\",target=\"t1\"} 3
+";
+        assert_eq!(
+            super::latency_buckets(text, "web"),
+            vec![(Some(0.001), 3), (None, 4)]
+        );
+    }
+
     #[test]
     fn every_template_compiles() {
         if let Err(e) = super::templates() {

@@ -84,7 +84,7 @@ try {
   await overview.getByRole("link", { name: "web-prod" }).click();
   await overview.getByRole("heading", { name: "Deployments" }).waitFor();
   // Two samples of the proxy's counts make the first point of the charts.
-  await overview.getByText("requests/s,").waitFor({ timeout: 20000 });
+  await overview.getByText("tasks live").waitFor({ timeout: 20000 });
   await overview.screenshot({ path: `${OUT}/environment.png`, fullPage: true });
 
   // The images page, and the image's scan report.

@@ -59,7 +59,20 @@
   var url = section.dataset.traffic;
   var summary = section.querySelector('[data-role="summary"]');
   var last = null;
-  var series = { rate: [], errors: [], split: [] };
+  var series = { rate: [], errors: [], split: [], p99: [] };
+  // The q-quantile (ms) of the requests between two cumulative histograms
+  // ([le seconds or null for +Inf, count]): the upper bound of its bucket.
+  function quantile(before, after, q) {
+    var prev = {};
+    before.forEach(function (b) { prev[String(b[0])] = b[1]; });
+    var deltas = after.map(function (b) { return [b[0], b[1] - (prev[String(b[0])] || 0)]; });
+    var all = deltas.length ? deltas[deltas.length - 1][1] : 0;
+    if (all <= 0) { return null; }
+    for (var i = 0; i < deltas.length; i++) {
+      if (deltas[i][1] >= q * all) { return deltas[i][0] === null ? null : deltas[i][0] * 1000; }
+    }
+    return null;
+  }
   function total(c) { return c.reduce(function (a, b) { return a + b; }, 0); }
   function draw(name, values, max) {
     var svg = section.querySelector('[data-chart="' + name + '"]');
@@ -87,18 +100,22 @@
           errors += d[4];
           if (i === now.groups.length - 1) { newest = total(d); }
         });
+        var p99 = quantile(last.latency || [], now.latency || [], 0.99);
         var rate = dt > 0 ? all / dt : 0;
         var errPct = all > 0 ? 100 * errors / all : 0;
         var splitPct = all > 0 ? 100 * newest / all : 0;
-        [["rate", rate], ["errors", errPct], ["split", splitPct]].forEach(function (p) {
+        [["rate", rate], ["errors", errPct], ["split", splitPct], ["p99", p99 || 0]].forEach(function (p) {
           series[p[0]].push(p[1]);
           if (series[p[0]].length > 60) { series[p[0]].shift(); }
         });
         draw("rate", series.rate);
         draw("errors", series.errors, 100);
         draw("split", series.split, 100);
+        draw("p99", series.p99);
         summary.textContent = rate.toFixed(1) + " requests/s, " + errPct.toFixed(1) +
-          "% 5xx, over " + now.groups.length + " target group(s)";
+          "% 5xx, p99 " + (p99 === null ? "-" : p99.toFixed(1) + " ms") +
+          ", over " + now.groups.length + " target group(s)" +
+          (now.tasks ? "; " + now.tasks.live + " of " + now.tasks.all + " tasks live" : "");
       }
       last = now;
     }).catch(function (e) {
