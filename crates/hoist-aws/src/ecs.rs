@@ -608,18 +608,31 @@ async fn deploy_async(
     };
     if let Some(limit) = request.follow {
         let poll = request.poll.unwrap_or(POLL);
-        match &codedeploy_id {
-            Some(id) => {
-                codedeploy::follow(target, id, &ours, &current_arn, limit, poll, progress).await?
-            }
-            None => {
-                let watch = Watch::new(&ours, &current_arn, &before);
-                follow(&ecs, target, watch, limit, poll, progress).await?
-            }
-        }
+        follow_rollout(&ecs, target, &done, &before, limit, poll, progress).await?;
         done.steady = true;
     }
     Ok(done)
+}
+
+/// Follows what `done` started: its CodeDeploy deployment, else the service's
+/// rollout (`before` being the service as it was before the change).
+async fn follow_rollout(
+    ecs: &aws_sdk_ecs::Client,
+    target: &EcsService,
+    done: &Deployed,
+    before: &Snapshot,
+    limit: Duration,
+    poll: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), EcsError> {
+    let (ours, previous) = (&done.task_definition, &done.previous);
+    match &done.codedeploy_id {
+        Some(id) => codedeploy::follow(target, id, ours, previous, limit, poll, progress).await,
+        None => {
+            let watch = Watch::new(ours, previous, before);
+            follow(ecs, target, watch, limit, poll, progress).await
+        }
+    }
 }
 
 /// Registers `current` again with the image of container `index` replaced; tagged
@@ -829,16 +842,7 @@ async fn rollback_async(
         steady: false,
     };
     if let Some(limit) = follow_for {
-        match &codedeploy_id {
-            Some(id) => {
-                codedeploy::follow(target, id, &previous, &current_arn, limit, POLL, progress)
-                    .await?
-            }
-            None => {
-                let watch = Watch::new(&previous, &current_arn, &before);
-                follow(&ecs, target, watch, limit, POLL, progress).await?
-            }
-        }
+        follow_rollout(&ecs, target, &done, &before, limit, POLL, progress).await?;
         done.steady = true;
     }
     Ok(done)

@@ -785,8 +785,18 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-#[test]
-fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_forms() {
+/// A world with its daemon and proxy, and a busybox app (uncommitted) whose test
+/// step prints `started`, then waits for `flag`; it deploys to dev on `port` and,
+/// after a manual approval, to prod on `prod`.
+struct GatedApp {
+    w: World,
+    repo: PathBuf,
+    flag: PathBuf,
+    port: u16,
+    prod: u16,
+}
+
+fn gated_app() -> GatedApp {
     let mut w = World::new();
     w.start_proxy();
     w.start_daemon();
@@ -807,6 +817,25 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
         ),
     )
     .unwrap();
+    GatedApp {
+        w,
+        repo,
+        flag,
+        port,
+        prod,
+    }
+}
+
+#[test]
+fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_forms() {
+    let GatedApp {
+        w,
+        repo,
+        flag,
+        port,
+        prod,
+    } = gated_app();
+    let yml = repo.join("hoist.yml");
     // Tasks that say something, for their environment's page to show.
     let dockerfile = repo.join("Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).unwrap();
@@ -1155,26 +1184,13 @@ fn the_dashboard_in_chromium_follows_a_run_and_approves_prod() {
         Path::new("/usr/bin/chromium").exists(),
         "Debian's chromium is not installed (apt-get install chromium)"
     );
-    let mut w = World::new();
-    w.start_proxy();
-    w.start_daemon();
-    let port = util::free_port();
-    let prod = util::free_port();
-    let flag = w.env.path("flag");
-    let test = format!(
-        "echo started; while [ ! -e {} ]; do sleep 0.2; done; echo flagged",
-        flag.display()
-    );
-    let repo = busybox_repo(&w, port, &test, "");
-    let yml = repo.join("hoist.yml");
-    let text = std::fs::read_to_string(&yml).unwrap();
-    std::fs::write(
-        &yml,
-        format!(
-            "{text}\x20 - name: prod\n\x20   approval: manual\n\x20   service:\n\x20     stop_timeout: 2s\n\x20     listener: {{addr: 127.0.0.1:{prod}}}\n"
-        ),
-    )
-    .unwrap();
+    let GatedApp {
+        w,
+        repo,
+        flag,
+        prod,
+        ..
+    } = gated_app();
     commit_all(&repo, "first");
     let server = Server::start(&w, &repo, None);
     let (_, answer) = server.post(
