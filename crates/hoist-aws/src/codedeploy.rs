@@ -74,48 +74,49 @@ impl Traffic {
                 )
             })
         };
-        match *self {
-            Traffic::AllAtOnce => ConfigChoice {
-                name: "CodeDeployDefault.ECSAllAtOnce".into(),
-                custom: None,
-                rounded: None,
-            },
+        let (kind, name, predefined, percent, m, interval) = match *self {
+            Traffic::AllAtOnce => {
+                return ConfigChoice {
+                    name: "CodeDeployDefault.ECSAllAtOnce".into(),
+                    custom: None,
+                    rounded: None,
+                }
+            }
             Traffic::Canary { percent, interval } => {
                 let m = minutes(&interval);
                 let name = format!("ECSCanary{percent}Percent{m}Minutes");
                 let predefined = percent == 10 && (m == 5 || m == 15);
-                ConfigChoice {
-                    name: if predefined {
-                        format!("CodeDeployDefault.{name}")
-                    } else {
-                        format!("hoist.{name}")
-                    },
-                    custom: (!predefined).then_some((
-                        TrafficRoutingType::TimeBasedCanary,
-                        i32::from(percent),
-                        m,
-                    )),
-                    rounded: rounded(&interval),
-                }
+                (
+                    TrafficRoutingType::TimeBasedCanary,
+                    name,
+                    predefined,
+                    percent,
+                    m,
+                    interval,
+                )
             }
             Traffic::Linear { percent, interval } => {
                 let m = minutes(&interval);
                 let name = format!("ECSLinear{percent}PercentEvery{m}Minutes");
                 let predefined = percent == 10 && (m == 1 || m == 3);
-                ConfigChoice {
-                    name: if predefined {
-                        format!("CodeDeployDefault.{name}")
-                    } else {
-                        format!("hoist.{name}")
-                    },
-                    custom: (!predefined).then_some((
-                        TrafficRoutingType::TimeBasedLinear,
-                        i32::from(percent),
-                        m,
-                    )),
-                    rounded: rounded(&interval),
-                }
+                (
+                    TrafficRoutingType::TimeBasedLinear,
+                    name,
+                    predefined,
+                    percent,
+                    m,
+                    interval,
+                )
             }
+        };
+        ConfigChoice {
+            name: if predefined {
+                format!("CodeDeployDefault.{name}")
+            } else {
+                format!("hoist.{name}")
+            },
+            custom: (!predefined).then_some((kind, i32::from(percent), m)),
+            rounded: rounded(&interval),
         }
     }
 }
