@@ -196,17 +196,13 @@ pub(crate) async fn handle(
         })
         .unwrap_or_default();
     let host = normalize_host(&host_raw);
-    let rule = routes.listeners.get(&listener).and_then(|l| {
-        l.rules.iter().find(|r| {
-            host_matches(r.host.as_ref(), &host) && path_matches(&r.path_prefix, req.uri().path())
-        })
-    });
-    let Some(rule) = rule else {
+    let Some(index) = find_rule(&routes, listener, &host, req.uri().path()) else {
         return Ok(text(
             StatusCode::NOT_FOUND,
             "no rule matches this host and path",
         ));
     };
+    let mut route: Route = (routes, listener, index);
 
     // Build the request the target will see.
     let upgrade = upgrade_protocol(&req);
@@ -239,11 +235,14 @@ pub(crate) async fn handle(
     );
     let mut outgoing = Some(Request::from_parts(parts, body.boxed()));
 
-    let timeouts = routes.timeouts;
+    let timeouts = route.0.timeouts;
     let mut tried: Vec<Arc<TargetRuntime>> = Vec::new();
     let mut last_error: Option<ConnectError> = None;
     let mut resends = 0usize;
-    let finish = |resp: Response<Body>, group: Option<usize>, target: Option<&TargetRuntime>| {
+    let finish = |rule: &CompiledRule,
+                  resp: Response<Body>,
+                  group: Option<usize>,
+                  target: Option<&TargetRuntime>| {
         let status = resp.status().as_u16();
         let counters = group.map_or(&rule.no_group_counters, |g| &rule.counters[g]);
         counters.record(status);
@@ -265,9 +264,12 @@ pub(crate) async fn handle(
     };
 
     while tried.len() < MAX_CONNECT_ATTEMPTS {
-        let Some((gi, target)) = rule.pick(&tried) else {
+        let path = outgoing.as_ref().map_or("/", |r| r.uri().path());
+        let picked = pick_current(&state, &mut route, &host, path, &tried);
+        let Some((gi, target)) = picked else {
             break;
         };
+        let Some(rule) = rule_at(&route) else { break };
         let Some(guard) = target.enter() else {
             tried.push(target.clone());
             continue;
@@ -304,7 +306,7 @@ pub(crate) async fn handle(
                     StatusCode::GATEWAY_TIMEOUT,
                     "the target did not answer in time",
                 );
-                return finish(r, Some(gi), Some(&target));
+                return finish(rule, r, Some(gi), Some(&target));
             }
             Ok(Err(mut e)) => match e.take_message() {
                 // Never written: the pooled connection was closing. Try again.
@@ -316,14 +318,14 @@ pub(crate) async fn handle(
                 _ => {
                     tracing::debug!(target = %target.label, error = %e.into_error(), "request failed");
                     let r = text(StatusCode::BAD_GATEWAY, "the target failed to answer");
-                    return finish(r, Some(gi), Some(&target));
+                    return finish(rule, r, Some(gi), Some(&target));
                 }
             },
             Ok(Ok(resp)) => resp,
         };
         let pool_return = upgrade.is_none().then_some(sender);
         let resp = forward_response(resp, client_upgrade, guard, pool_return, &target);
-        return finish(resp, Some(gi), Some(&target));
+        return finish(rule, resp, Some(gi), Some(&target));
     }
     let resp = match last_error {
         Some(ConnectError::Timeout) => text(
@@ -336,7 +338,51 @@ pub(crate) async fn handle(
         ),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "no target is available"),
     };
-    finish(resp, None, None)
+    match rule_at(&route) {
+        Some(rule) => finish(rule, resp, None, None),
+        None => Ok(resp),
+    }
+}
+
+/// The index of the first rule of `listener` that matches `host` and `path`.
+fn find_rule(routes: &RouteState, listener: SocketAddr, host: &str, path: &str) -> Option<usize> {
+    routes
+        .listeners
+        .get(&listener)?
+        .rules
+        .iter()
+        .position(|r| host_matches(r.host.as_ref(), host) && path_matches(&r.path_prefix, path))
+}
+
+/// A request's rule: the routes it was matched in, and its index there.
+type Route = (Arc<RouteState>, SocketAddr, usize);
+
+fn rule_at(route: &Route) -> Option<&CompiledRule> {
+    route.0.listeners.get(&route.1)?.rules.get(route.2)
+}
+
+/// Picks a target for a request. A request that was matched in routes a newer
+/// configuration has since replaced, and finds no usable target left there (the new
+/// configuration drained them), is matched again in the current routes: a swap of
+/// configuration never turns into a 503.
+fn pick_current(
+    state: &arc_swap::ArcSwap<RouteState>,
+    route: &mut Route,
+    host: &str,
+    path: &str,
+    tried: &[Arc<TargetRuntime>],
+) -> Option<(usize, Arc<TargetRuntime>)> {
+    loop {
+        if let Some(picked) = rule_at(route).and_then(|r| r.pick(tried)) {
+            return Some(picked);
+        }
+        let current = state.load_full();
+        if Arc::ptr_eq(&current, &route.0) {
+            return None;
+        }
+        let index = find_rule(&current, route.1, host, path)?;
+        *route = (current, route.1, index);
+    }
 }
 
 fn forward_response(
@@ -438,5 +484,71 @@ impl hyper::body::Body for ResponseBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::{Endpoint, Timeouts};
+
+    fn routes(
+        metrics: &Arc<Metrics>,
+        listener: SocketAddr,
+        group: &str,
+        target: &Arc<TargetRuntime>,
+    ) -> RouteState {
+        let rule = CompiledRule {
+            service: "web".into(),
+            host: None,
+            path_prefix: "/".into(),
+            groups: vec![Arc::new(GroupRuntime::new(vec![target.clone()]))],
+            weights: vec![1],
+            counters: vec![metrics.counters("web", group)],
+            no_group_counters: metrics.counters("web", ""),
+            wrr: Mutex::new(SmoothWrr::new(1)),
+        };
+        RouteState {
+            listeners: [(
+                listener,
+                ListenerRoutes {
+                    rules: vec![rule],
+                    tls: None,
+                },
+            )]
+            .into(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// A request matched just before a swap, whose targets the new configuration
+    /// drained, still finds a target: the new configuration's.
+    #[test]
+    fn a_request_on_swapped_routes_picks_from_the_current_ones() {
+        let metrics = Arc::new(Metrics::new());
+        let listener: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let endpoint = |port: u16| Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+        let blue = TargetRuntime::new("blue", &endpoint(1), None, metrics.clone(), 1).unwrap();
+        let green = TargetRuntime::new("green", &endpoint(2), None, metrics.clone(), 1).unwrap();
+        let state = arc_swap::ArcSwap::from_pointee(routes(&metrics, listener, "blue", &blue));
+        let snapshot = state.load_full();
+        let index = find_rule(&snapshot, listener, "example.com", "/").unwrap();
+        let mut route: Route = (snapshot.clone(), listener, index);
+
+        // The new configuration routes to green, and blue starts draining.
+        state.store(Arc::new(routes(&metrics, listener, "green", &green)));
+        blue.set_draining(true);
+
+        // The stale routes alone have nothing left to offer...
+        assert!(rule_at(&route).unwrap().pick(&[]).is_none());
+        // ...so the request looks again, in the current routes.
+        let (_, picked) = pick_current(&state, &mut route, "example.com", "/", &[]).unwrap();
+        assert!(Arc::ptr_eq(&picked, &green));
+        assert!(Arc::ptr_eq(&route.0, &state.load_full()));
+
+        // With nothing usable in the current routes either, there is no target.
+        green.set_draining(true);
+        assert!(pick_current(&state, &mut route, "example.com", "/", &[]).is_none());
     }
 }
