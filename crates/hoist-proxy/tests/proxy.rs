@@ -585,7 +585,9 @@ async fn config_swaps_under_load_drop_nothing() {
     let backends = [backend("a").await, backend("b").await, backend("c").await];
     // Two worker runtimes with SO_REUSEPORT sockets and per-worker pools.
     let proxy = Arc::new(Proxy::with_workers(2).unwrap());
-    let sets: [&[usize]; 5] = [&[0], &[0, 1], &[1], &[1, 2], &[2, 0]];
+    // Partial changes, and whole replacements (as a blue/green switch is: every
+    // target a request could have picked before the swap drains after it).
+    let sets: [&[usize]; 6] = [&[0], &[0, 1], &[1], &[1, 2], &[2, 0], &[1]];
     let apply = |set: &[usize]| {
         let eps = set.iter().map(|&i| tcp(&backends[i])).collect();
         let mut forward = rule("web", &[("g", 1)]);
@@ -615,8 +617,8 @@ async fn config_swaps_under_load_drop_nothing() {
             (ok, failed)
         }));
     }
-    for round in 0..25 {
-        tokio::time::sleep(Duration::from_millis(40)).await;
+    for round in 0..36 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
         apply(sets[round % sets.len()]);
     }
     stop.store(true, Ordering::SeqCst);
