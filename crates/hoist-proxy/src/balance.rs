@@ -1,9 +1,12 @@
 //! Pure routing decisions: rule matching and smooth weighted round-robin. No I/O.
 
+use std::borrow::Cow;
+
 use crate::config::HostMatch;
 
-/// Strips the port and lowercases a `Host` header or `:authority`.
-pub(crate) fn normalize_host(host: &str) -> String {
+/// Strips the port and lowercases a `Host` header or `:authority` (copying only when
+/// there is something to lowercase).
+pub(crate) fn normalize_host(host: &str) -> Cow<'_, str> {
     let host = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
         rest.split(']').next().unwrap_or(rest)
@@ -16,7 +19,12 @@ pub(crate) fn normalize_host(host: &str) -> String {
             }
         })
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 pub(crate) fn host_matches(rule: Option<&HostMatch>, host: &str) -> bool {

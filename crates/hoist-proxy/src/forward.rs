@@ -123,7 +123,17 @@ fn text(status: StatusCode, msg: &str) -> Response<Body> {
     resp
 }
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The client's address as `X-Forwarded-For` gives it; made once per connection.
+pub(crate) fn forwarded_for(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -134,29 +144,49 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+/// The tokens of the `Connection` header(s), trimmed, as written (compare them
+/// ignoring case).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|t| !t.is_empty())
-        .collect()
+}
+
+/// `Connection` tokens that name no header to remove beyond the hop-by-hop ones
+/// (checked first, so the usual `Connection: keep-alive` costs no allocation).
+const COMMON_TOKENS: [&str; 3] = ["close", "keep-alive", "upgrade"];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::UPGRADE || HOP_BY_HOP.contains(name)
 }
 
 /// Removes hop-by-hop headers; with `upgrade`, keeps `Upgrade` and sends
 /// `Connection: upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
-    for token in connection_tokens(headers) {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+    // One pass over the names finds the hop-by-hop ones there (usually none, or
+    // `Connection`), so only those are looked up again to be removed.
+    let mut present: [Option<HeaderName>; HOP_BY_HOP.len() + 1] = Default::default();
+    for (slot, name) in present
+        .iter_mut()
+        .zip(headers.keys().filter(|n| is_hop_by_hop(n)))
+    {
+        *slot = Some(name.clone());
+    }
+    if present[0].is_some() {
+        // Other headers that `Connection` names are hop-by-hop too.
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !COMMON_TOKENS.iter().any(|c| t.eq_ignore_ascii_case(c)))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !is_hop_by_hop(n) && headers.contains_key(n))
+            .collect();
+        for name in named.iter().chain(present.iter().flatten()) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
     if let Some(proto) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, proto);
@@ -165,9 +195,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
 
 fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11
-        || !connection_tokens(req.headers())
-            .iter()
-            .any(|t| t == "upgrade")
+        || !connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
     {
         return None;
     }
@@ -178,24 +206,24 @@ pub(crate) async fn handle(
     state: Arc<arc_swap::ArcSwap<RouteState>>,
     metrics: Arc<Metrics>,
     listener: SocketAddr,
-    peer: SocketAddr,
+    peer: HeaderValue,
     https: bool,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let routes = state.load_full();
-    let host_raw = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
+    // The host as the client named it: `:authority` (HTTP/2) or an absolute URI's,
+    // else the `Host` header (a cheap clone: it shares the read buffer).
+    let authority = req.uri().authority().is_some();
+    let host_value = match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(header::HOST).cloned(),
+    };
+    let host_raw = host_value
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let host = normalize_host(&host_raw);
+    let host = normalize_host(host_raw);
     let Some(index) = find_rule(&routes, listener, &host, req.uri().path()) else {
         return Ok(text(
             StatusCode::NOT_FOUND,
@@ -209,28 +237,37 @@ pub(crate) async fn handle(
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade.clone());
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = Uri::try_from(path_and_query).unwrap_or_else(|_| Uri::from_static("/"));
+    // Origin-form (`/path?query`, HTTP/1.1's usual) goes on as it is; an absolute URI
+    // or HTTP/2's becomes origin-form.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::try_from(path_and_query).unwrap_or_else(|_| Uri::from_static("/"));
+    }
     parts.version = Version::HTTP_11;
     if !host_raw.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&host_raw) {
-            parts.headers.insert(header::HOST, v.clone());
-            parts
-                .headers
-                .insert(HeaderName::from_static("x-forwarded-host"), v);
+        if let Some(v) = host_value.clone() {
+            if authority {
+                parts.headers.insert(header::HOST, v.clone());
+            }
+            parts.headers.insert(X_FORWARDED_HOST, v);
         }
     }
-    let xff_name = HeaderName::from_static("x-forwarded-for");
-    let ip = peer.ip().to_canonical().to_string();
-    let xff = match parts.headers.get(&xff_name).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+    let xff = match parts
+        .headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prev) if !prev.trim().is_empty() => {
+            let ip = peer.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {ip}")).ok()
+        }
+        _ => Some(peer.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        parts.headers.insert(xff_name, v);
+    if let Some(v) = xff {
+        parts.headers.insert(X_FORWARDED_FOR, v);
     }
     parts.headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     let mut outgoing = Some(Request::from_parts(parts, body.boxed()));
@@ -550,5 +587,44 @@ mod tests {
         // With nothing usable in the current routes either, there is no target.
         green.set_draining(true);
         assert!(pick_current(&state, &mut route, "example.com", "/", &[]).is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Keep-Alive, X-Hop"),
+            ("connection", "x-other , close"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("x-other", "2"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("x-kept", "3"),
+            ("content-type", "text/plain"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_hop_by_hop(&mut headers, None);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-kept"]);
+
+        // An upgrade keeps `Upgrade` and says so in `Connection`.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut headers, Some(HeaderValue::from_static("websocket")));
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+        assert_eq!(headers[header::UPGRADE], "websocket");
+
+        // Nothing hop-by-hop: nothing changes.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+        strip_hop_by_hop(&mut headers, None);
+        assert_eq!(headers.len(), 1);
     }
 }

@@ -1119,7 +1119,9 @@ async fn accept_loop(
                 .get(&addr)
                 .and_then(|l| l.tls.clone());
             let https = tls.is_some();
+            let forwarded_for = forward::forwarded_for(peer);
             let svc = service_fn(move |req| {
+                let peer = forwarded_for.clone();
                 forward::handle(routes.clone(), metrics.clone(), addr, peer, https, req)
             });
             let builder = auto::Builder::new(TokioExecutor::new());
