@@ -865,6 +865,29 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
     let api = b.get("/api/v1/runs");
     assert_eq!(api.status, 401);
 
+    // Behind a TLS proxy the cookies are `Secure`; over plain HTTP they cannot be.
+    let behind_tls = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(server.url("/login"))
+        .header("X-Forwarded-Proto", "https")
+        .call()
+        .unwrap();
+    let set = behind_tls
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        set.ends_with("; Secure") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let plain = ureq::get(server.url("/login")).call().unwrap();
+    let set = plain.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(!set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+
     // The login form: a wrong token, a missing CSRF token, then the right one.
     let login = b.get("/login?next=/runs");
     assert_eq!(login.status, 200);

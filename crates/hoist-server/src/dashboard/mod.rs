@@ -1,7 +1,8 @@
 //! The web dashboard of `hoist server`: server-rendered pages (minijinja templates
 //! compiled into the binary, a little JavaScript), behind a login with an API token
 //! that opens a session (an `HttpOnly`, `SameSite=Strict` cookie naming a random
-//! session kept in memory for 12 hours), with a CSRF token in every form, checked
+//! session kept in memory for 12 hours; `Secure` too when a TLS proxy in front sends
+//! `X-Forwarded-Proto: https`), with a CSRF token in every form, checked
 //! in constant time. A run's page follows the run live over server-sent events.
 //!
 //! Pages without a session redirect to the login page; the JSON API keeps its
@@ -253,7 +254,31 @@ struct NextQuery {
     next: Option<String>,
 }
 
-fn login_form(ui: &Dashboard, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+/// Whether the browser reached the dashboard over HTTPS: `hoist server` speaks plain
+/// HTTP, so only a TLS proxy in front can say so, with `X-Forwarded-Proto: https`
+/// (trusting a client that claims it only withholds its own cookies from plain HTTP).
+fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// A `Set-Cookie` value: `HttpOnly` and `SameSite=Strict` always, `Secure` when the
+/// browser came over HTTPS. `max_age` 0 deletes the cookie.
+fn set_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+fn login_form(
+    ui: &Dashboard,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+    secure: bool,
+) -> Response {
     let csrf = random_token();
     let mut r = render(
         ui,
@@ -261,16 +286,19 @@ fn login_form(ui: &Dashboard, status: StatusCode, next: &str, error: Option<&str
         "login.html",
         context! { user => None::<String>, login_csrf => csrf, next => next, error => error },
     );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(LOGIN_COOKIE, &csrf, "/login", 3600, secure)) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
 }
 
-async fn login_page(State(ui): State<Arc<Dashboard>>, Query(q): Query<NextQuery>) -> Response {
-    login_form(&ui, StatusCode::OK, &local(q.next.as_deref()), None)
+async fn login_page(
+    State(ui): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let secure = over_https(&headers);
+    login_form(&ui, StatusCode::OK, &local(q.next.as_deref()), None, secure)
 }
 
 #[derive(Deserialize)]
@@ -286,6 +314,7 @@ async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let next = local(f.next.as_deref());
+    let secure = over_https(&headers);
     let expected = cookie(&headers, LOGIN_COOKIE);
     let fresh = match (&f.csrf, &expected) {
         (Some(got), Some(want)) => same(got, want),
@@ -297,6 +326,7 @@ async fn login(
             StatusCode::FORBIDDEN,
             &next,
             Some("The form's CSRF token is missing or stale: log in again from this page."),
+            secure,
         );
     }
     let tokens = ui.tokens.clone();
@@ -310,6 +340,7 @@ async fn login(
                 StatusCode::UNAUTHORIZED,
                 &next,
                 Some("That is not a valid API token."),
+                secure,
             )
         }
         Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -330,11 +361,8 @@ async fn login(
     let mut r = Redirect::to(&next).into_response();
     let h = r.headers_mut();
     for c in [
-        format!(
-            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_LIFE.as_secs()
-        ),
-        format!("{LOGIN_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
+        set_cookie(SESSION_COOKIE, &id, "/", SESSION_LIFE.as_secs(), secure),
+        set_cookie(LOGIN_COOKIE, "", "/login", 0, secure),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {
             h.append(header::SET_COOKIE, v);
@@ -377,10 +405,10 @@ async fn logout(
             .remove(&id);
     }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("hoist_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    let clear = set_cookie(SESSION_COOKIE, "", "/", 0, over_https(&headers));
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
     r
 }
 
@@ -1202,6 +1230,30 @@ async fn retry(
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_when_a_tls_proxy_says_the_browser_came_over_https() {
+        let mut headers = HeaderMap::new();
+        assert!(!over_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS, http"));
+        assert!(over_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert!(!over_https(&headers));
+        assert_eq!(
+            set_cookie("hoist_session", "abc", "/", 43200, true),
+            "hoist_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure"
+        );
+        assert_eq!(
+            set_cookie("hoist_login", "", "/login", 0, false),
+            "hoist_login=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+    }
 }
 
 #[cfg(test)]
