@@ -662,13 +662,11 @@ impl PipelineSpec {
             problem("cache.keep".to_owned(), "keep at least 1 cache");
         }
         if let Some(registry) = &self.push.registry {
+            // Valid when a repository under it parses, by the reference grammar the
+            // push uses, with this host as its registry (not Docker Hub's default).
             let host = registry.split('/').next().unwrap_or_default();
-            if host.is_empty()
-                || registry.contains("://")
-                || registry.ends_with('/')
-                || registry.contains(char::is_whitespace)
-                || !(host.contains('.') || host.contains(':') || host == "localhost")
-            {
+            let under = hoist_oci::Reference::parse_normalized(&format!("{registry}/app:latest"));
+            if !under.is_ok_and(|r| r.domain() == host) {
                 problem(
                     "push.registry".to_owned(),
                     &format!("{registry:?}: expected host[:port][/namespace], such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com"),

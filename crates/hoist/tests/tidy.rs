@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-vulndb", &["hoist-version"]),
     ("hoist-secretscan", &[]),
     ("hoist-lint", &["hoist-dockerfile"]),
-    ("hoist-pipeline-spec", &["hoist-deploy"]),
+    ("hoist-pipeline-spec", &["hoist-deploy", "hoist-oci"]),
     (
         "hoist-scan",
         &[
