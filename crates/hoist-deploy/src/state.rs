@@ -452,11 +452,30 @@ impl State {
 
     /// Events of a service after event id `after`, oldest first.
     pub fn events(&self, service: &str, after: i64) -> Result<Vec<Event>, StateError> {
-        let conn = self.lock();
-        let mut st = self.sql(conn.prepare(
+        self.query_events(
             "SELECT id, service, deployment, time, kind, message FROM events WHERE service = ?1 AND id > ?2 ORDER BY id",
-        ))?;
-        let rows = self.sql(st.query_map(params![service, after], |r| {
+            params![service, after],
+        )
+    }
+
+    /// The service's newest `limit` events, oldest first.
+    pub fn latest_events(&self, service: &str, limit: u32) -> Result<Vec<Event>, StateError> {
+        let mut events = self.query_events(
+            "SELECT id, service, deployment, time, kind, message FROM events WHERE service = ?1 ORDER BY id DESC LIMIT ?2",
+            params![service, limit],
+        )?;
+        events.reverse();
+        Ok(events)
+    }
+
+    fn query_events(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Event>, StateError> {
+        let conn = self.lock();
+        let mut st = self.sql(conn.prepare(sql))?;
+        let rows = self.sql(st.query_map(params, |r| {
             Ok(Event {
                 id: r.get(0)?,
                 service: r.get(1)?,
@@ -936,6 +955,28 @@ mod tests {
             &format!("name: {name}\nimage: web:1\nlistener: {{addr: 127.0.0.1:8080}}\n"),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn latest_events_are_the_newest_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(&dir.path().join("state.db")).unwrap();
+        st.transaction(|tx| {
+            for i in 0..5 {
+                tx.event("web", None, "note", &format!("e{i}"))?;
+                tx.event("api", None, "note", &format!("other{i}"))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let messages =
+            |events: Vec<Event>| -> Vec<String> { events.into_iter().map(|e| e.message).collect() };
+        assert_eq!(messages(st.latest_events("web", 2).unwrap()), ["e3", "e4"]);
+        assert_eq!(messages(st.latest_events("web", 50).unwrap()).len(), 5);
+        assert_eq!(
+            messages(st.events("web", 0).unwrap()),
+            ["e0", "e1", "e2", "e3", "e4"]
+        );
     }
 
     #[test]

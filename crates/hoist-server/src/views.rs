@@ -104,10 +104,9 @@ pub(crate) fn environment(
             })
         })
         .collect();
-    let events = state.events(service, 0)?;
-    let recent: Vec<Value> = events
+    let recent: Vec<Value> = state
+        .latest_events(service, 50)?
         .iter()
-        .skip(events.len().saturating_sub(50))
         .map(|e| {
             json!({
                 "deployment": e.deployment,

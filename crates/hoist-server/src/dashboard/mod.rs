@@ -241,10 +241,19 @@ fn render(ui: &Dashboard, status: StatusCode, name: &str, ctx: minijinja::Value)
     }
 }
 
-/// A local path to go back to after logging in (never another site).
+/// A local path to go back to after logging in (never another site). Browsers drop
+/// tabs and newlines from a `Location` and read `\` as `/`, so `/<TAB>/evil.example`
+/// would be `//evil.example`: control characters are refused with the rest.
 fn local(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
         _ => "/runs".to_owned(),
     }
 }
@@ -708,9 +717,14 @@ async fn rollback(
     }
 }
 
-/// A run's artifact `name` (a fixed name of the pipeline's), if it has one.
+/// Where a run keeps its artifact `name` (a fixed name of the pipeline's).
+fn artifact_path(ui: &Dashboard, id: i64, name: &str) -> std::path::PathBuf {
+    ui.queue.runs().run_dir(id).join("artifacts").join(name)
+}
+
+/// A run's artifact `name`, if it has one.
 fn artifact(ui: &Dashboard, id: i64, name: &str) -> Option<Vec<u8>> {
-    std::fs::read(ui.queue.runs().run_dir(id).join("artifacts").join(name)).ok()
+    std::fs::read(artifact_path(ui, id, name)).ok()
 }
 
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "unknown"];
@@ -801,7 +815,7 @@ async fn images_page(
                 "added": i.added,
                 "run": if report.is_some() { run } else { None },
                 "summary": summary,
-                "sbom": run.is_some_and(|id| ui.queue.runs().run_dir(id).join("artifacts/sbom.cdx.json").is_file()),
+                "sbom": run.is_some_and(|id| artifact_path(&ui, id, "sbom.cdx.json").is_file()),
             }));
         }
         Ok(out)
@@ -846,7 +860,10 @@ async fn scan_page(
                 )
             })?;
             let report = serde_json::from_slice(&bytes).map_err(internal)?;
-            Ok((report, artifact(&reader, id, "sbom.cdx.json").is_some()))
+            Ok((
+                report,
+                artifact_path(&reader, id, "sbom.cdx.json").is_file(),
+            ))
         })
         .await;
     let (report, sbom) = match read {
@@ -1030,7 +1047,6 @@ struct Live {
     shown: HashMap<i64, (String, String, String)>,
     status: Option<String>,
     pending: std::collections::VecDeque<Event>,
-    first: bool,
     done: bool,
 }
 
@@ -1092,14 +1108,9 @@ impl Live {
 /// duration), `log` (new log text of a stage) and `run` (the run's status; the
 /// stream ends after the final one). A page that opens the stream gets the
 /// whole log first, so it may start from an empty page.
-async fn run_events(
-    State(ui): State<Arc<Dashboard>>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-) -> Response {
-    // A reconnecting browser sends Last-Event-ID; pages here start from offsets
-    // they already hold by reloading, so every stream starts at the beginning.
-    let _ = headers;
+async fn run_events(State(ui): State<Arc<Dashboard>>, Path(id): Path<i64>) -> Response {
+    // A reconnecting browser sends Last-Event-ID; every stream starts at the
+    // beginning all the same (a page that reconnects reloads first).
     let live = Live {
         ui,
         id,
@@ -1107,7 +1118,6 @@ async fn run_events(
         shown: HashMap::new(),
         status: None,
         pending: std::collections::VecDeque::new(),
-        first: true,
         done: false,
     };
     let stream = futures_util::stream::unfold(live, move |mut live| async move {
@@ -1118,10 +1128,10 @@ async fn run_events(
             if live.done {
                 return None;
             }
-            if !live.first {
+            // The first look is at once; every look sets the status.
+            if live.status.is_some() {
                 tokio::time::sleep(LIVE_EVERY).await;
             }
-            live.first = false;
             let looked = tokio::task::spawn_blocking(move || {
                 let r = live.look();
                 (live, r)
@@ -1253,6 +1263,22 @@ mod cookie_tests {
             set_cookie("hoist_login", "", "/login", 0, false),
             "hoist_login=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"
         );
+    }
+
+    #[test]
+    fn after_login_only_local_paths_are_followed() {
+        assert_eq!(local(Some("/runs/7?x=1")), "/runs/7?x=1");
+        for other in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil.example",
+        ] {
+            assert_eq!(local(Some(other)), "/runs", "{other:?}");
+        }
+        assert_eq!(local(None), "/runs");
     }
 }
 
