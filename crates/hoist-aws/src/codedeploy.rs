@@ -11,7 +11,7 @@ use aws_sdk_codedeploy::types::{
     TrafficRoutingType,
 };
 
-use crate::ecs::{EcsError, EcsService, Verdict};
+use crate::ecs::{api, EcsError, EcsService, Verdict};
 use crate::sdk;
 
 /// The lifecycle hooks of an ECS AppSpec, in the order CodeDeploy runs them.
@@ -214,18 +214,6 @@ pub fn judge(d: &DeploymentStatus, previous: &str) -> Verdict {
             }
         }
         other => Verdict::Waiting(format!("CodeDeploy: {other}")),
-    }
-}
-
-fn api<E>(op: &'static str, target: &EcsService) -> impl FnOnce(E) -> EcsError
-where
-    E: std::error::Error,
-{
-    let target = target.to_string();
-    move |e| EcsError::Api {
-        op,
-        target,
-        message: aws_sdk_codedeploy::error::DisplayErrorContext(&e).to_string(),
     }
 }
 

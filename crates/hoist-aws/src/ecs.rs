@@ -362,7 +362,9 @@ impl Watch {
     }
 }
 
-fn api<E>(op: &'static str, target: &EcsService) -> impl FnOnce(E) -> EcsError
+/// Maps an SDK error of `op` on `target` (ECS's or CodeDeploy's: the same smithy
+/// error context) to [`EcsError::Api`].
+pub(crate) fn api<E>(op: &'static str, target: &EcsService) -> impl FnOnce(E) -> EcsError
 where
     E: std::error::Error,
 {
@@ -491,6 +493,51 @@ fn pick_container(td: &TaskDefinition, wanted: Option<&str>) -> Result<usize, Ec
     }
 }
 
+/// The service's deployment controller (ECS's when it names none), refused unless
+/// hoist drives it.
+fn controller_of(
+    target: &EcsService,
+    service: &aws_sdk_ecs::types::Service,
+) -> Result<DeploymentControllerType, EcsError> {
+    let controller = service
+        .deployment_controller()
+        .map_or(DeploymentControllerType::Ecs, |c| c.r#type().clone());
+    match controller {
+        DeploymentControllerType::Ecs | DeploymentControllerType::CodeDeploy => Ok(controller),
+        other => Err(EcsError::Invalid(format!(
+            "{target} uses the {} deployment controller, which hoist does not drive",
+            other.as_str()
+        ))),
+    }
+}
+
+/// For a service under the CODE_DEPLOY controller: the CodeDeploy settings, and the
+/// port the load balancer sends to (the settings', else the container's first).
+fn codedeploy_route<'a>(
+    target: &EcsService,
+    codedeploy: Option<&'a CodeDeployTarget>,
+    container: &aws_sdk_ecs::types::ContainerDefinition,
+    revision: &str,
+) -> Result<(&'a CodeDeployTarget, u16), EcsError> {
+    let cd = codedeploy.ok_or_else(|| {
+        EcsError::Invalid(format!(
+            "{target} uses the CODE_DEPLOY deployment controller: name its CodeDeploy application and deployment group"
+        ))
+    })?;
+    let mapped = container
+        .port_mappings()
+        .first()
+        .and_then(|p| p.container_port)
+        .and_then(|p| u16::try_from(p).ok());
+    let port = cd.container_port.or(mapped).ok_or_else(|| {
+        EcsError::Invalid(format!(
+            "container {} of {revision} maps no port: give the container port for CodeDeploy",
+            container.name.as_deref().unwrap_or_default()
+        ))
+    })?;
+    Ok((cd, port))
+}
+
 async fn deploy_async(
     target: &EcsService,
     request: &Deploy,
@@ -498,9 +545,7 @@ async fn deploy_async(
 ) -> Result<Deployed, EcsError> {
     let ecs = client(target).await;
     let service = describe(&ecs, target).await?;
-    let controller = service
-        .deployment_controller()
-        .map_or(DeploymentControllerType::Ecs, |c| c.r#type().clone());
+    let controller = controller_of(target, &service)?;
     if controller == DeploymentControllerType::Ecs && request.traffic.is_some() {
         return Err(EcsError::Invalid(format!(
             "{target} uses the ECS deployment controller, whose deployments are rolling updates: blue/green, canary and linear shifts need a service under the CODE_DEPLOY controller with a CodeDeploy deployment group"
@@ -515,10 +560,16 @@ async fn deploy_async(
         .unwrap_or_default();
     let unchanged =
         current.container_definitions()[index].image.as_deref() == Some(request.image.as_str());
-    let port = current.container_definitions()[index]
-        .port_mappings()
-        .first()
-        .and_then(|p| p.container_port);
+    // Checked before a revision is registered: a refusal changes nothing.
+    let codedeploy_route = match controller {
+        DeploymentControllerType::CodeDeploy => Some(codedeploy_route(
+            target,
+            request.codedeploy.as_ref(),
+            &current.container_definitions()[index],
+            &current_arn,
+        )?),
+        _ => None,
+    };
 
     let ours = if unchanged {
         progress(&format!(
@@ -537,54 +588,36 @@ async fn deploy_async(
 
     let before = snapshot(&service);
     let mut codedeploy_id = None;
-    match controller {
-        DeploymentControllerType::Ecs => {
-            let mut update = ecs
-                .update_service()
-                .cluster(&target.cluster)
-                .service(&target.service)
-                .task_definition(&ours)
-                .force_new_deployment(unchanged);
-            if let Some((min, max)) = request.rolling {
-                let mut config = service.deployment_configuration.clone().unwrap_or_else(|| {
-                    aws_sdk_ecs::types::DeploymentConfiguration::builder().build()
-                });
-                config.minimum_healthy_percent = Some(min);
-                config.maximum_percent = Some(max);
-                update = update.deployment_configuration(config);
-            }
-            update.send().await.map_err(api("UpdateService", target))?;
-            progress(&format!("updated {target} to {ours}"));
+    if let Some((cd, port)) = codedeploy_route {
+        let id = codedeploy::create(
+            target,
+            cd,
+            &ours,
+            &container,
+            port,
+            request.traffic,
+            progress,
+        )
+        .await?;
+        codedeploy_id = Some(id);
+    } else {
+        let mut update = ecs
+            .update_service()
+            .cluster(&target.cluster)
+            .service(&target.service)
+            .task_definition(&ours)
+            .force_new_deployment(unchanged);
+        if let Some((min, max)) = request.rolling {
+            let mut config = service
+                .deployment_configuration
+                .clone()
+                .unwrap_or_else(|| aws_sdk_ecs::types::DeploymentConfiguration::builder().build());
+            config.minimum_healthy_percent = Some(min);
+            config.maximum_percent = Some(max);
+            update = update.deployment_configuration(config);
         }
-        DeploymentControllerType::CodeDeploy => {
-            let cd = request.codedeploy.as_ref().ok_or_else(|| {
-                EcsError::Invalid(format!(
-                    "{target} uses the CODE_DEPLOY deployment controller: name its CodeDeploy application and deployment group"
-                ))
-            })?;
-            let port = cd.container_port.or(port.map(|p| p as u16)).ok_or_else(|| {
-                EcsError::Invalid(format!(
-                    "container {container} of {ours} maps no port: give the container port for CodeDeploy"
-                ))
-            })?;
-            let id = codedeploy::create(
-                target,
-                cd,
-                &ours,
-                &container,
-                port,
-                request.traffic,
-                progress,
-            )
-            .await?;
-            codedeploy_id = Some(id);
-        }
-        other => {
-            return Err(EcsError::Invalid(format!(
-                "{target} uses the {} deployment controller, which hoist does not drive",
-                other.as_str()
-            )))
-        }
+        update.send().await.map_err(api("UpdateService", target))?;
+        progress(&format!("updated {target} to {ours}"));
     }
     if request.codedeploy.is_some() && controller == DeploymentControllerType::Ecs {
         progress("note: the service uses the ECS deployment controller; CodeDeploy settings are not used");
@@ -790,37 +823,20 @@ async fn rollback_async(
         }
     };
     let (prev_td, _) = task_definition(&ecs, target, &previous).await?;
-    let container = pick_container(&prev_td, container)
-        .ok()
-        .and_then(|i| prev_td.container_definitions()[i].name.clone());
+    let index = pick_container(&prev_td, container).ok();
+    let container = index.and_then(|i| prev_td.container_definitions()[i].name.clone());
     progress(&format!(
         "rolling {target} back from {current_arn} to {previous}"
     ));
     let before = snapshot(&service);
-    let controller = service
-        .deployment_controller()
-        .map_or(DeploymentControllerType::Ecs, |c| c.r#type().clone());
     let mut codedeploy_id = None;
-    if controller == DeploymentControllerType::CodeDeploy {
-        let cd = codedeploy.ok_or_else(|| {
-            EcsError::Invalid(format!(
-                "{target} uses the CODE_DEPLOY deployment controller: name its CodeDeploy application and deployment group"
-            ))
-        })?;
-        let name = container.clone().ok_or_else(|| {
+    if controller_of(target, &service)? == DeploymentControllerType::CodeDeploy {
+        let index = index.ok_or_else(|| {
             EcsError::Invalid(format!("{previous}: name the container for CodeDeploy"))
         })?;
-        let index = pick_container(&prev_td, Some(&name))?;
-        let port = cd
-            .container_port
-            .or(prev_td.container_definitions()[index]
-                .port_mappings()
-                .first()
-                .and_then(|p| p.container_port)
-                .map(|p| p as u16))
-            .ok_or_else(|| {
-                EcsError::Invalid(format!("container {name} of {previous} maps no port"))
-            })?;
+        let def = &prev_td.container_definitions()[index];
+        let (cd, port) = codedeploy_route(target, codedeploy, def, &previous)?;
+        let name = def.name.clone().unwrap_or_default();
         codedeploy_id =
             Some(codedeploy::create(target, cd, &previous, &name, port, None, progress).await?);
     } else {

@@ -348,6 +348,10 @@ fn a_codedeploy_service_gets_a_blue_green_deployment_with_its_app_spec() {
     .unwrap();
     let id = d.codedeploy_id.clone().unwrap();
     assert_eq!(d.previous, rev1);
+    // The refused deploy above registered nothing: this revision follows rev1.
+    let (family, number) = rev1.rsplit_once(':').unwrap();
+    let next = number.parse::<u32>().unwrap() + 1;
+    assert_eq!(d.task_definition, format!("{family}:{next}"));
 
     // What CodeDeploy holds, read through its API.
     let info = rt.block_on(async {

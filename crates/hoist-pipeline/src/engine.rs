@@ -1345,12 +1345,8 @@ fn deploy_ecs(
     let request = crate::ecs::request(ecs, env.strategy.as_ref(), image, follow);
     let target = crate::ecs::target(ecs);
     log.line(&format!("deploying {image} to {target}"));
-    let lines = std::sync::Mutex::new(());
-    let done = hoist_aws::ecs::deploy(&target, &request, &|line| {
-        let _one_at_a_time = lines.lock();
-        log.line(line);
-    })
-    .map_err(|e| e.to_string())?;
+    let done = hoist_aws::ecs::deploy(&target, &request, &|line| log.line(line))
+        .map_err(|e| e.to_string())?;
     Ok(if done.steady {
         format!("{target} is steady on {}", done.task_definition)
     } else {

@@ -73,16 +73,7 @@ impl Moto {
             "AWS_ENDPOINT_URL",
             format!("http://127.0.0.1:{}", self.port),
         );
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/aws-config");
-        std::env::set_var(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        );
-        std::env::set_var("AWS_REGION", region);
-        std::env::remove_var("AWS_PROFILE");
+        isolate_aws_environment(region);
     }
 }
 
