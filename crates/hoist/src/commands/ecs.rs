@@ -110,12 +110,7 @@ pub fn deploy(settings: &Settings, args: &DeployArgs) -> Result<()> {
         }
     }
     let image = args.target.clone();
-    if !image
-        .split('/')
-        .next()
-        .is_some_and(|d| d.contains('.') || d.contains(':'))
-        || !image.contains('/')
-    {
+    if hoist_oci::Reference::parse_normalized(&image).is_ok_and(|r| r.domain() == "docker.io") {
         eprintln!("note: {image} names no registry; ECS pulls it from Docker Hub");
     }
     let strategy: Option<Strategy> = args
