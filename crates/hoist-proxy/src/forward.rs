@@ -23,7 +23,7 @@ use crate::metrics::{status_class, ClassCounters, Metrics};
 use crate::target::{Body, ConnectError, InflightGuard, TargetRuntime};
 
 /// How many targets one request may try when connecting fails.
-const MAX_CONNECT_ATTEMPTS: usize = 3;
+pub(crate) const MAX_CONNECT_ATTEMPTS: usize = 3;
 
 pub(crate) struct GroupRuntime {
     pub(crate) targets: Vec<Arc<TargetRuntime>>,
@@ -106,14 +106,19 @@ pub(crate) struct RouteState {
     pub(crate) timeouts: Timeouts,
 }
 
-fn text(status: StatusCode, msg: &str) -> Response<Body> {
-    let body = Full::new(Bytes::from(format!(
+/// The body of a response the proxy makes itself: one line of text.
+pub(crate) fn error_body(status: StatusCode, msg: &str) -> String {
+    format!(
         "{} {}: {msg}\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
-    )))
-    .map_err(|never: Infallible| match never {})
-    .boxed();
+    )
+}
+
+fn text(status: StatusCode, msg: &str) -> Response<Body> {
+    let body = Full::new(Bytes::from(error_body(status, msg)))
+        .map_err(|never: Infallible| match never {})
+        .boxed();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -133,7 +138,7 @@ pub(crate) fn forwarded_for(peer: SocketAddr) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-static HOP_BY_HOP: [HeaderName; 8] = [
+pub(crate) static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -158,7 +163,7 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// `Connection` tokens that name no header to remove beyond the hop-by-hop ones
 /// (checked first, so the usual `Connection: keep-alive` costs no allocation).
-const COMMON_TOKENS: [&str; 3] = ["close", "keep-alive", "upgrade"];
+pub(crate) const COMMON_TOKENS: [&str; 3] = ["close", "keep-alive", "upgrade"];
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::UPGRADE || HOP_BY_HOP.contains(name)
@@ -280,23 +285,14 @@ pub(crate) async fn handle(
                   resp: Response<Body>,
                   group: Option<usize>,
                   target: Option<&TargetRuntime>| {
-        let status = resp.status().as_u16();
-        let counters = group.map_or(&rule.no_group_counters, |g| &rule.counters[g]);
-        counters.record(status);
-        let seconds = started.elapsed().as_secs_f64();
-        match target {
-            Some(t) => t.series(&rule.service).record(status, seconds),
-            None => {
-                let mut labels = vec![
-                    ("service", rule.service.clone()),
-                    ("target_group", String::new()),
-                    ("target", String::new()),
-                ];
-                metrics.latency.get_or_create(&labels).observe(seconds);
-                labels.push(("code", status_class(status).to_owned()));
-                metrics.requests.get_or_create(&labels).inc();
-            }
-        }
+        record(
+            &metrics,
+            rule,
+            resp.status().as_u16(),
+            group,
+            target,
+            started,
+        );
         Ok(resp)
     };
 
@@ -364,25 +360,68 @@ pub(crate) async fn handle(
         let resp = forward_response(resp, client_upgrade, guard, pool_return, &target);
         return finish(rule, resp, Some(gi), Some(&target));
     }
-    let resp = match last_error {
-        Some(ConnectError::Timeout) => text(
-            StatusCode::GATEWAY_TIMEOUT,
-            "connecting to the target timed out",
-        ),
-        Some(e) => text(
-            StatusCode::BAD_GATEWAY,
-            &format!("no target could be reached ({e})"),
-        ),
-        None => text(StatusCode::SERVICE_UNAVAILABLE, "no target is available"),
-    };
+    let (status, msg) = no_target(last_error.as_ref());
+    let resp = text(status, &msg);
     match rule_at(&route) {
         Some(rule) => finish(rule, resp, None, None),
         None => Ok(resp),
     }
 }
 
+/// Counts a response in the rule's counters and the metrics: `group` and `target`
+/// are `None` when the proxy answered itself.
+pub(crate) fn record(
+    metrics: &Metrics,
+    rule: &CompiledRule,
+    status: u16,
+    group: Option<usize>,
+    target: Option<&TargetRuntime>,
+    started: Instant,
+) {
+    let counters = group.map_or(&rule.no_group_counters, |g| &rule.counters[g]);
+    counters.record(status);
+    let seconds = started.elapsed().as_secs_f64();
+    match target {
+        Some(t) => t.series(&rule.service).record(status, seconds),
+        None => {
+            let mut labels = vec![
+                ("service", rule.service.clone()),
+                ("target_group", String::new()),
+                ("target", String::new()),
+            ];
+            metrics.latency.get_or_create(&labels).observe(seconds);
+            labels.push(("code", status_class(status).to_owned()));
+            metrics.requests.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// The answer when no target took the request: 504 when the last try timed out
+/// connecting, 502 when none could be reached, 503 when none was there to try.
+pub(crate) fn no_target(last_error: Option<&ConnectError>) -> (StatusCode, String) {
+    match last_error {
+        Some(ConnectError::Timeout) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "connecting to the target timed out".to_owned(),
+        ),
+        Some(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("no target could be reached ({e})"),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no target is available".to_owned(),
+        ),
+    }
+}
+
 /// The index of the first rule of `listener` that matches `host` and `path`.
-fn find_rule(routes: &RouteState, listener: SocketAddr, host: &str, path: &str) -> Option<usize> {
+pub(crate) fn find_rule(
+    routes: &RouteState,
+    listener: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Option<usize> {
     routes
         .listeners
         .get(&listener)?
@@ -392,9 +431,9 @@ fn find_rule(routes: &RouteState, listener: SocketAddr, host: &str, path: &str) 
 }
 
 /// A request's rule: the routes it was matched in, and its index there.
-type Route = (Arc<RouteState>, SocketAddr, usize);
+pub(crate) type Route = (Arc<RouteState>, SocketAddr, usize);
 
-fn rule_at(route: &Route) -> Option<&CompiledRule> {
+pub(crate) fn rule_at(route: &Route) -> Option<&CompiledRule> {
     route.0.listeners.get(&route.1)?.rules.get(route.2)
 }
 
@@ -402,7 +441,7 @@ fn rule_at(route: &Route) -> Option<&CompiledRule> {
 /// configuration has since replaced, and finds no usable target left there (the new
 /// configuration drained them), is matched again in the current routes: a swap of
 /// configuration never turns into a 503.
-fn pick_current(
+pub(crate) fn pick_current(
     state: &arc_swap::ArcSwap<RouteState>,
     route: &mut Route,
     host: &str,
@@ -504,7 +543,10 @@ impl hyper::body::Body for ResponseBody {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.ended(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.ended(),
+            // Trailers end a body: hyper's server does not poll past them.
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() || this.inner.is_end_stream() => {
+                this.ended()
+            }
             Poll::Ready(Some(Err(_))) => {
                 // The connection is broken; never pool it.
                 this.pool = None;

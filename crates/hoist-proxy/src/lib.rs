@@ -154,6 +154,7 @@ pub mod admin;
 mod balance;
 mod config;
 mod forward;
+mod h1;
 mod metrics;
 mod netns;
 mod target;
@@ -1118,26 +1119,21 @@ async fn accept_loop(
                 .listeners
                 .get(&addr)
                 .and_then(|l| l.tls.clone());
-            let https = tls.is_some();
-            let forwarded_for = forward::forwarded_for(peer);
-            let svc = service_fn(move |req| {
-                let peer = forwarded_for.clone();
-                forward::handle(routes.clone(), metrics.clone(), addr, peer, https, req)
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let client = h1::ClientConn {
+                routes,
+                metrics,
+                listener: addr,
+                peer: forward::forwarded_for(peer),
+                https: tls.is_some(),
+            };
             let served = match tls {
-                None => {
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await
-                }
+                None => serve_client(stream, client, false).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls_stream)) => {
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
-                                .await
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            serve_client(tls_stream, client, h2).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -1156,6 +1152,44 @@ async fn accept_loop(
             gauge.dec();
         });
     }
+}
+
+type ServeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves one client connection: HTTP/1.1 on the fast path ([`h1`]) for as long as it
+/// serves what comes, then (or for HTTP/2 at once) with hyper.
+async fn serve_client<I>(mut io: I, client: h1::ClientConn, h2: bool) -> Result<(), ServeError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let read = if h2 {
+        bytes::BytesMut::new()
+    } else {
+        match h1::serve(&mut io, &client).await {
+            h1::Served::Closed => return Ok(()),
+            h1::Served::Handoff(read) => read,
+        }
+    };
+    let h1::ClientConn {
+        routes,
+        metrics,
+        listener,
+        peer,
+        https,
+    } = client;
+    let svc = service_fn(move |req| {
+        forward::handle(
+            routes.clone(),
+            metrics.clone(),
+            listener,
+            peer.clone(),
+            https,
+            req,
+        )
+    });
+    auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(h1::Prefixed::new(read, io)), svc)
+        .await
 }
 
 #[cfg(test)]

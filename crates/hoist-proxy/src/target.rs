@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, HealthCheck, HealthCheckMode};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::metrics::{Labels, Metrics};
@@ -31,6 +32,34 @@ pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Idle connections to one target, with when they went idle.
 type Pool = Mutex<Vec<(SendRequest<Body>, Instant)>>;
+
+/// Idle raw connections of the HTTP/1.1 fast path ([`crate::h1`]), with when they
+/// went idle.
+type RawPool = Mutex<Vec<(RawConn, Instant)>>;
+
+/// A connection to a target that [`crate::h1`] speaks HTTP/1.1 on itself, with its
+/// read buffer. It counts in `hoist_proxy_upstream_connections` while it lives.
+pub(crate) struct RawConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: BytesMut,
+    gauge: Gauge,
+}
+
+impl Drop for RawConn {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+impl RawConn {
+    /// False when the target closed (or wrote to) the idle connection: a read that
+    /// does not block means end of file or bytes nobody asked for. Costs no syscall
+    /// while the socket is known not to be readable.
+    fn still_idle(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
 
 /// Pooled connections idle longer than this are closed rather than reused, to stay
 /// under common keep-alive timeouts of servers.
@@ -92,6 +121,8 @@ pub(crate) struct TargetRuntime {
     dialer: Option<NetnsDialer>,
     /// One pool per worker runtime, so a connection is used where its task runs.
     idle: Vec<Pool>,
+    /// The same for the fast path's raw connections.
+    raw_idle: Vec<RawPool>,
     inflight: AtomicUsize,
     idle_notify: Notify,
     /// Cut everything: the drain timeout passed or the proxy is gone.
@@ -157,6 +188,7 @@ impl TargetRuntime {
             label: endpoint.to_string(),
             dialer,
             idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            raw_idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
             inflight: AtomicUsize::new(0),
             idle_notify: Notify::new(),
             cancel: CancellationToken::new(),
@@ -254,10 +286,17 @@ impl TargetRuntime {
         &self.idle[WORKER_INDEX.with(Cell::get) % self.idle.len()]
     }
 
+    fn raw_pool(&self) -> &RawPool {
+        &self.raw_idle[WORKER_INDEX.with(Cell::get) % self.raw_idle.len()]
+    }
+
     pub(crate) fn set_draining(&self, draining: bool) {
         self.draining.store(draining, Ordering::SeqCst);
         if draining {
             for pool in &self.idle {
+                pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            }
+            for pool in &self.raw_idle {
                 pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
             }
         }
@@ -335,6 +374,53 @@ impl TargetRuntime {
             gauge.dec();
         });
         Ok(sender)
+    }
+
+    /// Opens a raw connection for the fast path.
+    pub(crate) async fn open_raw(&self, timeout: Duration) -> Result<RawConn, ConnectError> {
+        let stream = tokio::time::timeout(timeout, self.connect_tcp())
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+            .map_err(ConnectError::Io)?;
+        let gauge = self
+            .metrics
+            .upstream_connections
+            .get_or_create(&self.labels())
+            .clone();
+        gauge.inc();
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            gauge,
+        })
+    }
+
+    /// The most recently pooled raw connection that is still open, if any.
+    pub(crate) fn checkout_raw(&self) -> Option<RawConn> {
+        let mut idle = self
+            .raw_pool()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < POOL_IDLE && conn.still_idle() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a raw connection whose response has ended, with nothing left unread.
+    pub(crate) fn checkin_raw(&self, conn: RawConn) {
+        if self.is_draining() || self.cancel.is_cancelled() {
+            return;
+        }
+        let mut idle = self
+            .raw_pool()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
     }
 
     /// A pooled connection that is not closed, if there is one. It was returned when
