@@ -4,12 +4,13 @@
 #   CARGO_TARGET_DIR=/work/target-bench bench/proxy.sh
 #
 # The backend is nginx answering `return 200` (1 worker). Both proxies keep alive to it
-# (nginx: upstream keepalive 128, 2 workers; hoist: tokio multi-thread runtime, 2
-# workers on this box). wrk (Debian) drives each proxy in alternation, ROUNDS times,
+# (nginx: upstream keepalive 128, 2 workers; hoist: one worker runtime per CPU, 2 on
+# this box). wrk (Debian) drives each proxy in alternation, ROUNDS times,
 # after a warm-up. Prints requests/s and p99 of every run, then the ratios
 # hoist/nginx of the means (throughput > 1 and p99 < 1 mean hoist is better).
-# HOIST_BENCH_RUNTIME=multi (default), current (one current-thread runtime) or workers
-# (Proxy::with_workers, one current-thread runtime per CPU) picks how hoist runs.
+# HOIST_BENCH_RUNTIME=workers (default: Proxy::with_workers, one current-thread runtime
+# per CPU, as `hoist proxy` runs when the daemon starts it), multi (one multi-thread
+# runtime) or current (one current-thread runtime) picks how hoist runs.
 # HOIST_BENCH_BIN=path runs that bench_proxy binary instead of building one.
 set -euo pipefail
 
@@ -88,7 +89,7 @@ run() { # name port -> "rps p99us"
     echo "$rps $p99"
 }
 
-echo "hoist runtime: ${HOIST_BENCH_RUNTIME:-multi}; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) CPUs, $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "hoist runtime: ${HOIST_BENCH_RUNTIME:-workers}; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) CPUs, $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d3s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 wrk -t"$THREADS" -c"$CONNECTIONS" -d3s "http://127.0.0.1:$HOIST_PORT/" >/dev/null
 printf '%-6s %-6s %12s %10s\n' round proxy requests/s p99_us

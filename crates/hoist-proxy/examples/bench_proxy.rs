@@ -1,8 +1,8 @@
 //! A standalone proxy for `bench/proxy.sh`: `bench_proxy LISTEN TARGET [TARGET...]`
 //! forwards every request on LISTEN to the TCP targets, round-robin, no health check.
-//! `HOIST_BENCH_RUNTIME` picks how it runs: `multi` (default) a multi-thread Tokio
-//! runtime, `current` one current-thread runtime, `workers` `Proxy::with_workers`
-//! with one worker per CPU.
+//! `HOIST_BENCH_RUNTIME` picks how it runs: `workers` (default) `Proxy::with_workers`
+//! with one worker per CPU, as `hoist proxy` runs when the daemon starts it; `multi` a
+//! multi-thread Tokio runtime; `current` one current-thread runtime.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -12,13 +12,12 @@ use hoist_proxy::{Config, Endpoint, Listener, Proxy, Rule, TargetGroup, Weighted
 fn main() {
     let flavour = std::env::var("HOIST_BENCH_RUNTIME").unwrap_or_default();
     let mut builder = match flavour.as_str() {
-        "current" | "workers" => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        "multi" => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
     };
-    let workers = if flavour == "workers" {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        0
+    let workers = match flavour.as_str() {
+        "multi" | "current" => 0,
+        _ => std::thread::available_parallelism().map_or(1, usize::from),
     };
     builder.enable_all().build().unwrap().block_on(run(workers));
 }

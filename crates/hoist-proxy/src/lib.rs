@@ -40,6 +40,19 @@
 //!
 //! # Forwarding
 //!
+//! Plain HTTP/1.1 requests (origin form, no body or a `Content-Length` body up to
+//! 64 KiB) take the fast path, `h1`: parsed in place with `httparse`, sent to the
+//! target with one write on a raw pooled connection, and answered on the client
+//! connection's own task; a client connection idle for 75 s is closed. The first
+//! request it does not serve (HTTP/2, HTTP/1.0, `Upgrade`, `Expect`, a chunked or
+//! bigger body, an absolute URI) hands the connection, with the bytes read so far, to
+//! hyper's server for the rest of its life. Both paths route, pick, retry, count and
+//! drain the same way; the rest of this section holds for both. On the fast path a
+//! pooled connection found closed before any response byte came back is also retried,
+//! on a fresh connection, when the request is idempotent (`GET`, `HEAD`, `PUT`,
+//! `DELETE`, `OPTIONS`, `TRACE`) or was never written; a close-delimited response is
+//! passed on with `Connection: close`, and interim `1xx` responses are dropped.
+//!
 //! Requests go to targets over HTTP/1.1 on keep-alive connections, pooled per target:
 //! a connection goes back to the pool the moment its response body ends (the body
 //! wrapper does it, no task per request), is reused last-in first-out, and is closed
