@@ -102,7 +102,9 @@ pub(crate) struct ListenerRoutes {
 }
 
 pub(crate) struct RouteState {
-    pub(crate) listeners: std::collections::HashMap<SocketAddr, ListenerRoutes>,
+    /// A B-tree rather than a hash map: with a handful of listeners a few address
+    /// comparisons cost less than hashing one, and this is looked up per request.
+    pub(crate) listeners: std::collections::BTreeMap<SocketAddr, ListenerRoutes>,
     pub(crate) timeouts: Timeouts,
 }
 

@@ -43,7 +43,7 @@ use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::balance::normalize_host;
-use crate::forward::{self, RouteState, COMMON_TOKENS, HOP_BY_HOP, MAX_CONNECT_ATTEMPTS};
+use crate::forward::{self, RouteState, COMMON_TOKENS, MAX_CONNECT_ATTEMPTS};
 use crate::metrics::Metrics;
 use crate::target::{ConnectError, InflightGuard, RawConn, TargetRuntime};
 
@@ -163,18 +163,61 @@ fn is(name: &[u8], lower: &str) -> bool {
     name.eq_ignore_ascii_case(lower.as_bytes())
 }
 
+/// What the proxy makes of a header field, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    /// Another hop-by-hop field: `Keep-Alive`, `TE`, `Trailer`, `Proxy-*`.
+    HopByHop,
+    ForwardedFor,
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto`, which the proxy sets.
+    ForwardedOther,
+    Other,
+}
+
+/// Classifies a name with one comparison at most (by its length first): this runs
+/// for every header of every message.
+fn field(name: &[u8]) -> Field {
+    let candidates: &[(&str, Field)] = match name.len() {
+        2 => &[("te", Field::HopByHop)],
+        4 => &[("host", Field::Host)],
+        6 => &[("expect", Field::Expect)],
+        7 => &[("upgrade", Field::Upgrade), ("trailer", Field::HopByHop)],
+        10 => &[
+            ("connection", Field::Connection),
+            ("keep-alive", Field::HopByHop),
+        ],
+        14 => &[("content-length", Field::ContentLength)],
+        15 => &[("x-forwarded-for", Field::ForwardedFor)],
+        16 => &[
+            ("proxy-connection", Field::HopByHop),
+            ("x-forwarded-host", Field::ForwardedOther),
+        ],
+        17 => &[
+            ("transfer-encoding", Field::TransferEncoding),
+            ("x-forwarded-proto", Field::ForwardedOther),
+        ],
+        18 => &[("proxy-authenticate", Field::HopByHop)],
+        19 => &[("proxy-authorization", Field::HopByHop)],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .find(|(lower, _)| is(name, lower))
+        .map_or(Field::Other, |&(_, f)| f)
+}
+
 /// The comma-separated tokens of a header value, trimmed.
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
-}
-
-/// True for the names HTTP/1.1 defines as hop-by-hop (`Connection`, `Keep-Alive`,
-/// `TE`, ..., `Upgrade`), which are never passed on.
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    is(name, "upgrade") || HOP_BY_HOP.iter().any(|h| is(name, h.as_str()))
 }
 
 /// True when a `Connection` header of `headers` names `name` (beyond the usual
@@ -226,24 +269,20 @@ fn parse_request(buf: &[u8], conn: &ClientConn, out: &mut Vec<u8>) -> Parse {
     let mut named = false;
     let mut forwarded_for = None;
     for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if is(name, "host") {
-            if host.is_some() {
-                return Parse::Unsupported;
-            }
-            host = Some(h.value);
-        } else if is(name, "content-length") {
-            match parse_len(h.value) {
+        match field(h.name.as_bytes()) {
+            Field::Host if host.is_some() => return Parse::Unsupported,
+            Field::Host => host = Some(h.value),
+            Field::ContentLength => match parse_len(h.value) {
                 Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
                 _ => return Parse::Unsupported,
+            },
+            Field::TransferEncoding | Field::Upgrade | Field::Expect => return Parse::Unsupported,
+            Field::Connection => {
+                close |= tokens(h.value).any(|t| is(t, "close"));
+                named |= names_other_headers(h.value);
             }
-        } else if is(name, "transfer-encoding") || is(name, "upgrade") || is(name, "expect") {
-            return Parse::Unsupported;
-        } else if is(name, "connection") {
-            close |= tokens(h.value).any(|t| is(t, "close"));
-            named |= names_other_headers(h.value);
-        } else if is(name, "x-forwarded-for") && forwarded_for.is_none() {
-            forwarded_for = Some(h.value);
+            Field::ForwardedFor if forwarded_for.is_none() => forwarded_for = Some(h.value),
+            _ => {}
         }
     }
     let Some(host) = host else {
@@ -263,16 +302,16 @@ fn parse_request(buf: &[u8], conn: &ClientConn, out: &mut Vec<u8>) -> Parse {
     }
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if is_hop_by_hop(name)
-            || is(name, "x-forwarded-for")
-            || is(name, "x-forwarded-host")
-            || is(name, "x-forwarded-proto")
-            || (named && named_by_connection(req.headers, name))
-        {
-            continue;
-        }
-        for part in [name, b": ", h.value, b"\r\n"] {
-            out.extend_from_slice(part);
+        // Host and Content-Length go on; everything else the proxy reads is its own.
+        let passed = match field(name) {
+            Field::Host | Field::ContentLength => true,
+            Field::Other => !(named && named_by_connection(req.headers, name)),
+            _ => false,
+        };
+        if passed {
+            for part in [name, b": ", h.value, b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
     }
     if !host_str.is_empty() {
@@ -361,7 +400,7 @@ where
             },
         };
         let head = tokio::select! {
-            head = tokio::time::timeout(timeouts.request, send(&mut up, upstream, req.head_only)) => head,
+            head = tokio::time::timeout(timeouts.request, send(&mut up, upstream, req, client_head)) => head,
             () = target.cancel.cancelled() => Ok(Err(UpstreamError::Cut)),
         };
         let (status, msg) = match head {
@@ -374,7 +413,7 @@ where
                     Some(&target),
                     started,
                 );
-                return relay(client, up, head, req, guard, &target, client_head).await;
+                return relay(client, up, head, guard, &target, client_head).await;
             }
             Ok(Err(e)) if reused && e.resendable(req.idempotent) && resends < MAX_RESENDS => {
                 resends += 1;
@@ -467,20 +506,24 @@ enum Framing {
     Close,
 }
 
-/// A final response head, parsed; the client's head is already written.
+/// A final response head, parsed; the head for the client is written.
 struct ResponseHead {
     status: u16,
     head_len: usize,
     framing: Framing,
     /// The target keeps the connection open after this response.
     keep_alive: bool,
+    /// The client connection closes after this response.
+    close: bool,
 }
 
-/// Sends the request and reads the final response head into `up.buf`.
+/// Sends the request, reads the final response head into `up.buf` and writes the
+/// head the client gets into `client_head`.
 async fn send(
     up: &mut RawConn,
     request: &[u8],
-    head_only: bool,
+    req: &Request,
+    client_head: &mut Vec<u8>,
 ) -> Result<ResponseHead, UpstreamError> {
     up.stream
         .write_all(request)
@@ -489,7 +532,7 @@ async fn send(
     up.buf.clear();
     loop {
         if !up.buf.is_empty() {
-            match parse_response(&up.buf, head_only)? {
+            match parse_response(&up.buf, req, client_head)? {
                 Some(Head::Interim(len)) => {
                     up.buf.advance(len);
                     continue;
@@ -519,8 +562,15 @@ enum Head {
     Final(ResponseHead),
 }
 
-/// Parses a response head at the start of `buf`; `None` when more bytes are needed.
-fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<Head>, UpstreamError> {
+/// Parses a response head at the start of `buf` (`None` when more bytes are needed)
+/// and writes the head the client gets into `out`: hop-by-hop headers and those
+/// `Connection` names dropped, `Connection: close` added when the client connection
+/// ends after it.
+fn parse_response(
+    buf: &[u8],
+    req: &Request,
+    out: &mut Vec<u8>,
+) -> Result<Option<Head>, UpstreamError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -539,25 +589,29 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<Head>, UpstreamE
     }
     let mut length = None;
     let mut chunked = false;
+    let mut named = false;
     let mut keep_alive = resp.version == Some(1);
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if is(name, "content-length") {
-            match parse_len(h.value) {
+        match field(h.name.as_bytes()) {
+            Field::ContentLength => match parse_len(h.value) {
                 Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
                 _ => return Err(UpstreamError::Invalid("bad Content-Length")),
-            }
-        } else if is(name, "transfer-encoding") {
+            },
             // Only `chunked` as the final coding delimits a body.
-            if !tokens(h.value).last().is_some_and(|t| is(t, "chunked")) {
-                return Err(UpstreamError::Invalid("unsupported Transfer-Encoding"));
+            Field::TransferEncoding if tokens(h.value).last().is_some_and(|t| is(t, "chunked")) => {
+                chunked = true;
             }
-            chunked = true;
-        } else if is(name, "connection") && tokens(h.value).any(|t| is(t, "close")) {
-            keep_alive = false;
+            Field::TransferEncoding => {
+                return Err(UpstreamError::Invalid("unsupported Transfer-Encoding"))
+            }
+            Field::Connection => {
+                keep_alive &= !tokens(h.value).any(|t| is(t, "close"));
+                named |= names_other_headers(h.value);
+            }
+            _ => {}
         }
     }
-    let framing = if head_only || status == 204 || status == 304 {
+    let framing = if req.head_only || status == 204 || status == 304 {
         Framing::Empty
     } else if chunked {
         Framing::Chunked
@@ -566,38 +620,28 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<Head>, UpstreamE
     } else {
         Framing::Close
     };
-    Ok(Some(Head::Final(ResponseHead {
-        status,
-        head_len,
-        framing,
-        keep_alive,
-    })))
-}
+    let close = req.close || framing == Framing::Close;
 
-/// Writes the head the client gets for the response at the start of `buf`: hop-by-hop
-/// headers and those `Connection` names dropped, `Connection: close` added when the
-/// client connection ends after it.
-fn client_head(buf: &[u8], close: bool, out: &mut Vec<u8>) {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    // Parsed successfully once already.
-    if resp.parse(buf).is_err() {
-        return;
-    }
-    let status = resp.code.unwrap_or(502);
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(format!("{status:03} ").as_bytes());
-    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    // A three-digit code (httparse's grammar), so no formatting machinery.
+    let digits = [status / 100, status / 10 % 10, status % 10].map(|d| b'0' + d as u8);
+    for part in [
+        b"HTTP/1.1 ".as_slice(),
+        &digits,
+        b" ",
+        resp.reason.unwrap_or("").as_bytes(),
+    ] {
+        out.extend_from_slice(part);
+    }
     out.extend_from_slice(b"\r\n");
-    let named = resp
-        .headers
-        .iter()
-        .any(|h| is(h.name.as_bytes(), "connection") && names_other_headers(h.value));
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
-        let passed = is(name, "transfer-encoding")
-            || !(is_hop_by_hop(name) || (named && named_by_connection(resp.headers, name)));
+        // Chunked framing is passed on as it is, so its header is too.
+        let passed = match field(name) {
+            Field::TransferEncoding => true,
+            Field::Connection | Field::Upgrade | Field::HopByHop => false,
+            _ => !(named && named_by_connection(resp.headers, name)),
+        };
         if passed {
             for part in [name, b": ", h.value, b"\r\n"] {
                 out.extend_from_slice(part);
@@ -608,6 +652,13 @@ fn client_head(buf: &[u8], close: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    Ok(Some(Head::Final(ResponseHead {
+        status,
+        head_len,
+        framing,
+        keep_alive,
+        close,
+    })))
 }
 
 /// Relays the response whose head is in `up.buf` to the client, then pools the
@@ -616,7 +667,6 @@ async fn relay<S>(
     client: &mut S,
     mut up: RawConn,
     head: ResponseHead,
-    req: &Request,
     guard: InflightGuard,
     target: &Arc<TargetRuntime>,
     out: &mut Vec<u8>,
@@ -624,8 +674,6 @@ async fn relay<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let close = req.close || head.framing == Framing::Close;
-    client_head(&up.buf, close, out);
     up.buf.advance(head.head_len);
     let mut body = Body::new(head.framing);
     let Ok(first) = body.take(&up.buf) else {
@@ -643,7 +691,7 @@ where
         target.checkin_raw(up);
     }
     drop(guard);
-    relayed && !close
+    relayed && !head.close
 }
 
 /// Where a response body stands.
@@ -969,7 +1017,11 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let framing = |raw: &str, head_only: bool| match parse_response(raw.as_bytes(), head_only) {
+        let framing = |raw: &str, head_only: bool| match parse_response(
+            raw.as_bytes(),
+            &request(head_only, false),
+            &mut Vec::new(),
+        ) {
             Ok(Some(Head::Final(h))) => Ok((h.framing, h.keep_alive)),
             Ok(Some(Head::Interim(n))) => Err(format!("interim {n}")),
             Ok(None) => Err("partial".into()),
@@ -1011,10 +1063,57 @@ mod tests {
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n\
                     Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\n\r\n";
-        client_head(raw, true, &mut out);
+        let head = parse_response(raw, &request(false, true), &mut out);
+        assert!(matches!(head, Ok(Some(Head::Final(h))) if h.close && h.status == 200));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\nconnection: close\r\n\r\n"
         );
+        // A body that ends with the connection ends the client's too.
+        let mut out = Vec::new();
+        let raw = b"HTTP/1.1 404 Not Found\r\nX-Ok: 1\r\n\r\n";
+        let head = parse_response(raw, &request(false, false), &mut out);
+        assert!(matches!(head, Ok(Some(Head::Final(h))) if h.close && h.framing == Framing::Close));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nX-Ok: 1\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    fn request(head_only: bool, close: bool) -> Request {
+        Request {
+            head_len: 0,
+            body_len: 0,
+            host: 0..0,
+            path: 0..0,
+            head_only,
+            idempotent: true,
+            close,
+        }
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_classified_so_in_any_case() {
+        for name in crate::forward::HOP_BY_HOP
+            .iter()
+            .chain([&http::header::UPGRADE])
+        {
+            for spelling in [name.as_str().to_owned(), name.as_str().to_ascii_uppercase()] {
+                let f = field(spelling.as_bytes());
+                assert!(
+                    matches!(
+                        f,
+                        Field::HopByHop
+                            | Field::Connection
+                            | Field::Upgrade
+                            | Field::TransferEncoding
+                    ),
+                    "{spelling}: {f:?}"
+                );
+            }
+        }
+        assert_eq!(field(b"X-Forwarded-For"), Field::ForwardedFor);
+        assert_eq!(field(b"x-forwarded-fox"), Field::Other);
+        assert_eq!(field(b"Content-Type"), Field::Other);
     }
 }

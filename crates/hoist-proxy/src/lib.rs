@@ -510,7 +510,7 @@ impl Proxy {
             });
         }
         let empty = RouteState {
-            listeners: HashMap::new(),
+            listeners: BTreeMap::new(),
             timeouts: Timeouts::default(),
         };
         Ok(Proxy {
@@ -698,7 +698,7 @@ impl Proxy {
         }
 
         // 3. Compile rules and swap.
-        let mut listeners = HashMap::new();
+        let mut listeners = BTreeMap::new();
         for l in &config.listeners {
             let rules = l
                 .rules
