@@ -636,9 +636,11 @@ fn parse_response(
     out.extend_from_slice(b"\r\n");
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
-        // Chunked framing is passed on as it is, so its header is too.
+        // Chunked framing is passed on as it is, so its header is too; a length
+        // beside it is void (RFC 9112 section 6.3) and not passed on.
         let passed = match field(name) {
             Field::TransferEncoding => true,
+            Field::ContentLength => !chunked,
             Field::Connection | Field::Upgrade | Field::HopByHop => false,
             _ => !(named && named_by_connection(resp.headers, name)),
         };
@@ -1032,6 +1034,15 @@ mod tests {
         assert_eq!(framing(ok, true), Ok((Framing::Empty, true)));
         let te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(framing(te, false), Ok((Framing::Chunked, true)));
+        // Both: chunked wins, and the client never sees the void length.
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut out = Vec::new();
+        let head = parse_response(both, &request(false, false), &mut out);
+        assert!(matches!(head, Ok(Some(Head::Final(h))) if h.framing == Framing::Chunked));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
         let none = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
         assert_eq!(framing(none, false), Ok((Framing::Close, false)));
         let old = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
