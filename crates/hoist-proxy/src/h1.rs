@@ -91,6 +91,8 @@ where
     // The head (and body) for the target, then the head for the client.
     let mut upstream_head = Vec::with_capacity(1024);
     let mut client_head = Vec::with_capacity(1024);
+    // Bytes the client sends while its request waits for the target's answer.
+    let mut early = BytesMut::new();
     loop {
         let request = loop {
             if !buf.is_empty() {
@@ -120,6 +122,7 @@ where
             &request,
             &upstream_head,
             &mut client_head,
+            &mut early,
         )
         .await;
         if !keep_open {
@@ -127,6 +130,9 @@ where
             return Served::Closed;
         }
         buf.advance(total);
+        // What the client sent while it waited (a pipelined request) comes next.
+        buf.extend_from_slice(&early);
+        early.clear();
     }
 }
 
@@ -358,6 +364,7 @@ async fn exchange<S>(
     req: &Request,
     upstream: &[u8],
     client_head: &mut Vec<u8>,
+    early: &mut BytesMut,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -399,9 +406,29 @@ where
                 }
             },
         };
-        let head = tokio::select! {
-            head = tokio::time::timeout(timeouts.request, send(&mut up, upstream, req, client_head)) => head,
-            () = target.cancel.cancelled() => Ok(Err(UpstreamError::Cut)),
+        let head = {
+            let sent =
+                tokio::time::timeout(timeouts.request, send(&mut up, upstream, req, client_head));
+            tokio::pin!(sent);
+            loop {
+                // Room for a pipelined request; past MAX_HEAD the rest waits.
+                early.reserve(1024);
+                tokio::select! {
+                    biased;
+                    head = &mut sent => break head,
+                    () = target.cancel.cancelled() => break Ok(Err(UpstreamError::Cut)),
+                    // A client that leaves while its request waits is noticed at once
+                    // (nginx's 499): the target's connection is dropped rather than
+                    // pooled half answered, and the in-flight slot is freed.
+                    read = client.read_buf(early), if early.len() < MAX_HEAD => match read {
+                        Ok(n) if n > 0 => {}
+                        _ => {
+                            tracing::debug!(target = %target.label, "the client left before the answer");
+                            return false;
+                        }
+                    },
+                }
+            }
         };
         let (status, msg) = match head {
             Ok(Ok(head)) => {

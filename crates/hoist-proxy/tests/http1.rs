@@ -1145,3 +1145,98 @@ async fn an_upstream_response_in_many_small_writes_is_proxied() {
     );
     assert_eq!(b.conns(), 1, "the upstream connection was not reused");
 }
+
+/// A backend for one connection, driven by the test: `/wait...` requests are
+/// answered only when `release` is notified; `arrived` is notified per request.
+async fn held_backend(
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+) -> (Backend, tokio::sync::oneshot::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = Conn {
+            stream,
+            buf: Vec::new(),
+            deadline: None,
+        };
+        while let Ok(Some(req)) = conn.request().await {
+            arrived.notify_one();
+            if req.target.starts_with("/wait") {
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    () = release.notified() => {}
+                    // Nothing more is sent on this connection before the answer:
+                    // a read that ends means the proxy closed it.
+                    _ = conn.stream.read(&mut byte) => break,
+                }
+            }
+            if conn
+                .stream
+                .write_all(&ok(req.target.as_bytes()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        // The proxy closed the connection.
+        let _ = closed_tx.send(());
+    });
+    let backend = Backend {
+        addr,
+        conns: Arc::new(AtomicUsize::new(1)),
+        seen: Arc::new(Mutex::new(Vec::new())),
+    };
+    (backend, closed_rx)
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_while_its_request_waits_frees_the_targets_connection() {
+    let (arrived, release) = (Arc::default(), Arc::new(tokio::sync::Notify::new()));
+    let (b, closed) = held_backend(Arc::clone(&arrived), release).await;
+    let (_proxy, addr) = start(&b, |_| {});
+    let mut c = Conn::connect(addr).await;
+    c.send(&get("/wait")).await;
+    tokio::time::timeout(DEADLINE, arrived.notified())
+        .await
+        .expect("the request never reached the backend");
+    drop(c);
+    // The proxy drops the target's connection (nginx's 499) instead of holding it
+    // until the answer or the 60 s request timeout.
+    tokio::time::timeout(DEADLINE, closed)
+        .await
+        .expect("the proxy kept the target's connection of a client that left")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_pipelined_while_the_first_waits_is_answered_after_it() {
+    let (arrived, release) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let (b, _closed) = held_backend(Arc::clone(&arrived), Arc::clone(&release)).await;
+    let (_proxy, addr) = start(&b, |_| {});
+    let mut c = Conn::connect(addr).await;
+    c.send(&get("/wait-first")).await;
+    tokio::time::timeout(DEADLINE, arrived.notified())
+        .await
+        .expect("the request never reached the backend");
+    // Sent while the first one waits for its answer.
+    c.send(&get("/second")).await;
+    // Give the proxy a chance to read it early (not a pass/fail condition).
+    tokio::time::sleep(PAUSE).await;
+    release.notify_one();
+    for expected in ["/wait-first", "/second"] {
+        let r = c.response("GET").await.unwrap();
+        assert_eq!(
+            (r.status, r.text()),
+            (200, expected.to_owned()),
+            "{}",
+            r.show()
+        );
+    }
+}
