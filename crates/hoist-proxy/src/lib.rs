@@ -51,7 +51,10 @@
 //! pooled connection found closed before any response byte came back is also retried,
 //! on a fresh connection, when the request is idempotent (`GET`, `HEAD`, `PUT`,
 //! `DELETE`, `OPTIONS`, `TRACE`) or was never written; a close-delimited response is
-//! passed on with `Connection: close`, and interim `1xx` responses are dropped.
+//! passed on with `Connection: close`, and interim `1xx` responses are dropped. A
+//! client that closes its connection while its request waits for the answer is
+//! noticed at once (nginx's 499): the target's connection is closed and the request
+//! leaves the in-flight count, so a drain does not wait for it.
 //!
 //! Requests go to targets over HTTP/1.1 on keep-alive connections, pooled per target:
 //! a connection goes back to the pool the moment its response body ends (the body
