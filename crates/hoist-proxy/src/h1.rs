@@ -440,7 +440,7 @@ where
                     Some(&target),
                     started,
                 );
-                return relay(client, up, head, guard, &target, client_head).await;
+                return relay(client, up, head, guard, &target, client_head, early).await;
             }
             Ok(Err(e)) if reused && e.resendable(req.idempotent) && resends < MAX_RESENDS => {
                 resends += 1;
@@ -490,13 +490,13 @@ where
     if !req.head_only {
         out.push_str(&body);
     }
-    client.write_all(out.as_bytes()).await.is_ok() && !req.close
+    write(client, out.as_bytes()).await && !req.close
 }
 
 #[derive(Debug, thiserror::Error)]
 enum UpstreamError {
-    #[error("writing the request: {0}")]
-    Write(io::Error),
+    #[error("writing the request: {source}")]
+    Write { written: usize, source: io::Error },
     #[error("reading the response: {0}")]
     Read(io::Error),
     #[error("the target closed the connection before a response")]
@@ -512,10 +512,10 @@ enum UpstreamError {
 impl UpstreamError {
     /// Whether a request that failed so on a pooled connection may be sent again on
     /// a fresh one: the target has not answered anything, and either the request is
-    /// idempotent or it could not even be written.
+    /// idempotent or none of it could be written.
     fn resendable(&self, idempotent: bool) -> bool {
         match self {
-            UpstreamError::Write(_) => true,
+            UpstreamError::Write { written, .. } => *written == 0 || idempotent,
             UpstreamError::Read(_) | UpstreamError::Closed => idempotent,
             _ => false,
         }
@@ -552,11 +552,21 @@ async fn send(
     req: &Request,
     client_head: &mut Vec<u8>,
 ) -> Result<ResponseHead, UpstreamError> {
-    up.stream
-        .write_all(request)
-        .await
-        .map_err(UpstreamError::Write)?;
+    let mut written = 0;
+    while written < request.len() {
+        match up.stream.write(&request[written..]).await {
+            Ok(0) => {
+                let source = io::ErrorKind::WriteZero.into();
+                return Err(UpstreamError::Write { written, source });
+            }
+            Ok(n) => written += n,
+            Err(source) => return Err(UpstreamError::Write { written, source }),
+        }
+    }
     up.buf.clear();
+    // Any byte of an answer, interim ones included: a request answered in part is
+    // never resent.
+    let mut seen = false;
     loop {
         if !up.buf.is_empty() {
             match parse_response(&up.buf, req, client_head)? {
@@ -572,11 +582,10 @@ async fn send(
             }
         }
         up.buf.reserve(READ_CHUNK);
-        let seen = !up.buf.is_empty();
         match up.stream.read_buf(&mut up.buf).await {
             Ok(0) if seen => return Err(UpstreamError::Truncated),
             Ok(0) => return Err(UpstreamError::Closed),
-            Ok(_) => {}
+            Ok(_) => seen = true,
             Err(_) if seen => return Err(UpstreamError::Truncated),
             Err(e) => return Err(UpstreamError::Read(e)),
         }
@@ -606,6 +615,9 @@ fn parse_response(
         Err(_) => return Err(UpstreamError::Invalid("malformed response head")),
     };
     let status = resp.code.unwrap_or(0);
+    if status < 100 {
+        return Err(UpstreamError::Invalid("status code below 100"));
+    }
     if status == 101 {
         return Err(UpstreamError::Invalid(
             "101 to a request that asked for no upgrade",
@@ -699,6 +711,7 @@ async fn relay<S>(
     guard: InflightGuard,
     target: &Arc<TargetRuntime>,
     out: &mut Vec<u8>,
+    early: &mut BytesMut,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -712,7 +725,7 @@ where
     up.buf.advance(first);
     let relayed = tokio::select! {
         done = async {
-            client.write_all(out).await.is_ok() && body.stream(&mut up, client).await
+            write(client, out).await && body.stream(&mut up, client, early).await
         } => done,
         () = target.cancel.cancelled() => false,
     };
@@ -721,6 +734,13 @@ where
     }
     drop(guard);
     relayed && !head.close
+}
+
+/// Writes `bytes` to the client and flushes them: a TLS stream may otherwise keep the
+/// end of a response in its buffer when the socket was full (nothing else would send
+/// it); for plain TCP the flush costs nothing.
+async fn write<S: AsyncWrite + Unpin>(client: &mut S, bytes: &[u8]) -> bool {
+    client.write_all(bytes).await.is_ok() && client.flush().await.is_ok()
 }
 
 /// Where a response body stands.
@@ -769,12 +789,26 @@ impl Body {
     }
 
     /// Copies the rest of the body from the target to the client; true when it all
-    /// arrived and was written.
-    async fn stream<S: AsyncWrite + Unpin>(&mut self, up: &mut RawConn, client: &mut S) -> bool {
+    /// arrived and was written. A client that leaves meanwhile is noticed even while
+    /// the target sends nothing (a long poll, a quiet event stream); what it sends is
+    /// kept in `early`.
+    async fn stream<S>(&mut self, up: &mut RawConn, client: &mut S, early: &mut BytesMut) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         while !self.done() {
             up.buf.clear();
             up.buf.reserve(READ_CHUNK);
-            match up.stream.read_buf(&mut up.buf).await {
+            early.reserve(1024);
+            let read = tokio::select! {
+                biased;
+                read = up.stream.read_buf(&mut up.buf) => read,
+                read = client.read_buf(early), if early.len() < MAX_HEAD => match read {
+                    Ok(n) if n > 0 => continue,
+                    _ => return false,
+                },
+            };
+            match read {
                 Ok(0) => return self.framing == Framing::Close,
                 Ok(_) => {}
                 Err(_) => return false,
@@ -782,7 +816,7 @@ impl Body {
             let Ok(n) = self.take(&up.buf) else {
                 return false;
             };
-            if client.write_all(&up.buf[..n]).await.is_err() {
+            if !write(client, &up.buf[..n]).await {
                 return false;
             }
             up.buf.advance(n);
@@ -808,6 +842,7 @@ enum Chunked {
     /// At the start of a trailer line (or the final empty line).
     LineStart,
     Line,
+    LineLf,
     EndLf,
     Done,
 }
@@ -853,30 +888,37 @@ impl Chunked {
                         None => match b {
                             b';' | b' ' | b'\t' => Chunked::Ext(n),
                             b'\r' => Chunked::SizeLf(n),
-                            b'\n' => Chunked::after_size(n),
                             _ => return Err(()),
                         },
                     }
                 }
+                // Lines end in CRLF, strictly: a client may reject a bare LF, so
+                // the proxy does not pass one on.
                 Chunked::Ext(n) => match b {
                     b'\r' => Chunked::SizeLf(n),
-                    b'\n' => Chunked::after_size(n),
+                    b'\n' => return Err(()),
                     _ => Chunked::Ext(n),
                 },
                 Chunked::SizeLf(n) if b == b'\n' => Chunked::after_size(n),
                 Chunked::DataCr if b == b'\r' => Chunked::DataLf,
-                Chunked::DataCr | Chunked::DataLf if b == b'\n' => Chunked::SizeStart,
-                Chunked::LineStart => match b {
-                    b'\r' => Chunked::EndLf,
-                    b'\n' => Chunked::Done,
-                    _ => Chunked::Line,
-                },
-                Chunked::Line if b == b'\n' => Chunked::LineStart,
-                Chunked::Line => Chunked::Line,
-                Chunked::EndLf if b == b'\n' => Chunked::Done,
-                Chunked::SizeLf(_) | Chunked::DataCr | Chunked::DataLf | Chunked::EndLf => {
-                    return Err(())
+                Chunked::DataLf if b == b'\n' => Chunked::SizeStart,
+                Chunked::LineStart if b == b'\r' => Chunked::EndLf,
+                Chunked::LineStart | Chunked::Line if b != b'\n' => {
+                    if b == b'\r' {
+                        Chunked::LineLf
+                    } else {
+                        Chunked::Line
+                    }
                 }
+                Chunked::LineLf if b == b'\n' => Chunked::LineStart,
+                Chunked::EndLf if b == b'\n' => Chunked::Done,
+                Chunked::SizeLf(_)
+                | Chunked::DataCr
+                | Chunked::DataLf
+                | Chunked::LineStart
+                | Chunked::Line
+                | Chunked::LineLf
+                | Chunked::EndLf => return Err(()),
                 Chunked::Data(_) => unreachable!("handled above"),
             };
             i += 1;
@@ -973,6 +1015,11 @@ mod tests {
             b"5\r\nhelloX",
             b"3\rX",
             b"1234567890abcdef0\r\n",
+            b"5\nhello\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"0\r\n\n",
+            b"0\r\nX-A: 1\n\r\n",
+            b"5;ext\nhello",
         ] {
             assert!(Chunked::default().feed(bad).is_err(), "{bad:?}");
         }

@@ -418,6 +418,14 @@ impl TargetRuntime {
             .raw_pool()
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Checkout takes the newest, so under steady traffic the oldest would sit
+        // there long after the target closed them: let them go here.
+        while idle
+            .first()
+            .is_some_and(|(c, since)| since.elapsed() >= POOL_IDLE || !c.still_idle())
+        {
+            idle.remove(0);
+        }
         if idle.len() < POOL_MAX_IDLE {
             idle.push((conn, Instant::now()));
         }

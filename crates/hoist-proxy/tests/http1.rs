@@ -1240,3 +1240,155 @@ async fn a_request_pipelined_while_the_first_waits_is_answered_after_it() {
         );
     }
 }
+
+/// Over HTTPS the end of a response reaches a slow client: tokio-rustls' `poll_write`
+/// returns once rustls has buffered the plaintext when the socket would block, so
+/// without a flush the last bytes of a response would wait for a next write that
+/// never comes.
+#[tokio::test]
+async fn https_responses_reach_a_slow_client_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let b = backend(move |req| {
+        let n: usize = req.target.trim_start_matches('/').parse().unwrap();
+        Reply {
+            parts: vec![ok(&pattern(n))],
+            then: Then::KeepAlive,
+        }
+    })
+    .await;
+    let (_proxy, addr) = start(&b, |cfg| {
+        cfg.listeners[0].tls = Some(hoist_proxy::ListenerTls { cert, key });
+    });
+
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let mut tls_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls_cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_cfg));
+
+    let mut stalled = Vec::new();
+    // Sizes around what the proxy's socket holds while the client reads nothing (on
+    // loopback here about 2.8 MB: `ss` shows the send queue); every 32 KiB, less than
+    // the 64 KiB rustls keeps back at most.
+    for n in (32..=144).map(|k| k * 32 * 1024) {
+        // A client with a small receive window that reads only after a pause, so the
+        // proxy's writes meet a full socket.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(addr).await.unwrap();
+        let mut tls = connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(&get(&format!("/{n}"))).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let want = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").len() + n;
+        let mut got = 0;
+        let mut tmp = vec![0u8; 64 * 1024];
+        while got < want {
+            match tokio::time::timeout(DEADLINE, tls.read(&mut tmp)).await {
+                Ok(Ok(k)) if k > 0 => got += k,
+                _ => break,
+            }
+        }
+        if got < want {
+            stalled.push(format!("{n}-byte body: got {got} of {want} bytes"));
+        }
+    }
+    assert!(stalled.is_empty(), "responses stalled: {stalled:#?}");
+}
+
+/// A backend for one connection: answers with a chunked head and one chunk, then
+/// sends nothing more (a long poll / quiet event stream); reports when the proxy
+/// closes its connection.
+async fn quiet_stream_backend() -> (Backend, tokio::sync::oneshot::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = Conn {
+            stream,
+            buf: Vec::new(),
+            deadline: None,
+        };
+        let _ = conn.request().await;
+        conn.stream
+            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            .await
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let _ = conn.stream.read(&mut byte).await;
+        let _ = closed_tx.send(());
+    });
+    let backend = Backend {
+        addr,
+        conns: Arc::new(AtomicUsize::new(1)),
+        seen: Arc::new(Mutex::new(Vec::new())),
+    };
+    (backend, closed_rx)
+}
+
+/// A client that leaves while a quiet response body streams (a long poll, an event
+/// stream between events) is noticed on both paths: the target's connection and the
+/// in-flight slot are let go without waiting for the target's next write.
+#[tokio::test]
+async fn a_client_that_leaves_mid_body_frees_the_targets_connection() {
+    for (what, req) in [
+        (
+            "hyper path (control)",
+            b"GET /s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
+        ("fast path", get("/s")),
+    ] {
+        let (b, closed) = quiet_stream_backend().await;
+        let (_proxy, addr) = start(&b, |_| {});
+        let mut c = Conn::connect(addr).await;
+        c.send(&req).await;
+        let head = c.head().await.unwrap().unwrap();
+        assert!(head.start.contains("200"), "{what}: {head:?}");
+        let _ = c.line().await; // the first chunk arrived
+        drop(c);
+        tokio::time::timeout(DEADLINE, closed)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the proxy kept the target's connection"))
+            .unwrap();
+    }
+}
+
+/// A GET whose pooled connection got a 1xx and then closed is not sent again: bytes
+/// of an answer came back.
+#[tokio::test]
+async fn no_resend_after_an_interim_response() {
+    let b = backend(|req| {
+        if req.target == "/hint" {
+            Reply {
+                parts: vec![b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".to_vec()],
+                then: Then::Close,
+            }
+        } else {
+            echo(req)
+        }
+    })
+    .await;
+    let (_proxy, addr) = start(&b, |_| {});
+    let mut c = Conn::connect(addr).await;
+    get_ok(&mut c, "/warm").await; // pools one upstream connection
+    c.send(&get("/hint")).await;
+    let r = c.response("GET").await.unwrap();
+    assert_eq!(r.status, 502, "{}", r.show());
+    let hints = b.seen().iter().filter(|r| r.target == "/hint").count();
+    assert_eq!(hints, 1, "the request was sent {hints} times");
+}
