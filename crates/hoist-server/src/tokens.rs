@@ -58,6 +58,12 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What the file keeps of `token` (its SHA-256, hex): enough to tell later whether
+/// that very token is still there, without keeping the token.
+pub fn fingerprint(token: &str) -> String {
+    hash(token)
+}
+
 impl Tokens {
     /// The tokens of the server at `home`.
     pub fn new(home: &Path) -> Tokens {
@@ -137,6 +143,15 @@ impl Tokens {
         self.save(&all)
     }
 
+    /// Whether the token with this [`fingerprint`] is still there (not revoked, and
+    /// not replaced by a new token of the same name).
+    pub fn holds(&self, fingerprint: &str) -> Result<bool, TokenError> {
+        Ok(self
+            .list()?
+            .iter()
+            .any(|t| bool::from(t.sha256.as_bytes().ct_eq(fingerprint.as_bytes()))))
+    }
+
     /// The name of the token `token` is, if it is one. Every stored hash is
     /// compared, each in constant time.
     pub fn verify(&self, token: &str) -> Result<Option<String>, TokenError> {
@@ -173,7 +188,9 @@ mod tests {
         assert!(tokens.create("ci").is_err());
         assert!(tokens.create("bad name").is_err());
         let other = tokens.create("alice").unwrap();
+        assert!(tokens.holds(&fingerprint(&t)).unwrap());
         tokens.revoke("ci").unwrap();
+        assert!(!tokens.holds(&fingerprint(&t)).unwrap());
         assert_eq!(tokens.verify(&t).unwrap(), None);
         assert_eq!(tokens.verify(&other).unwrap().as_deref(), Some("alice"));
         assert!(tokens.revoke("ci").is_err());

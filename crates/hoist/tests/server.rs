@@ -1188,6 +1188,27 @@ fn the_dashboard_logs_in_with_a_token_and_steers_a_run_through_csrf_checked_form
     // Logged out, the session is gone.
     assert_eq!(b.post("/logout", &[("csrf", &csrf)]).status, 303);
     assert_eq!(b.get("/runs").status, 303);
+
+    // A revoked token ends its sessions at once.
+    let login = b.get("/login?next=/runs");
+    let again = b.post(
+        "/login",
+        &[
+            ("token", &server.token),
+            ("csrf", &csrf_of(&login.body)),
+            ("next", "/runs"),
+        ],
+    );
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(b.get("/runs").status, 200);
+    w.env.ok(&["server", "token", "revoke", "ci"]);
+    let after = b.get("/runs");
+    assert_eq!(
+        after.status, 303,
+        "a revoked token's session: {}",
+        after.body
+    );
+    assert_eq!(after.location.as_deref(), Some("/login?next=/runs"));
 }
 
 /// The dashboard in a real browser: Debian's chromium driven by playwright-core

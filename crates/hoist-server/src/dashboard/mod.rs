@@ -1,8 +1,9 @@
 //! The web dashboard of `hoist server`: server-rendered pages (minijinja templates
 //! compiled into the binary, a little JavaScript), behind a login with an API token
 //! that opens a session (an `HttpOnly`, `SameSite=Strict` cookie naming a random
-//! session kept in memory for 12 hours; `Secure` too when a TLS proxy in front sends
-//! `X-Forwarded-Proto: https`), with a CSRF token in every form, checked
+//! session kept in memory for 12 hours, or until its token is revoked; `Secure` too
+//! when a TLS proxy in front sends `X-Forwarded-Proto: https`), with a CSRF token in
+//! every form, checked
 //! in constant time. A run's page follows the run live over server-sent events.
 //!
 //! Pages without a session redirect to the login page; the JSON API keeps its
@@ -52,6 +53,9 @@ const STATUSES: [&str; 8] = [
 
 struct Session {
     user: String,
+    /// The [`crate::tokens::fingerprint`] of the token that opened it: the session
+    /// ends when that token is revoked.
+    token: String,
     csrf: String,
     expires: Instant,
 }
@@ -194,11 +198,33 @@ async fn session(State(ui): State<Arc<Dashboard>>, mut req: Request, next: Next)
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.retain(|_, s| s.expires > Instant::now());
-        all.get(&id).map(|s| Viewer {
-            user: s.user.clone(),
-            csrf: s.csrf.clone(),
+        all.get(&id).map(|s| {
+            let viewer = Viewer {
+                user: s.user.clone(),
+                csrf: s.csrf.clone(),
+            };
+            (id, s.token.clone(), viewer)
         })
     });
+    // A revoked token ends its sessions at once, not when they expire.
+    let viewer = match viewer {
+        Some((id, token, viewer)) => {
+            let tokens = ui.tokens.clone();
+            match tokio::task::spawn_blocking(move || tokens.holds(&token)).await {
+                Ok(Ok(true)) => Some(viewer),
+                Ok(Ok(false)) => {
+                    ui.sessions
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
+                    None
+                }
+                Ok(Err(e)) => return internal(e).into_response(),
+                Err(e) => return internal(e).into_response(),
+            }
+        }
+        None => None,
+    };
     match viewer {
         Some(v) => {
             req.extensions_mut().insert(v);
@@ -340,6 +366,7 @@ async fn login(
     }
     let tokens = ui.tokens.clone();
     let token = f.token.trim().to_owned();
+    let fingerprint = crate::tokens::fingerprint(&token);
     let verified = tokio::task::spawn_blocking(move || tokens.verify(&token)).await;
     let user = match verified {
         Ok(Ok(Some(user))) => user,
@@ -363,6 +390,7 @@ async fn login(
             id.clone(),
             Session {
                 user,
+                token: fingerprint,
                 csrf: random_token(),
                 expires: Instant::now() + SESSION_LIFE,
             },
