@@ -183,6 +183,7 @@ enum Field {
     ForwardedFor,
     /// `X-Forwarded-Host` and `X-Forwarded-Proto`, which the proxy sets.
     ForwardedOther,
+    Date,
     Other,
 }
 
@@ -191,7 +192,7 @@ enum Field {
 fn field(name: &[u8]) -> Field {
     let candidates: &[(&str, Field)] = match name.len() {
         2 => &[("te", Field::HopByHop)],
-        4 => &[("host", Field::Host)],
+        4 => &[("host", Field::Host), ("date", Field::Date)],
         6 => &[("expect", Field::Expect)],
         7 => &[("upgrade", Field::Upgrade), ("trailer", Field::HopByHop)],
         10 => &[
@@ -473,6 +474,11 @@ where
     answer(client, req, status, &msg).await
 }
 
+/// The time as a `Date` header gives it.
+fn now() -> String {
+    httpdate::fmt_http_date(std::time::SystemTime::now())
+}
+
 /// Writes one of the proxy's own answers (the same text as hyper's path gives).
 async fn answer<S>(client: &mut S, req: &Request, status: StatusCode, msg: &str) -> bool
 where
@@ -481,9 +487,10 @@ where
     let body = forward::error_body(status, msg);
     let mut out =
         format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n",
+        "HTTP/1.1 {} {}\r\ndate: {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
+        now(),
         body.len(),
         if req.close { "connection: close\r\n" } else { "" },
     );
@@ -629,6 +636,7 @@ fn parse_response(
     let mut length = None;
     let mut chunked = false;
     let mut named = false;
+    let mut dated = false;
     let mut keep_alive = resp.version == Some(1);
     for h in resp.headers.iter() {
         match field(h.name.as_bytes()) {
@@ -647,6 +655,7 @@ fn parse_response(
                 keep_alive &= !tokens(h.value).any(|t| is(t, "close"));
                 named |= names_other_headers(h.value);
             }
+            Field::Date => dated = true,
             _ => {}
         }
     }
@@ -688,6 +697,11 @@ fn parse_response(
                 out.extend_from_slice(part);
             }
         }
+    }
+    if !dated {
+        // A proxy that forwards a response without a date adds one (RFC 9110
+        // section 6.6.1).
+        out.extend_from_slice(format!("date: {}\r\n", now()).as_bytes());
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -1109,13 +1123,14 @@ mod tests {
         let te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(framing(te, false), Ok((Framing::Chunked, true)));
         // Both: chunked wins, and the client never sees the void length.
-        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\
+                     Date: x\r\n\r\n";
         let mut out = Vec::new();
         let head = parse_response(both, &request(false, false), &mut out);
         assert!(matches!(head, Ok(Some(Head::Final(h))) if h.framing == Framing::Chunked));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: x\r\n\r\n"
         );
         let none = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
         assert_eq!(framing(none, false), Ok((Framing::Close, false)));
@@ -1147,22 +1162,27 @@ mod tests {
     fn the_clients_head_drops_hop_by_hop_headers() {
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n\
-                    Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\n\r\n";
+                    Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\n\
+                    Date: Mon, 07 Dec 2026 06:00:00 GMT\r\n\r\n";
         let head = parse_response(raw, &request(false, true), &mut out);
         assert!(matches!(head, Ok(Some(Head::Final(h))) if h.close && h.status == 200));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\nconnection: close\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Ok: 1\r\n\
+             Date: Mon, 07 Dec 2026 06:00:00 GMT\r\nconnection: close\r\n\r\n"
         );
         // A body that ends with the connection ends the client's too.
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 404 Not Found\r\nX-Ok: 1\r\n\r\n";
         let head = parse_response(raw, &request(false, false), &mut out);
         assert!(matches!(head, Ok(Some(Head::Final(h))) if h.close && h.framing == Framing::Close));
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 404 Not Found\r\nX-Ok: 1\r\nconnection: close\r\n\r\n"
-        );
+        // Without a date, the proxy adds one.
+        let out = String::from_utf8(out).unwrap();
+        let date = out
+            .strip_prefix("HTTP/1.1 404 Not Found\r\nX-Ok: 1\r\ndate: ")
+            .and_then(|rest| rest.strip_suffix("\r\nconnection: close\r\n\r\n"))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date:?}");
     }
 
     fn request(head_only: bool, close: bool) -> Request {
