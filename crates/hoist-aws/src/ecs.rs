@@ -631,7 +631,7 @@ async fn deploy_async(
         }
     }
 
-    let mut done = Deployed {
+    let done = Deployed {
         task_definition: ours.clone(),
         previous: current_arn.clone(),
         container,
@@ -639,9 +639,24 @@ async fn deploy_async(
         registered: !unchanged,
         steady: false,
     };
-    if let Some(limit) = request.follow {
-        let poll = request.poll.unwrap_or(POLL);
-        follow_rollout(&ecs, target, &done, &before, limit, poll, progress).await?;
+    let follow = request
+        .follow
+        .map(|limit| (limit, request.poll.unwrap_or(POLL)));
+    settle(&ecs, target, done, &before, follow, progress).await
+}
+
+/// Follows what `done` started when asked to (`follow`: for how long, polling how
+/// often) and marks it steady once it is.
+async fn settle(
+    ecs: &aws_sdk_ecs::Client,
+    target: &EcsService,
+    mut done: Deployed,
+    before: &Snapshot,
+    follow: Option<(Duration, Duration)>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Deployed, EcsError> {
+    if let Some((limit, poll)) = follow {
+        follow_rollout(ecs, target, &done, before, limit, poll, progress).await?;
         done.steady = true;
     }
     Ok(done)
@@ -849,7 +864,7 @@ async fn rollback_async(
             .map_err(api("UpdateService", target))?;
         progress(&format!("updated {target} to {previous}"));
     }
-    let mut done = Deployed {
+    let done = Deployed {
         task_definition: previous.clone(),
         previous: current_arn.clone(),
         container: container.unwrap_or_default(),
@@ -857,11 +872,8 @@ async fn rollback_async(
         registered: false,
         steady: false,
     };
-    if let Some(limit) = follow_for {
-        follow_rollout(&ecs, target, &done, &before, limit, POLL, progress).await?;
-        done.steady = true;
-    }
-    Ok(done)
+    let follow = follow_for.map(|limit| (limit, POLL));
+    settle(&ecs, target, done, &before, follow, progress).await
 }
 
 /// `family` of `arn:aws:ecs:...:task-definition/family:7`.
