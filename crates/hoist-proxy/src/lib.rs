@@ -12,7 +12,9 @@
 //! desired state changes; the proxy diffs it against what runs:
 //!
 //! - **Listeners** ([`Listener`]) accept HTTP/1.1 and HTTP/2 with prior knowledge (h2c)
-//!   on one port (hyper-util's auto server). New addresses are bound before anything
+//!   on one port, or HTTPS with a certificate ([`ListenerTls`]; h2 or http/1.1 by
+//!   ALPN). HTTP/1.1 takes the fast path below; HTTP/2 and what the fast path leaves
+//!   go to hyper-util's auto server. New addresses are bound before anything
 //!   else changes, so a bind error leaves the old configuration serving. A removed
 //!   listener stops accepting; its open connections finish.
 //! - **Rules** ([`Rule`]) are tried in order; the first whose host ([`HostMatch`]:
@@ -161,7 +163,7 @@
 //!
 //! # Not there yet
 //!
-//! TLS listeners; HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
+//! HTTP/2 to targets (targets are spoken to in HTTP/1.1); WebSockets over
 //! HTTP/2 (RFC 8441); passive health (outlier detection); per-rule timeouts; sticky
 //! sessions; a failed apply is retried only when the file changes or on `SIGHUP`, not
 //! on a timer.
