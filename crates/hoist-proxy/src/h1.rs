@@ -407,29 +407,15 @@ where
                 }
             },
         };
-        let head = {
-            let sent =
-                tokio::time::timeout(timeouts.request, send(&mut up, upstream, req, client_head));
-            tokio::pin!(sent);
-            loop {
-                // Room for a pipelined request; past MAX_HEAD the rest waits.
-                early.reserve(1024);
-                tokio::select! {
-                    biased;
-                    head = &mut sent => break head,
-                    () = target.cancel.cancelled() => break Ok(Err(UpstreamError::Cut)),
-                    // A client that leaves while its request waits is noticed at once
-                    // (nginx's 499): the target's connection is dropped rather than
-                    // pooled half answered, and the in-flight slot is freed.
-                    read = client.read_buf(early), if early.len() < MAX_HEAD => match read {
-                        Ok(n) if n > 0 => {}
-                        _ => {
-                            tracing::debug!(target = %target.label, "the client left before the answer");
-                            return false;
-                        }
-                    },
-                }
+        let sent = async {
+            tokio::select! {
+                head = tokio::time::timeout(timeouts.request, send(&mut up, upstream, req, client_head)) => head,
+                () = target.cancel.cancelled() => Ok(Err(UpstreamError::Cut)),
             }
+        };
+        let Some(head) = unless_client_leaves(client, early, sent).await else {
+            tracing::debug!(target = %target.label, "the client left before the answer");
+            return false;
         };
         let (status, msg) = match head {
             Ok(Ok(head)) => {
@@ -472,6 +458,34 @@ where
         forward::record(&conn.metrics, rule, status.as_u16(), None, None, started);
     }
     answer(client, req, status, &msg).await
+}
+
+/// Waits for `work` while watching the client: `None` when the client closes its
+/// connection first (nginx's 499), so that the caller drops the target's connection
+/// rather than pooling it half answered, and frees the in-flight slot at once. Bytes
+/// the client sends meanwhile (a pipelined request) are kept in `early`, up to
+/// [`MAX_HEAD`]; the rest waits in the socket.
+async fn unless_client_leaves<S, F>(
+    client: &mut S,
+    early: &mut BytesMut,
+    work: F,
+) -> Option<F::Output>
+where
+    S: AsyncRead + Unpin,
+    F: std::future::Future,
+{
+    tokio::pin!(work);
+    loop {
+        early.reserve(1024);
+        tokio::select! {
+            biased;
+            done = &mut work => return Some(done),
+            read = client.read_buf(early), if early.len() < MAX_HEAD => match read {
+                Ok(n) if n > 0 => {}
+                _ => return None,
+            },
+        }
+    }
 }
 
 /// The time as a `Date` header gives it.
@@ -804,8 +818,7 @@ impl Body {
 
     /// Copies the rest of the body from the target to the client; true when it all
     /// arrived and was written. A client that leaves meanwhile is noticed even while
-    /// the target sends nothing (a long poll, a quiet event stream); what it sends is
-    /// kept in `early`.
+    /// the target sends nothing (a long poll, a quiet event stream).
     async fn stream<S>(&mut self, up: &mut RawConn, client: &mut S, early: &mut BytesMut) -> bool
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -813,14 +826,9 @@ impl Body {
         while !self.done() {
             up.buf.clear();
             up.buf.reserve(READ_CHUNK);
-            early.reserve(1024);
-            let read = tokio::select! {
-                biased;
-                read = up.stream.read_buf(&mut up.buf) => read,
-                read = client.read_buf(early), if early.len() < MAX_HEAD => match read {
-                    Ok(n) if n > 0 => continue,
-                    _ => return false,
-                },
+            let read = up.stream.read_buf(&mut up.buf);
+            let Some(read) = unless_client_leaves(client, early, read).await else {
+                return false;
             };
             match read {
                 Ok(0) => return self.framing == Framing::Close,

@@ -30,12 +30,56 @@ use crate::HealthState;
 
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
-/// Idle connections to one target, with when they went idle.
-type Pool = Mutex<Vec<(SendRequest<Body>, Instant)>>;
+/// Idle connections of one kind to one target: one pool per worker runtime (so a
+/// connection is used where its task runs), each connection with when it went idle.
+/// Connections are reused last-in first-out and dropped once idle for [`POOL_IDLE`]
+/// or found closed by the kind's `open` test.
+struct IdlePools<C>(Vec<Mutex<Vec<(C, Instant)>>>);
 
-/// Idle raw connections of the HTTP/1.1 fast path ([`crate::h1`]), with when they
-/// went idle.
-type RawPool = Mutex<Vec<(RawConn, Instant)>>;
+impl<C> IdlePools<C> {
+    fn new(pools: usize) -> Self {
+        IdlePools((0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect())
+    }
+
+    /// This worker's pool, locked.
+    fn mine(&self) -> std::sync::MutexGuard<'_, Vec<(C, Instant)>> {
+        self.0[WORKER_INDEX.with(Cell::get) % self.0.len()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn clear(&self) {
+        for pool in &self.0 {
+            pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
+    /// The newest connection that is still open.
+    fn take(&self, open: impl Fn(&C) -> bool) -> Option<C> {
+        let mut idle = self.mine();
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < POOL_IDLE && open(&conn) {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Pools `conn`. Taking the newest first leaves the oldest to sit long after the
+    /// target closed them under steady traffic, so those are let go here.
+    fn put(&self, conn: C, open: impl Fn(&C) -> bool) {
+        let mut idle = self.mine();
+        while idle
+            .first()
+            .is_some_and(|(c, since)| since.elapsed() >= POOL_IDLE || !open(c))
+        {
+            idle.remove(0);
+        }
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}
 
 /// A connection to a target that [`crate::h1`] speaks HTTP/1.1 on itself, with its
 /// read buffer. It counts in `hoist_proxy_upstream_connections` while it lives.
@@ -119,10 +163,10 @@ pub(crate) struct TargetRuntime {
     pub(crate) endpoint: Endpoint,
     pub(crate) label: String,
     dialer: Option<NetnsDialer>,
-    /// One pool per worker runtime, so a connection is used where its task runs.
-    idle: Vec<Pool>,
-    /// The same for the fast path's raw connections.
-    raw_idle: Vec<RawPool>,
+    /// hyper's connections (the hyper path, WebSockets aside).
+    idle: IdlePools<SendRequest<Body>>,
+    /// The fast path's raw connections.
+    raw_idle: IdlePools<RawConn>,
     inflight: AtomicUsize,
     idle_notify: Notify,
     /// Cut everything: the drain timeout passed or the proxy is gone.
@@ -187,8 +231,8 @@ impl TargetRuntime {
             endpoint: endpoint.clone(),
             label: endpoint.to_string(),
             dialer,
-            idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
-            raw_idle: (0..pools.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            idle: IdlePools::new(pools),
+            raw_idle: IdlePools::new(pools),
             inflight: AtomicUsize::new(0),
             idle_notify: Notify::new(),
             cancel: CancellationToken::new(),
@@ -282,23 +326,11 @@ impl TargetRuntime {
         self.draining.load(Ordering::SeqCst)
     }
 
-    fn pool(&self) -> &Pool {
-        &self.idle[WORKER_INDEX.with(Cell::get) % self.idle.len()]
-    }
-
-    fn raw_pool(&self) -> &RawPool {
-        &self.raw_idle[WORKER_INDEX.with(Cell::get) % self.raw_idle.len()]
-    }
-
     pub(crate) fn set_draining(&self, draining: bool) {
         self.draining.store(draining, Ordering::SeqCst);
         if draining {
-            for pool in &self.idle {
-                pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
-            }
-            for pool in &self.raw_idle {
-                pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
-            }
+            self.idle.clear();
+            self.raw_idle.clear();
         }
     }
 
@@ -357,12 +389,7 @@ impl TargetRuntime {
         let (sender, conn) = tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| ConnectError::Timeout)??;
-        let gauge = self
-            .metrics
-            .upstream_connections
-            .get_or_create(&self.labels())
-            .clone();
-        gauge.inc();
+        let gauge = self.count_connection();
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
             if upgrades {
@@ -382,31 +409,28 @@ impl TargetRuntime {
             .await
             .map_err(|_| ConnectError::Timeout)?
             .map_err(ConnectError::Io)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            gauge: self.count_connection(),
+        })
+    }
+
+    /// Counts one more open connection to this target; the caller decrements the
+    /// gauge it returns when the connection closes.
+    fn count_connection(&self) -> Gauge {
         let gauge = self
             .metrics
             .upstream_connections
             .get_or_create(&self.labels())
             .clone();
         gauge.inc();
-        Ok(RawConn {
-            stream,
-            buf: BytesMut::new(),
-            gauge,
-        })
+        gauge
     }
 
     /// The most recently pooled raw connection that is still open, if any.
     pub(crate) fn checkout_raw(&self) -> Option<RawConn> {
-        let mut idle = self
-            .raw_pool()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < POOL_IDLE && conn.still_idle() {
-                return Some(conn);
-            }
-        }
-        None
+        self.raw_idle.take(RawConn::still_idle)
     }
 
     /// Returns a raw connection whose response has ended, with nothing left unread.
@@ -414,33 +438,13 @@ impl TargetRuntime {
         if self.is_draining() || self.cancel.is_cancelled() {
             return;
         }
-        let mut idle = self
-            .raw_pool()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Checkout takes the newest, so under steady traffic the oldest would sit
-        // there long after the target closed them: let them go here.
-        while idle
-            .first()
-            .is_some_and(|(c, since)| since.elapsed() >= POOL_IDLE || !c.still_idle())
-        {
-            idle.remove(0);
-        }
-        if idle.len() < POOL_MAX_IDLE {
-            idle.push((conn, Instant::now()));
-        }
+        self.raw_idle.put(conn, RawConn::still_idle);
     }
 
     /// A pooled connection that is not closed, if there is one. It was returned when
     /// its last response ended, so it is ready or about to be: wait with `ready()`.
     pub(crate) fn checkout(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((sender, since)) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < POOL_IDLE {
-                return Some(sender);
-            }
-        }
-        None
+        self.idle.take(|s| !s.is_closed())
     }
 
     /// Returns a connection whose response has ended to the pool.
@@ -448,10 +452,7 @@ impl TargetRuntime {
         if self.is_draining() || self.cancel.is_cancelled() || sender.is_closed() {
             return;
         }
-        let mut idle = self.pool().lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < POOL_MAX_IDLE {
-            idle.push((sender, Instant::now()));
-        }
+        self.idle.put(sender, |s| !s.is_closed());
     }
 
     fn publish_health(&self) {
