@@ -21,9 +21,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist_proxy::{Config, Endpoint, Listener, Proxy, Rule, TargetGroup, Timeouts, WeightedGroup};
+use hoist_proxy::{Config, Endpoint, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod support;
+use support::{bound, config, group, listen_any, rule};
 
 /// How long a client read or write may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -428,12 +431,17 @@ fn chunked(body: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
-/// GETs `path` on `conn`, expects 200 and returns the body.
-async fn get_ok(conn: &mut Conn, path: &str) -> String {
+/// GETs `path` on `conn`, expects `status` and returns the response.
+async fn get_expecting(conn: &mut Conn, path: &str, status: u16) -> Response {
     conn.send(&get(path)).await;
     let resp = conn.response("GET").await.unwrap();
-    assert_eq!(resp.status, 200, "GET {path}: {}", resp.show());
-    resp.text()
+    assert_eq!(resp.status, status, "GET {path}: {}", resp.show());
+    resp
+}
+
+/// GETs `path` on `conn`, expects 200 and returns the body.
+async fn get_ok(conn: &mut Conn, path: &str) -> String {
+    get_expecting(conn, path, 200).await.text()
 }
 
 // ---------------------------------------------------------------------------------
@@ -555,56 +563,7 @@ async fn serve<F: Fn(&Request) -> Reply>(
 }
 
 // ---------------------------------------------------------------------------------
-// The proxy (helpers as in tests/proxy.rs).
-
-fn group(name: &str, targets: Vec<Endpoint>) -> TargetGroup {
-    TargetGroup {
-        drain_timeout: None,
-        name: name.into(),
-        health_check: None,
-        targets,
-    }
-}
-
-fn rule(service: &str, forward: &[(&str, u32)]) -> Rule {
-    Rule {
-        service: service.into(),
-        host: None,
-        path_prefix: "/".into(),
-        forward: forward
-            .iter()
-            .map(|(g, w)| WeightedGroup {
-                target_group: (*g).into(),
-                weight: *w,
-            })
-            .collect(),
-    }
-}
-
-fn config(listen: SocketAddr, rules: Vec<Rule>, groups: Vec<TargetGroup>) -> Config {
-    Config {
-        generation: 0,
-        listeners: vec![Listener {
-            addr: listen,
-            tls: None,
-            rules,
-        }],
-        target_groups: groups,
-        timeouts: Timeouts {
-            connect: Duration::from_secs(2),
-            request: Duration::from_secs(30),
-        },
-        drain_timeout: Duration::from_secs(30),
-    }
-}
-
-fn listen_any() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn bound(proxy: &Proxy) -> SocketAddr {
-    proxy.listener_addrs()[&listen_any()]
-}
+// The proxy (configuration helpers in tests/support).
 
 /// A proxy forwarding everything to `b`, its configuration changed by `tweak`.
 fn start(b: &Backend, tweak: impl FnOnce(&mut Config)) -> (Proxy, SocketAddr) {
@@ -612,7 +571,7 @@ fn start(b: &Backend, tweak: impl FnOnce(&mut Config)) -> (Proxy, SocketAddr) {
     let mut cfg = config(
         listen_any(),
         vec![rule("web", &[("g", 1)])],
-        vec![group("g", vec![Endpoint::Tcp(b.addr)])],
+        vec![group("g", None, vec![Endpoint::Tcp(b.addr)])],
     );
     tweak(&mut cfg);
     proxy.apply(cfg).unwrap();
@@ -642,9 +601,7 @@ async fn chunked_response_with_extensions_and_trailers_keeps_the_connection_usab
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
     for _ in 0..2 {
-        c.send(&get("/chunked")).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.show());
+        let r = get_expecting(&mut c, "/chunked", 200).await;
         assert_eq!(r.text(), "hello, world!0123456789");
         // Forwarding trailers is optional (the client did not send `TE: trailers`).
         eprintln!("chunked: {:?}, trailers {:?}", r.framing, r.trailers);
@@ -736,9 +693,7 @@ async fn no_content_and_not_modified_have_no_body() {
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
     for (path, status) in [("/204", 204), ("/304", 304), ("/204", 204)] {
-        c.send(&get(path)).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!(r.status, status, "{}", r.show());
+        let r = get_expecting(&mut c, path, status).await;
         if status == 304 {
             assert_eq!(r.head.get("etag"), Some("\"v1\""), "{}", r.show());
         } else {
@@ -771,9 +726,7 @@ async fn close_delimited_response_reaches_the_client_whole() {
     .await;
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
-    c.send(&get("/close")).await;
-    let r = c.response("GET").await.unwrap();
-    assert_eq!(r.status, 200, "{}", r.show());
+    let r = get_expecting(&mut c, "/close", 200).await;
     assert!(r.body == body, "body differs: {}", r.show());
     eprintln!(
         "close-delimited upstream body reached the client as {:?}, connection: {:?}",
@@ -813,9 +766,8 @@ async fn informational_responses_before_the_final_one_are_handled() {
         ("/continue", "abc"),
         ("/hints", "hello"),
     ] {
-        c.send(&get(path)).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!((r.status, r.text().as_str()), (200, body), "{}", r.show());
+        let r = get_expecting(&mut c, path, 200).await;
+        assert_eq!(r.text(), body, "{}", r.show());
         assert!(
             r.informational.iter().all(|s| [100, 103].contains(s)),
             "{:?}",
@@ -843,9 +795,7 @@ async fn a_pooled_connection_the_target_closed_is_not_used() {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        c.send(&get(path)).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!(r.status, 200, "{path}: {}", r.show());
+        let r = get_expecting(&mut c, path, 200).await;
         assert_eq!(r.text(), summary("GET", path, b""));
     }
     assert_eq!(b.conns(), 3);
@@ -990,9 +940,7 @@ async fn malformed_upstream_response_is_502() {
     .await;
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
-    c.send(&get("/bad")).await;
-    let r = c.response("GET").await.unwrap();
-    assert_eq!(r.status, 502, "{}", r.show());
+    get_expecting(&mut c, "/bad", 502).await;
     // Bytes reached the target: the request is not sent again.
     assert_eq!(b.seen().len(), 1);
 }
@@ -1006,9 +954,7 @@ async fn silent_upstream_is_504() {
     .await;
     let (_proxy, addr) = start(&b, |cfg| cfg.timeouts.request = Duration::from_millis(500));
     let mut c = Conn::connect(addr).await;
-    c.send(&get("/silent")).await;
-    let r = c.response("GET").await.unwrap();
-    assert_eq!(r.status, 504, "{}", r.show());
+    get_expecting(&mut c, "/silent", 504).await;
 }
 
 #[tokio::test]
@@ -1058,9 +1004,7 @@ async fn large_response_bodies_are_byte_exact() {
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
     for path in ["/big", "/big-chunked", "/big"] {
-        c.send(&get(path)).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.show());
+        let r = get_expecting(&mut c, path, 200).await;
         assert_eq!(r.body.len(), big.len(), "{path}");
         assert!(r.body == big, "{path}: body differs");
     }
@@ -1132,9 +1076,8 @@ async fn an_upstream_response_in_many_small_writes_is_proxied() {
         ("/chunked", "0123456789abcdefvwxyz"),
         ("/length", "hello world"),
     ] {
-        c.send(&get(path)).await;
-        let r = c.response("GET").await.unwrap();
-        assert_eq!((r.status, r.text().as_str()), (200, body), "{}", r.show());
+        let r = get_expecting(&mut c, path, 200).await;
+        assert_eq!(r.text(), body, "{}", r.show());
         if path == "/length" {
             assert_eq!(r.head.get("x-y"), Some("z"), "{:?}", r.head);
         }
@@ -1386,9 +1329,7 @@ async fn no_resend_after_an_interim_response() {
     let (_proxy, addr) = start(&b, |_| {});
     let mut c = Conn::connect(addr).await;
     get_ok(&mut c, "/warm").await; // pools one upstream connection
-    c.send(&get("/hint")).await;
-    let r = c.response("GET").await.unwrap();
-    assert_eq!(r.status, 502, "{}", r.show());
+    get_expecting(&mut c, "/hint", 502).await;
     let hints = b.seen().iter().filter(|r| r.target == "/hint").count();
     assert_eq!(hints, 1, "the request was sent {hints} times");
 }

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hoist_proxy::{
-    Config, Endpoint, HealthCheck, HealthCheckMode, HealthState, HostMatch, Listener, Proxy, Rule,
-    TargetGroup, Timeouts, WeightedGroup,
-};
+use hoist_proxy::{Endpoint, HealthCheck, HealthCheckMode, HealthState, HostMatch, Proxy};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+mod support;
+use support::{bound, config, group, listen_any, rule};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -172,57 +172,8 @@ fn fast_health() -> HealthCheck {
     }
 }
 
-fn group(name: &str, hc: Option<HealthCheck>, targets: Vec<Endpoint>) -> TargetGroup {
-    TargetGroup {
-        drain_timeout: None,
-        name: name.into(),
-        health_check: hc,
-        targets,
-    }
-}
-
-fn rule(service: &str, forward: &[(&str, u32)]) -> Rule {
-    Rule {
-        service: service.into(),
-        host: None,
-        path_prefix: "/".into(),
-        forward: forward
-            .iter()
-            .map(|(g, w)| WeightedGroup {
-                target_group: (*g).into(),
-                weight: *w,
-            })
-            .collect(),
-    }
-}
-
-fn config(listen: SocketAddr, rules: Vec<Rule>, groups: Vec<TargetGroup>) -> Config {
-    Config {
-        generation: 0,
-        listeners: vec![Listener {
-            addr: listen,
-            tls: None,
-            rules,
-        }],
-        target_groups: groups,
-        timeouts: Timeouts {
-            connect: Duration::from_secs(2),
-            request: Duration::from_secs(30),
-        },
-        drain_timeout: Duration::from_secs(30),
-    }
-}
-
 fn tcp(b: &Backend) -> Endpoint {
     Endpoint::Tcp(b.addr)
-}
-
-fn listen_any() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn bound(proxy: &Proxy) -> SocketAddr {
-    proxy.listener_addrs()[&listen_any()]
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
